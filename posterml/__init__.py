@@ -1,0 +1,1 @@
+"""posterml: movie poster genre classification."""
