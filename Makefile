@@ -1,0 +1,37 @@
+# posterml: `make demo` runs the main job, `make test` runs the tests; both install first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
+
+.PHONY: install demo test lint format clean
+
+install: $(STAMP)
+
+# Reinstall only when the dependency list changes; an editable install picks up code edits.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# The demo uses the offline backbone: Keras' ResNet50 weights need internet access.
+demo: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e resnet_svm \
+		-P backbone=efficientnet_lite0 -P n_trials=5 --env-manager local
+	@$(BIN)/python -m posterml.cli where
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint:
+	$(BIN)/ruff check posterml experiments benchmarks tests
+	$(BIN)/ruff format --check posterml experiments benchmarks tests
+
+format:
+	$(BIN)/ruff format posterml experiments benchmarks tests
+	$(BIN)/ruff check --fix posterml experiments benchmarks tests
+
+clean:
+	rm -rf $(VENV) mlflow.db mlruns mlartifacts optuna.db .pytest_cache

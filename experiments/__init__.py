@@ -1,0 +1,1 @@
+"""Thin entry-point scripts for the MLproject; all logic lives in posterml/."""

@@ -1,0 +1,73 @@
+"""MLproject entry point ``colors``: dominant poster colours by genre and decade.
+
+    python experiments/colors.py --data ../shared/posters --n-colors 5 --drop-grays true
+
+All logic lives in :func:`posterml.studies.colors.run_color_study`; this script only parses
+arguments, points MLflow at the tracking store and prints the run id.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from posterml.studies.colors import run_color_study
+from posterml.tracking import configure_tracking
+
+
+def _bool(value: str) -> bool:
+    """MLproject passes booleans as text: accept true/false, yes/no, 1/0."""
+    lowered = value.strip().lower()
+    if lowered in {"true", "yes", "1"}:
+        return True
+    if lowered in {"false", "no", "0"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _optional_int(value: str) -> int | None:
+    """An int, or none/0/empty for "no limit" (MLproject parameters cannot be omitted)."""
+    if value.strip().lower() in {"", "none", "0"}:
+        return None
+    return int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data",
+        default="synthetic",
+        help='"synthetic" or a folder with labels.csv (e.g. ../shared/posters)',
+    )
+    parser.add_argument("--n-colors", type=int, default=5, help="colours per palette")
+    parser.add_argument(
+        "--drop-grays", type=_bool, default=True, help="ignore black, white and grays (true/false)"
+    )
+    parser.add_argument(
+        "--max-posters",
+        type=_optional_int,
+        default=None,
+        help="analyse a random sample of at most this many posters",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="sampling and k-means seed")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_tracking()
+    run_id = run_color_study(
+        data=args.data,
+        n_colors=args.n_colors,
+        drop_grays=args.drop_grays,
+        max_posters=args.max_posters,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    print(run_id)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,15 @@
+"""Entry point `compare`: the four families on one dataset and split, one table.
+
+    mlflow run . -e compare -P n_trials=2 --env-manager local
+"""
+
+from posterml.compare import run_comparison
+from posterml.runner import parse_config
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_comparison(parse_config("compare", argv))
+
+
+if __name__ == "__main__":
+    main()

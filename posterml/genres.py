@@ -1,0 +1,65 @@
+"""The 19 TMDb movie genres, in one fixed order shared by every label matrix and model.
+
+Label matrices have one column per genre in ``GENRES`` order; metric names use the snake-case
+form (``science_fiction``) so MLflow's compare view lines them up across families.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+GENRES: tuple[str, ...] = (
+    "Action",
+    "Adventure",
+    "Animation",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Family",
+    "Fantasy",
+    "History",
+    "Horror",
+    "Music",
+    "Mystery",
+    "Romance",
+    "Science Fiction",
+    "TV Movie",
+    "Thriller",
+    "War",
+    "Western",
+)
+MAX_GENRES_PER_MOVIE = 5  # the study kept TMDb's first five genres
+GENRE_INDEX = {name: i for i, name in enumerate(GENRES)}
+
+
+def snake(genre: str) -> str:
+    """``"Science Fiction"`` -> ``"science_fiction"`` (for metric names)."""
+    return genre.lower().replace(" ", "_")
+
+
+def split_genres(value: str) -> list[str]:
+    """Parse a ``|``-joined genre string, keeping source order and at most five genres."""
+    names = [g.strip() for g in str(value).split("|") if g.strip()]
+    return names[:MAX_GENRES_PER_MOVIE]
+
+
+def unknown_genres(names: Iterable[str]) -> list[str]:
+    """The names in ``names`` that are not TMDb genres."""
+    return [n for n in names if n not in GENRE_INDEX]
+
+
+def to_matrix(genre_lists: Sequence[Sequence[str]]) -> np.ndarray:
+    """Multi-hot ``uint8`` matrix (n, 19) from lists of genre names."""
+    y = np.zeros((len(genre_lists), len(GENRES)), dtype=np.uint8)
+    for row, names in enumerate(genre_lists):
+        for name in names:
+            y[row, GENRE_INDEX[name]] = 1
+    return y
+
+
+def from_matrix(y: np.ndarray) -> list[list[str]]:
+    """Genre name lists from a multi-hot (n, 19) matrix, in ``GENRES`` order."""
+    return [[GENRES[j] for j in np.flatnonzero(row)] for row in np.asarray(y)]

@@ -1,0 +1,178 @@
+"""The four model families, each a small plug-in for the one experiment runner.
+
+A family says how posters become inputs (its featurizer), which hyperparameters Optuna
+searches, how to build a classifier from them, and whether that classifier is "balanced"
+(reweights rare genres). Everything else (splits, trials, metrics, logging) is shared.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+from posterml.models.base import GenreClassifier
+from posterml.models.classic import CLASSIC_KINDS, ClassicClassifier
+from posterml.models.keras_models import POSITIVE_WEIGHTINGS, MLPClassifier, ScratchCNNClassifier
+from posterml.models.svm import DistanceCache, RBFSVMClassifier
+
+if TYPE_CHECKING:
+    import optuna
+
+    from posterml.runner import ExperimentConfig
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"150x100"`` -> (150, 100): height x width, like the study's 750x500."""
+    try:
+        height, width = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ValueError(f"bad image size {text!r}: use HEIGHTxWIDTH, e.g. 150x100") from None
+    return height, width
+
+
+class Family(ABC):
+    """One model family: featurizer, search space, classifier factory."""
+
+    name: str
+    uses_backbone: bool = False
+
+    @abstractmethod
+    def featurizer(self, config: ExperimentConfig):
+        """A fresh featurizer (fitted later on the train split by the runner)."""
+
+    @abstractmethod
+    def suggest(self, trial: optuna.Trial, config: ExperimentConfig) -> dict:
+        """Sample one trial's hyperparameters."""
+
+    @abstractmethod
+    def classifier(self, params: dict, config: ExperimentConfig) -> GenreClassifier:
+        """An unfitted classifier for these hyperparameters."""
+
+    def is_balanced(self, params: dict) -> bool:
+        """Does the classifier reweight rare genres (the study's "balanced" model)?"""
+        return params.get("class_weight") == "balanced" or params.get(
+            "positive_weighting", "none") != "none"
+
+    @staticmethod
+    def _choice(trial, name: str, fixed: str, options: tuple[str, ...]) -> str:
+        """A categorical dimension, or a fixed value when the user pinned one."""
+        if fixed in ("", "search", None):
+            return trial.suggest_categorical(name, list(options))
+        if fixed not in options:
+            raise ValueError(f"{name}={fixed!r}: use 'search' or one of {options}")
+        return fixed
+
+
+class PCAClassic(Family):
+    """Pixel PCA + KNN / logistic regression / random forest (the kind is searched)."""
+
+    name = "pca_classic"
+
+    def featurizer(self, config):
+        from posterml.features.pixels import PixelPCAFeaturizer
+
+        return PixelPCAFeaturizer(size=parse_size(config.pixel_size),
+                                  n_components=config.pca_components)
+
+    def suggest(self, trial, config):
+        kind = trial.suggest_categorical("kind", list(CLASSIC_KINDS))
+        params: dict = {"kind": kind}
+        if kind == "knn":
+            params["n_neighbors"] = trial.suggest_int("n_neighbors", 3, 50, log=True)
+        elif kind == "logreg":
+            params["C"] = trial.suggest_float("C", 1e-3, 10.0, log=True)
+            params["class_weight"] = self._choice(trial, "class_weight", config.class_weight,
+                                                  ("none", "balanced"))
+        else:
+            params["n_estimators"] = trial.suggest_int("n_estimators", 50, 300, log=True)
+            params["max_depth"] = trial.suggest_int("max_depth", 3, 20, log=True)
+            params["class_weight"] = self._choice(trial, "class_weight", config.class_weight,
+                                                  ("none", "balanced"))
+        return params
+
+    def classifier(self, params, config):
+        return ClassicClassifier(seed=config.seed, **params)
+
+
+class ScratchCNN(Family):
+    """A small CNN trained from scratch on resized RGB posters."""
+
+    name = "scratch_cnn"
+
+    def featurizer(self, config):
+        from posterml.features.pixels import PixelFeaturizer
+
+        return PixelFeaturizer(size=parse_size(config.image_size))
+
+    def suggest(self, trial, config):
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
+            "dense_units": trial.suggest_categorical("dense_units", [64, 128, 256]),
+            "dropout": trial.suggest_float("dropout", 0.1, 0.5),
+            "positive_weighting": self._choice(trial, "positive_weighting",
+                                               config.positive_weighting, POSITIVE_WEIGHTINGS),
+        }
+
+    def classifier(self, params, config):
+        return ScratchCNNClassifier(epochs=config.epochs, seed=config.seed, **params)
+
+
+class BackboneSVM(Family):
+    """Pretrained CNN features + one-vs-rest RBF SVMs on a shared kernel."""
+
+    name = "resnet_svm"
+    uses_backbone = True
+
+    def __init__(self) -> None:
+        # Distances between feature matrices are reused by every trial of a run.
+        self.distances = DistanceCache()
+
+    def featurizer(self, config):
+        from posterml.features.featurizers import BackboneFeaturizer
+
+        return BackboneFeaturizer(config.backbone)
+
+    def suggest(self, trial, config):
+        return {
+            "C": trial.suggest_float("C", 0.1, 100.0, log=True),
+            "gamma_scale": trial.suggest_float("gamma_scale", 0.1, 10.0, log=True),
+            "class_weight": self._choice(trial, "class_weight", config.class_weight,
+                                         ("none", "balanced")),
+        }
+
+    def classifier(self, params, config):
+        return RBFSVMClassifier(distance_cache=self.distances, **params)
+
+
+class BackboneMLP(Family):
+    """Pretrained CNN features + the study's MLP, with per-genre positive weighting."""
+
+    name = "resnet_mlp"
+    uses_backbone = True
+
+    def featurizer(self, config):
+        from posterml.features.featurizers import BackboneFeaturizer
+
+        return BackboneFeaturizer(config.backbone)
+
+    def suggest(self, trial, config):
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", 1e-3, 0.1, log=True),
+            "positive_weighting": self._choice(trial, "positive_weighting",
+                                               config.positive_weighting, POSITIVE_WEIGHTINGS),
+        }
+
+    def classifier(self, params, config):
+        return MLPClassifier(epochs=config.epochs, seed=config.seed, **params)
+
+
+FAMILIES: dict[str, type[Family]] = {
+    f.name: f for f in (PCAClassic, ScratchCNN, BackboneSVM, BackboneMLP)
+}
+
+
+def get_family(name: str) -> Family:
+    """A fresh family instance by entry-point name."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown family {name!r}: use one of {sorted(FAMILIES)}")
+    return FAMILIES[name]()

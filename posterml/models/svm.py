@@ -1,0 +1,106 @@
+"""One-vs-rest RBF SVMs sharing one precomputed kernel.
+
+``OneVsRestClassifier(SVC(kernel="rbf"))`` recomputes the same kernel for each of the 19
+genres (13 min to fit 5,000 x 2,048 here). The pairwise squared distances do not depend on
+C, gamma or the genre, so they are computed once per feature matrix and reused by every
+genre and every Optuna trial; a trial costs one ``exp`` plus 19 SVC solves. The fitted model
+keeps only the support vectors, so predicting needs no training matrix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from sklearn.svm import SVC
+
+from posterml.models.base import GenreClassifier, constant_columns, sigmoid
+
+
+def squared_distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Pairwise squared Euclidean distances (float64 accumulate, clipped at 0)."""
+    A64, B64 = np.asarray(A, dtype=np.float64), np.asarray(B, dtype=np.float64)
+    d = (A64 * A64).sum(1)[:, None] + (B64 * B64).sum(1)[None, :] - 2.0 * A64 @ B64.T
+    return np.maximum(d, 0.0)
+
+
+class DistanceCache:
+    """Memoises ``squared_distances`` by array content, shared across Optuna trials."""
+
+    def __init__(self) -> None:
+        self._store: dict[tuple[str, str], np.ndarray] = {}
+
+    @staticmethod
+    def _key(array: np.ndarray) -> str:
+        array = np.ascontiguousarray(array)
+        return hashlib.sha1(array.view(np.uint8).data).hexdigest() + str(array.shape)
+
+    def get(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        key = (self._key(A), self._key(B))
+        if key not in self._store:
+            self._store[key] = squared_distances(A, B)
+        return self._store[key]
+
+
+class RBFSVMClassifier(GenreClassifier):
+    """19 RBF SVCs (one per genre) on a shared kernel; scores = sigmoid(decision function).
+
+    ``gamma_scale`` multiplies sklearn's ``gamma="scale"`` (1 / (n_features * X.var())), so
+    the search range is the same whatever the feature size. ``class_weight="balanced"``
+    reweights each genre's positives, the study's "balanced" model.
+    """
+
+    def __init__(self, C: float = 1.0, gamma_scale: float = 1.0, class_weight: str | None = None,
+                 distance_cache: DistanceCache | None = None) -> None:
+        self.C = C
+        self.gamma_scale = gamma_scale
+        self.class_weight = None if class_weight in (None, "none") else class_weight
+        self.distance_cache = distance_cache
+
+    def _distances(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        if self.distance_cache is not None:
+            return self.distance_cache.get(A, B)
+        return squared_distances(A, B)
+
+    def fit(self, X, Y, X_val=None, Y_val=None) -> RBFSVMClassifier:
+        X, Y = np.asarray(X, dtype=np.float32), np.asarray(Y)
+        self.gamma_ = self.gamma_scale / (X.shape[1] * X.var())
+        kernel = np.exp(-self.gamma_ * self._distances(X, X))
+        constant = constant_columns(Y)
+        self.constant_scores_ = np.where(Y.mean(axis=0) > 0.5, 1.0, 0.0)
+        support_sets, self.duals_, self.intercepts_ = [], [], []
+        for j in range(Y.shape[1]):
+            if constant[j]:
+                support_sets.append(np.array([], dtype=int))
+                self.duals_.append(np.array([]))
+                self.intercepts_.append(None)
+                continue
+            svc = SVC(kernel="precomputed", C=self.C, class_weight=self.class_weight)
+            svc.fit(kernel, Y[:, j])
+            support_sets.append(svc.support_)
+            # sklearn's binary decision is dual_coef @ K[sv] + intercept, positive = class 1.
+            self.duals_.append(svc.dual_coef_[0].astype(np.float64))
+            self.intercepts_.append(float(svc.intercept_[0]))
+        # Keep the union of support vectors only; each genre indexes into it.
+        union = np.unique(np.concatenate(support_sets)) if support_sets else np.array([], int)
+        position = {int(row): k for k, row in enumerate(union)}
+        self.support_index_ = [np.array([position[int(r)] for r in s], dtype=int)
+                               for s in support_sets]
+        self.support_vectors_ = X[union]
+        self.distance_cache = None  # never pickle the trial cache with the model
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        kernel = np.exp(-self.gamma_ * squared_distances(X, self.support_vectors_))
+        out = np.empty((len(X), len(self.duals_)))
+        for j, (dual, index, b) in enumerate(zip(self.duals_, self.support_index_,
+                                                 self.intercepts_, strict=True)):
+            if b is None:
+                out[:, j] = 50.0 if self.constant_scores_[j] else -50.0
+            else:
+                out[:, j] = kernel[:, index] @ dual + b
+        return out
+
+    def predict_scores(self, X: np.ndarray) -> np.ndarray:
+        return sigmoid(self.decision_function(X))

@@ -1,0 +1,58 @@
+"""Figures for experiment runs: per-genre F1 and the Optuna search history."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures go to MLflow, never to a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from posterml.genres import GENRES, snake  # noqa: E402
+
+
+def per_genre_f1_figure(metrics: dict[str, float], splits: list[str], title: str) -> Figure:
+    """Grouped horizontal bars: F1 per genre for each split, with support in the labels."""
+    fig, ax = plt.subplots(figsize=(9, 8), constrained_layout=True)
+    height = 0.8 / max(len(splits), 1)
+    y = np.arange(len(GENRES))
+    for k, split in enumerate(splits):
+        values = [metrics.get(f"{split}_f1_{snake(g)}", 0.0) for g in GENRES]
+        ax.barh(y + k * height, values, height=height, label=split)
+    first = splits[0] if splits else "test"
+    labels = [f"{g} (n={int(metrics.get(f'{first}_support_{snake(g)}', 0))})" for g in GENRES]
+    ax.set_yticks(y + height * (len(splits) - 1) / 2, labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("F1")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title(title)
+    return fig
+
+
+def optuna_figures(study) -> dict[str, Figure]:
+    """Optimisation history, and parameter importances when the study allows computing them."""
+    import warnings
+
+    import optuna.visualization.matplotlib as ovm
+    from optuna.exceptions import ExperimentalWarning
+
+    figures = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        ax = ovm.plot_optimization_history(study)
+        figures["optuna_history.png"] = ax.figure
+        complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+        if len(complete) >= 2 and len({tuple(sorted(t.params.items())) for t in complete}) >= 2:
+            try:
+                ax = ovm.plot_param_importances(study)
+                figures["optuna_param_importances.png"] = ax.figure
+            except (RuntimeError, ValueError, ZeroDivisionError):
+                pass  # e.g. every trial scored the same: importances are undefined
+    for fig in figures.values():
+        fig.set_size_inches(8, 5)
+        fig.tight_layout()
+    return figures

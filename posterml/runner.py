@@ -1,0 +1,360 @@
+"""The one experiment runner every model family plugs into.
+
+data -> splits -> features -> Optuna study (one nested MLflow run per trial) -> refit with the
+best hyperparameters -> val/test/cross-period metrics, reports and figures -> a served-ready
+pyfunc model on the parent run. Families only say how to featurize, what to search and how
+to build a classifier (``posterml.models.families``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+
+from posterml.data.dataset import PosterDataset, load_dataset
+from posterml.data.splits import Splits, make_splits
+from posterml.evaluation.metrics import (
+    AVERAGES,
+    classification_metrics,
+    report_frame,
+    report_text,
+    top_k_baseline,
+)
+from posterml.evaluation.thresholds import DecisionRule
+from posterml.models.families import Family, get_family
+from posterml.tracking import configure_tracking
+
+log = logging.getLogger("posterml")
+
+ROLE_TAG = "posterml.role"  # "experiment" (a family's parent run), "trial", "compare"
+
+
+@dataclass
+class ExperimentConfig:
+    """Every knob of an experiment run; each field is an MLproject parameter."""
+
+    family: str
+    data: str = "synthetic"
+    backbone: str = "resnet50"
+    seed: int = 42
+    n_trials: int = 10
+    timeout: float = 0.0  # seconds for the whole search; 0 = no limit
+    train_years: str = "all"
+    test_years: str = "all"
+    storage: str = "sqlite:///optuna.db"
+    study_name: str = "new"  # "new": one study per run; name one to share it between workers
+    metric: str = "val_f1_weighted"
+    tune_thresholds: bool = True
+    min_one_genre: bool = True
+    class_weight: str = "search"  # svm / classic: search, none or balanced
+    positive_weighting: str = "search"  # mlp / cnn: search, none, sqrt or balanced
+    epochs: int = 30
+    pixel_size: str = "150x100"  # pca_classic: grayscale HEIGHTxWIDTH
+    pca_components: int = 20
+    image_size: str = "96x64"  # scratch_cnn: RGB HEIGHTxWIDTH
+    max_posters: int = 0  # 0 = all; a cap for quick looks at big folders
+    experiment: str = ""  # empty: the active/default MLflow experiment
+    log_model: bool = True
+
+    def params(self) -> dict:
+        """What is logged as MLflow params (no secrets live in the config)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "experiment"}
+
+
+def _bool(text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _int(text: str) -> int:
+    """MLproject passes numbers as floats ("42.0")."""
+    value = float(text)
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    return int(value)
+
+
+def build_parser(family: str) -> argparse.ArgumentParser:
+    """argparse for one entry point; flags mirror ``ExperimentConfig`` (``--n-trials``)."""
+    parser = argparse.ArgumentParser(description=f"posterml {family} experiment")
+    for field in dataclasses.fields(ExperimentConfig):
+        if field.name == "family":
+            continue
+        kind = {bool: _bool, int: _int, float: float}.get(type(field.default), str)
+        parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, type=kind,
+                            default=field.default)
+    return parser
+
+
+def parse_config(family: str, argv: list[str] | None = None) -> ExperimentConfig:
+    return ExperimentConfig(family=family, **vars(build_parser(family).parse_args(argv)))
+
+
+# --------------------------------------------------------------------------- data & features
+@dataclass
+class FeatureSets:
+    """Model inputs and targets per split, after dropping unreadable images."""
+
+    X: dict[str, np.ndarray]
+    Y: dict[str, np.ndarray]
+    ids: dict[str, np.ndarray]
+    failures: list[tuple[str, str]]
+    featurizer: object
+    seconds: float
+
+
+def load_data(config: ExperimentConfig) -> tuple[PosterDataset, Splits]:
+    dataset = load_dataset(config.data)
+    if config.max_posters and len(dataset) > config.max_posters:
+        rng = np.random.default_rng(config.seed)
+        keep = np.sort(rng.choice(len(dataset), config.max_posters, replace=False))
+        dataset = dataset.subset(dataset.ids[keep])
+    splits = make_splits(dataset, seed=config.seed, train_years=config.train_years,
+                         test_years=config.test_years)
+    return dataset, splits
+
+
+def build_features(family: Family, config: ExperimentConfig, dataset: PosterDataset,
+                   splits: Splits) -> FeatureSets:
+    """Fit the featurizer on train images, transform every split, skip unreadable images."""
+    start = time.perf_counter()
+    featurizer = family.featurizer(config)
+    by_id = dataset.frame.set_index("poster_id")["image"]
+    featurizer.fit([by_id[i] for i in splits.train])
+    all_ids = np.concatenate([ids for _, ids in splits.items()])
+    result = featurizer.transform_paths([by_id[i] for i in all_ids])
+    row_of = {pid: k for k, pid in enumerate(all_ids[result.ok])}
+    labels = pd.DataFrame(dataset.labels, index=dataset.ids)
+    X, Y, ids = {}, {}, {}
+    for name, split_ids in splits.items():
+        kept = np.array([i for i in split_ids if i in row_of], dtype=object)
+        ids[name] = kept
+        X[name] = result.features[[row_of[i] for i in kept]] if len(kept) else \
+            result.features[:0]
+        Y[name] = labels.loc[list(kept)].to_numpy(dtype=np.uint8) if len(kept) else \
+            np.zeros((0, dataset.labels.shape[1]), np.uint8)
+    return FeatureSets(X, Y, ids, list(result.failures), featurizer,
+                       time.perf_counter() - start)
+
+
+# --------------------------------------------------------------------------- evaluation
+def evaluate(classifier, rule: DecisionRule, features: FeatureSets, splits: list[str]):
+    """Metrics and predictions for the given splits with one decision rule."""
+    metrics, predictions = {}, {}
+    for split in splits:
+        if not len(features.Y.get(split, [])):
+            continue
+        scores = classifier.predict_scores(features.X[split])
+        y_pred = rule.apply(scores)
+        predictions[split] = (scores, y_pred)
+        metrics.update(classification_metrics(features.Y[split], y_pred, split))
+    return metrics, predictions
+
+
+def fit_and_decide(family: Family, params: dict, config: ExperimentConfig, features: FeatureSets):
+    """Fit on train, tune the decision rule on validation."""
+    classifier = family.classifier(params, config)
+    classifier.fit(features.X["train"], features.Y["train"], features.X["val"], features.Y["val"])
+    val_scores = classifier.predict_scores(features.X["val"])
+    rule = DecisionRule.tune(features.Y["val"], val_scores, config.tune_thresholds,
+                             config.min_one_genre)
+    return classifier, rule
+
+
+# --------------------------------------------------------------------------- study
+def _study(config: ExperimentConfig, parent_run_id: str) -> optuna.Study:
+    shared = config.study_name not in ("", "new")
+    name = config.study_name if shared else f"{config.family}-{parent_run_id}"
+    return optuna.create_study(
+        study_name=name,
+        storage=config.storage or None,
+        direction="minimize" if config.metric.endswith("hamming_loss") else "maximize",
+        sampler=optuna.samplers.TPESampler(seed=config.seed),
+        load_if_exists=True,
+    )
+
+
+def _objective(family: Family, config: ExperimentConfig, features: FeatureSets, study_name: str):
+    def objective(trial: optuna.Trial) -> float:
+        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True) as run:
+            mlflow.set_tags({ROLE_TAG: "trial", "family": family.name,
+                             "optuna_study": study_name, "optuna_trial": trial.number})
+            params = family.suggest(trial, config)
+            trial.set_user_attr("params", params)
+            trial.set_user_attr("mlflow_run_id", run.info.run_id)
+            mlflow.log_params(params)
+            mlflow.set_tag("balanced", str(family.is_balanced(params)).lower())
+            start = time.perf_counter()
+            classifier, rule = fit_and_decide(family, params, config, features)
+            metrics, _ = evaluate(classifier, rule, features, ["val"])
+            metrics["fit_seconds"] = time.perf_counter() - start
+            mlflow.log_metrics(metrics)
+            return metrics[config.metric]
+
+    return objective
+
+
+def _best_per_kind(study: optuna.Study) -> dict[str, float]:
+    """Best objective value per classifier kind (pca_classic searches the kind)."""
+    best: dict[str, float] = {}
+    for trial in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
+        kind = trial.params.get("kind")
+        if kind is not None:
+            better = max if study.direction.name == "MAXIMIZE" else min
+            best[kind] = better(best.get(kind, trial.value), trial.value)
+    return best
+
+
+# --------------------------------------------------------------------------- logging helpers
+def dataset_tags(dataset: PosterDataset) -> dict[str, str]:
+    return {"dataset": dataset.name, "dataset_hash": dataset.content_hash,
+            "dataset_root": str(dataset.root)}
+
+
+def log_dataset(dataset: PosterDataset, splits: Splits) -> None:
+    """Which data this run used: tags, an MLflow dataset input, and the split ids."""
+    mlflow.set_tags(dataset_tags(dataset))
+    table = dataset.frame[["poster_id", "year"]].assign(
+        genres=dataset.frame["genres"].map("|".join))
+    mlflow.log_input(mlflow.data.from_pandas(table, source=str(dataset.root), name=dataset.name,
+                                             digest=dataset.content_hash[:16]),
+                     context="training")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "split_ids.csv"
+        splits.to_frame().to_csv(path, index=False)
+        mlflow.log_artifact(str(path), "data")
+
+
+def log_failures(failures: list[tuple[str, str]]) -> None:
+    """Unreadable images: a warning with the count, and the list as an artifact."""
+    mlflow.log_metric("n_unreadable_images", len(failures))
+    if not failures:
+        return
+    log.warning("skipped %d unreadable image(s), e.g. %s", len(failures), failures[0])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "unreadable_images.csv"
+        pd.DataFrame(failures, columns=["image", "reason"]).to_csv(path, index=False)
+        mlflow.log_artifact(str(path), "data")
+
+
+def log_reports(features: FeatureSets, predictions: dict, metrics: dict, family: str) -> None:
+    from posterml.plots.evaluation import per_genre_f1_figure
+
+    for split, (_, y_pred) in predictions.items():
+        mlflow.log_table(report_frame(features.Y[split], y_pred), f"reports/{split}_report.json")
+        mlflow.log_text(report_text(features.Y[split], y_pred), f"reports/{split}_report.txt")
+    shown = [s for s in ("val", "test", "xperiod") if s in predictions]
+    figure = per_genre_f1_figure(metrics, shown, f"{family}: F1 per genre")
+    mlflow.log_figure(figure, "figures/per_genre_f1.png")
+
+
+def log_baseline(features: FeatureSets) -> dict[str, float]:
+    """F1 of "always the 2 most frequent training genres", the floor every model must beat."""
+    metrics = {}
+    for split in ("test", "xperiod"):
+        if len(features.Y.get(split, [])):
+            y_pred = top_k_baseline(features.Y["train"], len(features.Y[split]))
+            scores = classification_metrics(features.Y[split], y_pred, split)
+            for average in AVERAGES:
+                metrics[f"{split}_baseline_f1_{average}"] = scores[f"{split}_f1_{average}"]
+    mlflow.log_metrics(metrics)
+    return metrics
+
+
+# --------------------------------------------------------------------------- the run
+def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
+    """Run one family's search and final evaluation; returns the parent run id."""
+    if not config.metric.startswith("val_"):
+        raise ValueError(f"metric {config.metric!r}: the search must optimise a val_ metric")
+    configure_tracking()
+    if config.experiment and not os.environ.get("MLFLOW_RUN_ID"):
+        mlflow.set_experiment(config.experiment)
+    family = get_family(config.family)
+    dataset, splits = load_data(config)
+
+    with mlflow.start_run(nested=nested, run_name=None if os.environ.get("MLFLOW_RUN_ID")
+                          else f"{family.name}-{dataset.name}") as parent:
+        mlflow.set_tags({
+            ROLE_TAG: "experiment", "family": family.name,
+            "backbone": config.backbone if family.uses_backbone else "none",
+            "train_period": str(splits.train_period), "test_period": str(splits.test_period),
+        })
+        mlflow.log_params(config.params())
+        log_dataset(dataset, splits)
+        for name, ids in splits.items():
+            mlflow.log_metric(f"n_{name}", len(ids))
+
+        features = build_features(family, config, dataset, splits)
+        log_failures(features.failures)
+        mlflow.log_metric("featurize_seconds", features.seconds)
+        mlflow.log_params({f"featurizer_{k}": v for k, v in features.featurizer.params().items()})
+        if hasattr(features.featurizer, "explained_variance_ratio_"):
+            ratio = np.asarray(features.featurizer.explained_variance_ratio_)
+            mlflow.log_metric("pca_explained_variance", float(ratio.sum()))
+
+        study = _study(config, parent.info.run_id)
+        mlflow.set_tag("optuna_study", study.study_name)
+        start = time.perf_counter()
+        study.optimize(_objective(family, config, features, study.study_name),
+                       n_trials=config.n_trials, timeout=config.timeout or None,
+                       catch=(ValueError, ArithmeticError))
+        mlflow.log_metric("search_seconds", time.perf_counter() - start)
+
+        best = study.best_trial
+        best_params = best.user_attrs["params"]
+        mlflow.log_params({f"best_{k}": v for k, v in best_params.items()})
+        mlflow.log_metric("best_trial_number", best.number)
+        mlflow.log_metric(f"best_trial_{config.metric}", best.value)
+        for kind, value in _best_per_kind(study).items():
+            mlflow.log_metric(f"best_{config.metric}_{kind}", value)
+        mlflow.set_tag("balanced", str(family.is_balanced(best_params)).lower())
+
+        start = time.perf_counter()
+        classifier, rule = fit_and_decide(family, best_params, config, features)
+        mlflow.log_metric("refit_seconds", time.perf_counter() - start)
+        metrics, predictions = evaluate(classifier, rule, features,
+                                        ["train", "val", "test", "xperiod"])
+        # Per-genre train numbers would only clutter the UI; keep train averages.
+        metrics = {k: v for k, v in metrics.items()
+                   if not k.startswith("train_") or k.rsplit("_", 1)[-1] in AVERAGES
+                   or k.endswith("hamming_loss")}
+        mlflow.log_metrics(metrics)
+        log_baseline(features)
+        predictions.pop("train", None)
+        log_reports(features, predictions, metrics, family.name)
+        mlflow.log_dict(rule.to_dict(), "model_decision_rule.json")
+        from posterml.plots.evaluation import optuna_figures
+
+        for name, figure in optuna_figures(study).items():
+            mlflow.log_figure(figure, f"figures/{name}")
+
+        if config.log_model:
+            from posterml.serving.pyfunc import PosterPipeline, log_pipeline
+
+            meta = {"family": family.name, "params": best_params,
+                    "featurizer": features.featurizer.params(), "dataset": dataset.name,
+                    "dataset_hash": dataset.content_hash, "parent_run_id": parent.info.run_id}
+            pipeline = PosterPipeline(features.featurizer, classifier, rule, meta)
+            example = dataset.frame.set_index("poster_id").loc[features.ids["val"][0], "image"]
+            info = log_pipeline(pipeline, example)
+            mlflow.set_tags({"model_id": info.model_id, "model_uri": info.model_uri})
+        summary = {k: round(v, 4) for k, v in metrics.items()
+                   if any(k == f"{s}_f1_{a}" for s in ("val", "test", "xperiod") for a in AVERAGES)}
+        print(json.dumps({"run_id": parent.info.run_id, "family": family.name, **summary}))
+        return parent.info.run_id

@@ -1,0 +1,25 @@
+"""MLflow tracking setup shared by every entry point.
+
+MLflow 3 defaults to a sqlite store; we make that explicit (``sqlite:///mlflow.db`` in the
+working directory) so every entry point, test and the UI agree on where runs live.
+``MLFLOW_TRACKING_URI`` still wins, so a team server or a PostgreSQL URL works unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+
+import mlflow
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+def configure_tracking(uri: str | None = None) -> str:
+    """Point MLflow at ``uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``.
+
+    Returns the URI in use. The registry URI follows the tracking URI.
+    """
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri

@@ -1,0 +1,42 @@
+"""Shared fixtures: an isolated MLflow sqlite store and cache per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_POSTERS = Path(__file__).resolve().parents[1].parent / "shared" / "posters"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One posterml cache per test session (the synthetic set and converted weights are
+    shared by the tests; a developer's own ~/.cache is never touched).
+
+    ``POSTERML_TEST_CACHE_DIR`` may point at a persistent folder to skip regeneration.
+    """
+    cache = os.environ.get("POSTERML_TEST_CACHE_DIR") or str(tmp_path_factory.mktemp("cache"))
+    os.environ["POSTERML_CACHE_DIR"] = cache
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh sqlite tracking store in a temporary working directory (artifacts there too)."""
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+@pytest.fixture(scope="session")
+def shared_posters() -> Path:
+    """``../shared/posters`` (real posters, never copied into the repo); skip if absent."""
+    if not (SHARED_POSTERS / "labels.csv").is_file():
+        pytest.skip("../shared/posters not available")
+    return SHARED_POSTERS

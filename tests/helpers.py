@@ -1,0 +1,31 @@
+"""Small builders shared by tests: folder datasets with chosen rows and broken images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+
+def write_image(path: Path, seed: int = 0, size: tuple[int, int] = (40, 60)) -> Path:
+    """A small random RGB JPEG."""
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def write_folder(root: Path, rows: list[dict], make_images: bool = True) -> Path:
+    """A labels.csv folder dataset; rows need poster_id, year, genres (and optional image)."""
+    root.mkdir(parents=True, exist_ok=True)
+    table = []
+    for k, row in enumerate(rows):
+        image = row.get("image", f"images/{row['poster_id']}.jpg")
+        if make_images and "image" not in row:
+            write_image(root / image, seed=k)
+        table.append({"poster_id": row["poster_id"], "title": row.get("title", f"T{k}"),
+                      "year": row["year"], "genres": row["genres"], "image": image})
+    pd.DataFrame(table).to_csv(root / "labels.csv", index=False)
+    return root

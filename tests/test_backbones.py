@@ -1,0 +1,240 @@
+"""Tests for the backbone registry and the torch-free EfficientNet-Lite0 port.
+
+The ImageNet checks prove the weight conversion end to end: a wrong transpose, padding or BN
+convention garbles the predictions. They need TensorFlow but stay within seconds.
+"""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from posterml.features import backbones
+from posterml.features import efficientnet_lite as lite
+from posterml.features.backbones import (
+    Backbone,
+    BackboneUnavailableError,
+    available_backbones,
+    get_backbone,
+    register_backbone,
+)
+
+CAT_CLASSES = set(range(281, 288))  # tabby ... Egyptian cat, lynx... the ImageNet cats
+COFFEE_CLASSES = {967, 968}  # espresso, cup
+
+
+@pytest.fixture(scope="module")
+def lite_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """A fresh posterml cache for this module, so the conversion path runs and ~ stays clean."""
+    cache = tmp_path_factory.mktemp("posterml_cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("POSTERML_CACHE_DIR", str(cache))
+        yield cache
+
+
+# --- reading the checkpoint (no TensorFlow) ---------------------------------------------------
+
+
+def test_checkpoint_parses_without_torch() -> None:
+    state = lite.load_torch_checkpoint(lite.checkpoint_path())
+    assert len(state) == 296
+    assert state["_conv_stem.weight"].shape == (32, 3, 3, 3)
+    assert state["_blocks.3._depthwise_conv.weight"].shape == (144, 1, 5, 5)
+    assert state["_conv_head.weight"].shape == (1280, 320, 1, 1)
+    assert state["_fc.weight"].shape == (1000, 1280)
+    assert state["_fc.weight"].dtype == np.float32
+    assert state["_bn0.num_batches_tracked"].dtype == np.int64
+    assert not any(".se" in key for key in state)  # Lite has no squeeze-excitation
+    # Dead channels have a running variance of exactly 0 (why BN epsilon must match).
+    assert all(np.all(v >= 0) for k, v in state.items() if k.endswith("running_var"))
+
+
+def test_checkpoint_with_wrong_hash_is_refused(tmp_path: Path) -> None:
+    altered = bytearray(lite.checkpoint_path().read_bytes())
+    altered[-1] ^= 0xFF
+    path = tmp_path / "altered.pth"
+    path.write_bytes(bytes(altered))
+    with pytest.raises(lite.CheckpointError, match="sha256 .* does not match the pinned"):
+        lite.load_torch_checkpoint(path)
+
+
+def test_unpickler_refuses_foreign_globals(tmp_path: Path) -> None:
+    header = b"".join(pickle.dumps(v, protocol=2) for v in (0x1950A86A20F9469CFC6C, 1001))
+    header += pickle.dumps({"little_endian": True}, protocol=2)
+    path = tmp_path / "evil.pth"
+    path.write_bytes(header + pickle.dumps(print, protocol=2))  # a global it must not resolve
+    with pytest.raises(lite.CheckpointError, match="print, which this reader refuses"):
+        lite.load_torch_checkpoint(path, expected_sha256=None)
+
+
+def test_convert_state_dict_layouts() -> None:
+    rng = np.random.default_rng(0)
+    state = {
+        "_conv.weight": rng.normal(size=(8, 4, 3, 3)).astype(np.float32),
+        "_blocks.0._depthwise_conv.weight": rng.normal(size=(4, 1, 5, 5)).astype(np.float32),
+        "_bn.weight": np.ones(8, np.float32),
+        "_bn.bias": np.zeros(8, np.float32),
+        "_bn.running_mean": np.full(8, 0.5, np.float32),
+        "_bn.running_var": np.full(8, 2.0, np.float32),
+        "_bn.num_batches_tracked": np.array(7, np.int64),
+        "_fc.weight": rng.normal(size=(10, 8)).astype(np.float32),
+        "_fc.bias": np.arange(10, dtype=np.float32),
+    }
+    out = lite.convert_state_dict(state)
+    assert list(out) == ["conv", "blocks_0_depthwise_conv", "bn", "fc"]
+    (conv,) = out["conv"]
+    assert conv.shape == (3, 3, 4, 8)  # (kh, kw, in, out)
+    assert conv[1, 2, 3, 5] == state["_conv.weight"][5, 3, 1, 2]
+    (depthwise,) = out["blocks_0_depthwise_conv"]
+    assert depthwise.shape == (5, 5, 4, 1)  # (kh, kw, channels, multiplier)
+    assert depthwise[4, 0, 2, 0] == state["_blocks.0._depthwise_conv.weight"][2, 0, 4, 0]
+    assert [w[0] for w in out["bn"]] == [1.0, 0.0, 0.5, 2.0]  # gamma, beta, mean, var
+    np.testing.assert_array_equal(out["fc"][0], state["_fc.weight"].T)
+
+
+def test_converted_weights_are_cached_atomically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = lite.converted_weights(tmp_path)
+    cache_file = lite.weights_cache_path(tmp_path)
+    assert cache_file.parent == tmp_path / "weights"
+    assert [p.name for p in cache_file.parent.iterdir()] == [cache_file.name]  # no temp left
+
+    def no_parsing(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the cache should have been used")
+
+    monkeypatch.setattr(lite, "load_torch_checkpoint", no_parsing)
+    second = lite.converted_weights(tmp_path)
+    assert list(second) == list(first)
+    for name in first:
+        for a, b in zip(first[name], second[name], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+    monkeypatch.undo()
+    cache_file.write_bytes(b"truncated")  # a corrupt cache is rebuilt, not fatal
+    rebuilt = lite.converted_weights(tmp_path)
+    np.testing.assert_array_equal(rebuilt["fc"][1], first["fc"][1])
+
+
+def test_posterml_cache_dir_honours_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("POSTERML_CACHE_DIR", str(tmp_path))
+    assert backbones.posterml_cache_dir() == tmp_path
+    monkeypatch.delenv("POSTERML_CACHE_DIR")
+    assert backbones.posterml_cache_dir() == Path.home() / ".cache" / "posterml"
+
+
+def test_preprocess_efficientnet_lite() -> None:
+    x = np.array([[[[0, 127, 255]]]], dtype=np.uint8)
+    y = lite.preprocess_efficientnet_lite(x)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.ravel(), [-127 / 128, 0.0, 1.0])
+
+
+# --- registry ---------------------------------------------------------------------------------
+
+
+def test_registry_lists_and_describes_backbones() -> None:
+    assert {"resnet50", "efficientnet_lite0"} <= set(available_backbones())
+    lite0 = get_backbone("efficientnet_lite0")
+    assert (lite0.input_size, lite0.feature_dim) == ((224, 224), 1280)
+    resnet = get_backbone("resnet50")
+    assert (resnet.input_size, resnet.feature_dim) == ((224, 224), 2048)
+
+
+def test_unknown_backbone_lists_known_names() -> None:
+    with pytest.raises(ValueError, match="efficientnet_lite0.*resnet50"):
+        get_backbone("vgg16")
+
+
+def test_register_backbone() -> None:
+    custom = Backbone(
+        name="test_identity",
+        input_size=(8, 8),
+        feature_dim=3,
+        preprocessing_version="test-v1",
+        build=lambda: None,  # type: ignore[arg-type,return-value]
+        preprocess=lambda x: np.asarray(x, np.float32),
+    )
+    register_backbone(custom)
+    try:
+        assert get_backbone("test_identity") is custom
+        assert "test_identity" in available_backbones()
+    finally:
+        backbones._REGISTRY.pop("test_identity")
+
+
+def test_import_does_not_load_tensorflow() -> None:
+    code = (
+        "import sys, posterml.features.backbones; "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_resnet50_fails_fast_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # An empty Keras home and a host that can never resolve (RFC 2606): offline everywhere.
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    url = "https://weights.invalid/" + backbones.RESNET50_WEIGHTS_FILE
+    monkeypatch.setattr(backbones, "RESNET50_WEIGHTS_URL", url)
+    start = time.monotonic()
+    with pytest.raises(BackboneUnavailableError) as info:
+        get_backbone("resnet50").build()
+    assert time.monotonic() - start < 6.0
+    message = str(info.value)
+    assert url in message
+    assert str(tmp_path / "models" / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5") in (
+        message
+    )
+    assert "--backbone efficientnet_lite0" in message
+    assert "-P backbone=efficientnet_lite0" in message
+
+
+# --- the Keras model (imports TensorFlow) -----------------------------------------------------
+
+
+def _imagenet_batch() -> np.ndarray:
+    from PIL import Image
+    from skimage import data
+
+    images = [data.chelsea(), data.coffee()]
+    resized = [Image.fromarray(im).resize((224, 224), Image.BILINEAR) for im in images]
+    return np.stack([np.asarray(im) for im in resized])
+
+
+def test_resnet50_constants_match_keras() -> None:
+    from keras.src.applications import resnet
+
+    assert backbones.RESNET50_WEIGHTS_URL == resnet.BASE_WEIGHTS_PATH + (
+        backbones.RESNET50_WEIGHTS_FILE
+    )
+    assert resnet.WEIGHTS_HASHES["resnet50"][1] == backbones.RESNET50_WEIGHTS_MD5
+
+
+def test_efficientnet_lite0_classifies_imagenet_images(lite_cache_dir: Path) -> None:
+    classifier = lite.build_efficientnet_lite0(include_top=True)
+    assert lite.weights_cache_path().is_file()  # the first build converted and cached
+    extractor = get_backbone("efficientnet_lite0").build()  # loads the cache
+
+    x = get_backbone("efficientnet_lite0").preprocess(_imagenet_batch())
+    logits = np.asarray(classifier.predict_on_batch(x))
+    features = np.asarray(extractor.predict_on_batch(x))
+    cat, coffee = lite.imagenet_top_k(logits, k=5)
+    print("\nchelsea top-5:", [(i, round(p, 3)) for i, p in cat])
+    print("coffee top-5:", [(i, round(p, 3)) for i, p in coffee])
+
+    assert CAT_CLASSES & {i for i, _ in cat}
+    assert COFFEE_CLASSES & {i for i, _ in coffee}
+    # Regression guard for the exact port: 285 (Egyptian cat) ~0.79, 967 (espresso) ~0.90.
+    assert cat[0][0] == 285 and cat[0][1] > 0.6
+    assert coffee[0][0] == 967 and coffee[0][1] > 0.7
+
+    assert features.shape == (2, 1280) and features.dtype == np.float32
+    kernel, bias = classifier.get_layer("fc").get_weights()
+    np.testing.assert_allclose(features @ kernel + bias, logits, rtol=1e-4, atol=1e-3)

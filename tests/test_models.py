@@ -1,0 +1,90 @@
+"""Classifiers: the shared-kernel SVM equals sklearn's, every family fits and round-trips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.svm import SVC
+
+from posterml.models.base import load_classifier
+from posterml.models.classic import ClassicClassifier
+from posterml.models.keras_models import MLPClassifier, ScratchCNNClassifier, positive_weights
+from posterml.models.svm import DistanceCache, RBFSVMClassifier
+
+
+def _toy(n=200, d=16, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    Y = np.zeros((n, 19), np.uint8)
+    Y[:, 0] = X[:, 0] > 0.5
+    Y[:, 6] = X[:, 1] + X[:, 2] > 0
+    Y[:, 3] = rng.random(n) < 0.1
+    Y[:5, 18] = 1
+    return X, Y
+
+
+def test_shared_kernel_svm_matches_sklearn_and_keeps_only_support_vectors():
+    X, Y = _toy()
+    X_new = np.random.default_rng(1).normal(size=(30, 16)).astype(np.float32)
+    model = RBFSVMClassifier(C=3.0, gamma_scale=0.7, class_weight="balanced",
+                             distance_cache=DistanceCache()).fit(X, Y)
+    gamma = 0.7 / (X.shape[1] * X.var())
+    for j in (0, 3, 6):
+        reference = SVC(C=3.0, gamma=gamma, class_weight="balanced").fit(X, Y[:, j])
+        np.testing.assert_allclose(model.decision_function(X_new)[:, j],
+                                   reference.decision_function(X_new), atol=1e-6)
+    assert len(model.support_vectors_) <= len(X)
+    scores = model.predict_scores(X_new)
+    assert scores.shape == (30, 19) and (scores[:, 1] < 0.01).all()  # never-seen genre
+    assert model.distance_cache is None  # the trial cache is not pickled with the model
+
+
+def test_distance_cache_reuses_by_content():
+    X, _ = _toy()
+    cache = DistanceCache()
+    first = cache.get(X, X)
+    assert cache.get(X.copy(), X.copy()) is first
+
+
+@pytest.mark.parametrize("kind", ["knn", "logreg", "random_forest"])
+def test_classic_kinds_learn_and_round_trip(kind, tmp_path):
+    X, Y = _toy(n=300)
+    model = ClassicClassifier(kind=kind, n_estimators=50, class_weight="balanced").fit(X, Y)
+    scores = model.predict_scores(X)
+    assert scores.shape == (300, 19)
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(Y[:, 6], scores[:, 6]) > 0.8
+    model.save(tmp_path)
+    np.testing.assert_allclose(load_classifier(tmp_path).predict_scores(X), scores)
+
+
+def test_positive_weights():
+    Y = np.zeros((100, 19), np.uint8)
+    Y[:10, 0] = 1
+    assert positive_weights(Y, "none")[0] == 1
+    assert positive_weights(Y, "balanced")[0] == pytest.approx(9.0)
+    assert positive_weights(Y, "sqrt")[0] == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="positive weighting"):
+        positive_weights(Y, "heavy")
+
+
+@pytest.mark.slow
+def test_keras_classifiers_fit_and_round_trip(tmp_path):
+    X, Y = _toy(n=256)
+    mlp = MLPClassifier(epochs=40, learning_rate=0.05, patience=40, positive_weighting="sqrt",
+                        hidden=(32, 16)).fit(
+        X, Y, X[:64], Y[:64])
+    scores = mlp.predict_scores(X)
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(Y[:, 6], scores[:, 6]) > 0.8
+    mlp.save(tmp_path / "mlp")
+    np.testing.assert_allclose(load_classifier(tmp_path / "mlp").predict_scores(X), scores,
+                               atol=1e-5)
+
+    images = np.random.default_rng(0).integers(0, 255, (40, 24, 16, 3), dtype=np.uint8)
+    cnn = ScratchCNNClassifier(epochs=2, filters=(4, 4, 4), dense_units=8).fit(images, Y[:40])
+    cnn.save(tmp_path / "cnn")
+    np.testing.assert_allclose(load_classifier(tmp_path / "cnn").predict_scores(images),
+                               cnn.predict_scores(images), atol=1e-5)

@@ -1,0 +1,31 @@
+"""conda.yaml mirrors pyproject.toml; MLproject entry points match the scripts."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_conda_env_mirrors_pyproject_dependencies():
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    conda = yaml.safe_load((ROOT / "conda.yaml").read_text())
+    pip = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
+    assert sorted(pip) == sorted(declared)
+    assert "python=3.11.7" in conda["dependencies"]
+
+
+def test_every_entry_point_has_its_thin_script():
+    project = yaml.safe_load((ROOT / "MLproject").read_text())
+    expected = {"pca_classic", "scratch_cnn", "resnet_svm", "resnet_mlp", "colors",
+                "fetch_tmdb", "compare", "register"}
+    assert set(project["entry_points"]) == expected
+    for name, entry in project["entry_points"].items():
+        assert f"python -m experiments.{name}" in entry["command"]
+        assert (ROOT / "experiments" / f"{name}.py").is_file()
+        for param in entry["parameters"]:
+            assert "{" + param + "}" in entry["command"], (name, param)
+    assert "api_key" not in str(project["entry_points"]["fetch_tmdb"]["parameters"])

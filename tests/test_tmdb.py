@@ -1,0 +1,279 @@
+"""Tests for posterml.data.tmdb against a real local HTTP server imitating TMDb.
+
+No mocks: requests, urllib3 and tmdbsimple run for real, so retries, dropped connections and
+secret scrubbing are exercised on the code paths a real TMDb outage would take.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from pathlib import Path
+
+import pytest
+import tmdbsimple
+from fake_tmdb import FakeTMDbServer, Fault
+from PIL import Image
+
+from posterml.data.tmdb import (
+    AUTH_ERROR_MESSAGE,
+    EXTRA_COLUMNS,
+    LABEL_COLUMNS,
+    FetchReport,
+    TMDbAuthError,
+    TMDbError,
+    cli_main,
+    fetch_tmdb,
+)
+
+KEY = "test-key-0123456789"
+SECRET = "SECRETKEY-1234567890abcdef"
+# per_decade=3 with the default fake movies: 101, 102, 105 (1970s) and 201, 202, 203 (2010s).
+EXPECTED_IDS = {101, 102, 105, 201, 202, 203}
+
+
+@pytest.fixture
+def server():
+    with FakeTMDbServer(api_key=KEY) as srv:
+        yield srv
+
+
+def run_fetch(server: FakeTMDbServer, out: Path, **overrides) -> FetchReport:
+    """fetch_tmdb against the fake server, 3 movies per decade, no progress bar."""
+    kwargs = dict(
+        decades=[1970, 2010],
+        per_decade=3,
+        api_key=KEY,
+        api_base_url=server.base_url,
+        image_base_url=server.image_base_url,
+        timeout=5.0,
+        progress=False,
+    )
+    kwargs.update(overrides)
+    return fetch_tmdb(out, **kwargs)
+
+
+def read_labels(out: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with (out / "labels.csv").open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def assert_complete_posters(out: Path, ids: set[int]) -> None:
+    """Every expected poster decodes fully, and no temp file is left in images/."""
+    images = out / "images"
+    assert {int(p.stem) for p in images.glob("*.jpg")} == ids
+    for tmdb_id in ids:
+        with Image.open(images / f"{tmdb_id}.jpg") as img:
+            img.load()  # full decode: a truncated file would fail here
+    assert not [p for p in images.iterdir() if not p.name.endswith(".jpg")]
+
+
+def test_full_fetch_writes_folder_dataset(server, tmp_path):
+    report = run_fetch(server, tmp_path)
+
+    assert (report.n_movies, report.n_downloaded, report.n_failed) == (6, 6, 0)
+    columns, rows = read_labels(tmp_path)
+    assert columns == LABEL_COLUMNS + EXTRA_COLUMNS
+    assert columns[:7] == ["poster_id", "imdb_id", "tmdb_id", "title", "year", "genres", "image"]
+    by_id = {int(r["tmdb_id"]): r for r in rows}
+    assert set(by_id) == EXPECTED_IDS  # no poster (103), no genres (104), 1969 (301) skipped
+    assert by_id[102]["genres"] == "Action|Adventure|Animation|Comedy|Crime"  # 7 -> first 5
+    assert by_id[101]["genres"] == "Adventure|Action|Science Fiction"  # TMDb's order kept
+    star = by_id[101]
+    assert star["poster_id"] == "101" and star["imdb_id"] == "tt0000101"
+    assert (star["title"], star["year"], star["decade"]) == ("Star Voyage", "1977", "1970")
+    assert star["image"] == "images/101.jpg" and star["release_date"] == "1977-05-25"
+    assert by_id[201]["decade"] == "2010"
+    assert_complete_posters(tmp_path, EXPECTED_IDS)
+
+    discover = [r for r in server.state.requests if r.startswith("/3/discover/movie")]
+    assert any("sort_by=popularity.desc" in r and "gte=1970-01-01" in r for r in discover)
+    assert any("lte=1979-12-31" in r and "page=2" in r for r in discover)  # paged
+    images = [r for r in server.state.requests if r.startswith("/t/p/")]
+    assert images and all(r.startswith("/t/p/w342/") and "api_key" not in r for r in images)
+    assert tmdbsimple.API_KEY != KEY  # module globals restored
+
+
+def test_429_with_retry_after_then_success(server, tmp_path):
+    server.fail("genres", 429, times=1, retry_after="1")
+    server.fail("discover", 429, times=2, retry_after="0")
+
+    started = time.monotonic()
+    report = run_fetch(server, tmp_path)
+
+    assert time.monotonic() - started >= 0.9  # Retry-After: 1 was waited out
+    assert report.n_movies == 6 and report.n_failed == 0
+    assert server.hits["genres"] == 2
+    assert server.hits["discover"] == 3 + 2  # 1970s: 2 pages, 2010s: 1 page; + 2 throttled
+
+
+def test_500_then_success(server, tmp_path):
+    server.fail("external_ids", 500, times=1)
+    server.fail("image", 503, times=1)
+
+    report = run_fetch(server, tmp_path)
+
+    assert report.n_movies == 6 and report.n_failed == 0
+    assert server.hits["external_ids"] == 7 and server.hits["image"] == 7
+
+
+def test_persistent_listing_error_raises_scrubbed(server, tmp_path):
+    server.fail("discover", 500, times=10)
+
+    with pytest.raises(TMDbError) as excinfo:
+        run_fetch(server, tmp_path, max_retries=1)
+
+    assert "500" in str(excinfo.value) and KEY not in str(excinfo.value)
+    assert "api_key=***" in str(excinfo.value)
+    assert server.hits["discover"] == 2
+
+
+def test_dropped_connection_leaves_no_partial_file_and_retries(server, tmp_path):
+    server.drop_image(times=1)
+
+    report = run_fetch(server, tmp_path)
+
+    assert report.n_downloaded == 6 and report.n_failed == 0
+    assert server.hits["image"] == 7
+    assert_complete_posters(tmp_path, EXPECTED_IDS)
+
+
+def test_poster_failing_for_good_is_reported_not_fatal(server, tmp_path, capfd):
+    # First image request: cut twice (retries exhausted at max_retries=1).
+    server.add_faults("image", Fault(drop=True), Fault(drop=True))
+
+    report = run_fetch(server, tmp_path, max_retries=1)
+
+    assert report.n_failed == 1 and report.failed_ids == [101]
+    assert report.n_movies == 5
+    _, rows = read_labels(tmp_path)
+    assert "101" not in {r["tmdb_id"] for r in rows}
+    assert_complete_posters(tmp_path, EXPECTED_IDS - {101})
+    assert "101" in capfd.readouterr().err
+
+
+def test_resume_skips_existing_and_refetches_missing(server, tmp_path):
+    run_fetch(server, tmp_path)
+    image_hits, id_hits = server.hits["image"], server.hits["external_ids"]
+
+    again = run_fetch(server, tmp_path)
+
+    assert (again.n_downloaded, again.n_skipped_existing, again.n_movies) == (0, 6, 6)
+    assert server.hits["image"] == image_hits  # nothing downloaded again
+    assert server.hits["external_ids"] == id_hits  # IMDb ids reused from labels.csv
+
+    (tmp_path / "images" / "202.jpg").unlink()
+    (tmp_path / "images" / "105.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (tmp_path / "images" / ".101.stale.part").write_bytes(b"left by a killed run")
+
+    third = run_fetch(server, tmp_path)
+
+    assert (third.n_downloaded, third.n_skipped_existing) == (2, 4)
+    assert server.hits["image"] == image_hits + 2
+    assert_complete_posters(tmp_path, EXPECTED_IDS)
+    assert len(read_labels(tmp_path)[1]) == 6
+
+
+def test_labels_written_per_decade_survive_a_later_failure(server, tmp_path):
+    # 2 discover calls for the 1970s succeed, then the 2010s listing fails for good.
+    server.add_faults("discover", Fault(), Fault(), *[Fault(status=500)] * 5)
+
+    with pytest.raises(TMDbError):
+        run_fetch(server, tmp_path, max_retries=1)
+
+    _, rows = read_labels(tmp_path)
+    assert {int(r["tmdb_id"]) for r in rows} == {101, 102, 105}
+
+
+def test_bad_key_raises_auth_error_without_retrying(server, tmp_path):
+    with pytest.raises(TMDbAuthError) as excinfo:
+        run_fetch(server, tmp_path, api_key="wrong-key-42")
+
+    assert str(excinfo.value) == AUTH_ERROR_MESSAGE
+    assert server.hits["genres"] == 0  # 401 is answered before endpoint counting
+    assert len(server.state.requests) == 1
+
+
+@pytest.fixture
+def mlflow_tmp(tracking_uri, tmp_path, monkeypatch):
+    """conftest's sqlite store + cwd in tmp_path (artifacts land there), and no ambient key."""
+    monkeypatch.delenv("TMDB_API_KEY", raising=False)
+    return tmp_path
+
+
+def test_cli_bad_key_exits_nonzero_with_clear_message(server, mlflow_tmp, capfd):
+    bad_key = "BADKEY-ffff0000"
+    argv = [
+        "--out",
+        "data",
+        "--decades",
+        "1970",
+        "--per-decade",
+        "2",
+        "--api-key",
+        bad_key,
+        "--api-base-url",
+        server.base_url,
+        "--image-base-url",
+        server.image_base_url,
+    ]
+
+    started = time.monotonic()
+    code = cli_main(argv)
+
+    assert code != 0
+    assert time.monotonic() - started < 20  # no retry loop on 401 (MLflow setup dominates)
+    assert len(server.state.requests) == 1
+    out, err = capfd.readouterr()
+    assert "TMDb rejected the API key (HTTP 401): check TMDB_API_KEY" in err
+    assert bad_key not in out + err
+
+
+def test_cli_without_key_exits_2(mlflow_tmp, capfd):
+    assert cli_main(["--out", "data"]) == 2
+    assert "TMDB_API_KEY" in capfd.readouterr().err
+
+
+def test_secret_never_leaks(mlflow_tmp, capfd, caplog):
+    caplog.set_level(logging.DEBUG)  # urllib3 logs every request URL at DEBUG
+    with FakeTMDbServer(api_key=SECRET) as srv:
+        srv.fail("discover", 429, times=1, retry_after="0")
+        srv.fail("external_ids", 500, times=1)
+        # Cut one image (retried), serve the retry, then a 404 that fails one poster for good.
+        srv.add_faults("image", Fault(drop=True), Fault(), Fault(status=404))
+        argv = [
+            "--out",
+            "data",
+            "--decades",
+            "1970,2010",
+            "--per-decade",
+            "3",
+            "--api-key",
+            SECRET,
+            "--api-base-url",
+            srv.base_url,
+            "--image-base-url",
+            srv.image_base_url,
+            "--max-retries",
+            "2",
+        ]
+
+        code = cli_main(argv)
+
+    assert code == 0
+    secret = SECRET.encode()
+    files = [p for p in mlflow_tmp.rglob("*") if p.is_file()]
+    assert (mlflow_tmp / "mlflow.db") in files
+    assert [p for p in files if p.name == "labels.csv"].__len__() >= 2  # dataset + artifact
+    assert [p.name for p in files if secret in p.read_bytes()] == []
+
+    out, err = capfd.readouterr()
+    assert "retry" in caplog.text and "failed" in err  # the fault paths really ran
+    assert SECRET not in out and SECRET not in err
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("api_key=***" in m for m in messages)  # urllib3's URL lines, scrubbed
+    assert not [m for m in messages if SECRET in m]
+    assert SECRET not in caplog.text
+    assert tmdbsimple.API_KEY != SECRET
