@@ -1,6 +1,7 @@
 """MLproject entry point ``colors``: dominant poster colours by genre and decade.
 
-    python experiments/colors.py --data ../shared/posters --n-colors 5 --drop-grays true
+    mlflow run . -e colors -P data=../shared/posters --env-manager local
+    python -m experiments.colors --data ../shared/posters --n-colors 5 --drop-grays true
 
 All logic lives in :func:`posterml.studies.colors.run_color_study`; this script only parses
 arguments, points MLflow at the tracking store and prints the run id.
@@ -25,11 +26,22 @@ def _bool(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
-def _optional_int(value: str) -> int | None:
-    """An int, or none/0/empty for "no limit" (MLproject parameters cannot be omitted)."""
-    if value.strip().lower() in {"", "none", "0"}:
+def _whole(value: str) -> int:
+    """An integer, also written as a float: MLproject ``float`` parameters may arrive as 5.0."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if not number.is_integer():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}")
+    return int(number)
+
+
+def _optional_whole(value: str) -> int | None:
+    """A whole number, or none/0/empty for "no limit" (MLproject parameters can't be omitted)."""
+    if value.strip().lower() in {"", "none"}:
         return None
-    return int(value)
+    return _whole(value) or None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,17 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="synthetic",
         help='"synthetic" or a folder with labels.csv (e.g. ../shared/posters)',
     )
-    parser.add_argument("--n-colors", type=int, default=5, help="colours per palette")
+    parser.add_argument("--n-colors", type=_whole, default=5, help="colours per palette")
     parser.add_argument(
         "--drop-grays", type=_bool, default=True, help="ignore black, white and grays (true/false)"
     )
     parser.add_argument(
         "--max-posters",
-        type=_optional_int,
+        type=_optional_whole,
         default=None,
         help="analyse a random sample of at most this many posters",
     )
-    parser.add_argument("--seed", type=int, default=0, help="sampling and k-means seed")
+    parser.add_argument("--seed", type=_whole, default=0, help="sampling and k-means seed")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 

@@ -13,7 +13,7 @@ import mlflow
 import pandas as pd
 
 from posterml.runner import ROLE_TAG, ExperimentConfig, run_experiment
-from posterml.tracking import configure_tracking
+from posterml.tracking import configure_tracking, log_new_params
 
 COMPARED_FAMILIES = ("pca_classic", "scratch_cnn", "resnet_svm", "resnet_mlp")
 TABLE_METRICS = [f"{split}_f1_{avg}" for split in ("val", "test", "xperiod")
@@ -48,7 +48,7 @@ def run_comparison(config: ExperimentConfig,
     configure_tracking()
     with mlflow.start_run(run_name="compare") as run:
         mlflow.set_tag(ROLE_TAG, "compare")
-        mlflow.log_params({k: v for k, v in config.params().items() if k != "family"})
+        log_new_params({k: v for k, v in config.params().items() if k != "family"})
         run_ids = {}
         for family in families:
             family_config = dataclasses.replace(config, family=family)

@@ -15,6 +15,7 @@ import logging
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from posterml.evaluation.metrics import (
 )
 from posterml.evaluation.thresholds import DecisionRule
 from posterml.models.families import Family, get_family
-from posterml.tracking import configure_tracking
+from posterml.tracking import configure_tracking, log_new_params
 
 log = logging.getLogger("posterml")
 
@@ -232,9 +233,12 @@ def log_dataset(dataset: PosterDataset, splits: Splits) -> None:
     mlflow.set_tags(dataset_tags(dataset))
     table = dataset.frame[["poster_id", "year"]].assign(
         genres=dataset.frame["genres"].map("|".join))
-    mlflow.log_input(mlflow.data.from_pandas(table, source=str(dataset.root), name=dataset.name,
-                                             digest=dataset.content_hash[:16]),
-                     context="training")
+    with warnings.catch_warnings():  # MLflow's schema hints about int columns are noise here
+        warnings.simplefilter("ignore", UserWarning)
+        mlflow.log_input(mlflow.data.from_pandas(table, source=str(dataset.root),
+                                                 name=dataset.name,
+                                                 digest=dataset.content_hash[:16]),
+                         context="training")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "split_ids.csv"
         splits.to_frame().to_csv(path, index=False)
@@ -295,7 +299,7 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
             "backbone": config.backbone if family.uses_backbone else "none",
             "train_period": str(splits.train_period), "test_period": str(splits.test_period),
         })
-        mlflow.log_params(config.params())
+        log_new_params(config.params())
         log_dataset(dataset, splits)
         for name, ids in splits.items():
             mlflow.log_metric(f"n_{name}", len(ids))

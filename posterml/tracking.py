@@ -23,3 +23,16 @@ def configure_tracking(uri: str | None = None) -> str:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
+
+
+def log_new_params(params: dict) -> None:
+    """Log params the active run does not have yet.
+
+    ``mlflow run`` logs every ``-P`` value itself, as typed ("0", "true"); logging our parsed
+    form ("0.0", "True") again would be refused as a change, so those keys are left as they are.
+    """
+    run = mlflow.active_run()
+    existing = mlflow.get_run(run.info.run_id).data.params if run else {}
+    fresh = {k: v for k, v in params.items() if k not in existing}
+    if fresh:
+        mlflow.log_params(fresh)

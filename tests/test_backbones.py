@@ -7,6 +7,7 @@ convention garbles the predictions. They need TensorFlow but stay within seconds
 from __future__ import annotations
 
 import pickle
+import socket
 import subprocess
 import sys
 import time
@@ -196,6 +197,21 @@ def test_resnet50_fails_fast_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert "-P backbone=efficientnet_lite0" in message
 
 
+def test_resnet50_probe_never_hangs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A server that accepts the connection but never answers: the probe's deadline must hold.
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(backbones, "_PROBE_TIMEOUT_S", 0.5)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"https://127.0.0.1:{silent.getsockname()[1]}/weights.h5"
+        monkeypatch.setattr(backbones, "RESNET50_WEIGHTS_URL", url)
+        start = time.monotonic()
+        with pytest.raises(BackboneUnavailableError, match="timed out|no answer"):
+            backbones.build_resnet50()
+    assert time.monotonic() - start < 3.0
+
+
 # --- the Keras model (imports TensorFlow) -----------------------------------------------------
 
 
@@ -215,6 +231,13 @@ def test_resnet50_constants_match_keras() -> None:
         backbones.RESNET50_WEIGHTS_FILE
     )
     assert resnet.WEIGHTS_HASHES["resnet50"][1] == backbones.RESNET50_WEIGHTS_MD5
+
+
+def test_resnet50_preprocess_is_keras_caffe_and_pure() -> None:
+    x = np.full((1, 2, 2, 3), [200.0, 100.0, 50.0], dtype=np.float32)
+    y = get_backbone("resnet50").preprocess(x)
+    np.testing.assert_allclose(y[0, 0, 0], [50 - 103.939, 100 - 116.779, 200 - 123.68], rtol=1e-6)
+    assert x[0, 0, 0, 0] == 200.0  # the caller's array is untouched
 
 
 def test_efficientnet_lite0_classifies_imagenet_images(lite_cache_dir: Path) -> None:

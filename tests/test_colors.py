@@ -156,11 +156,13 @@ def test_script_skips_and_reports_corrupt_image(
 ) -> None:
     # Goes through the entry-point script: one tracking store covers both (each costs seconds).
     folder = write_folder_dataset(tmp_path / "posters", corrupt="p3")
-    argv = ["--data", str(folder), "--n-colors", "3", "--drop-grays", "false", "--no-progress"]
+    argv = ["--data", str(folder), "--n-colors", "3.0", "--drop-grays", "false"]
+    argv += ["--max-posters", "0.0", "--seed", "2", "--no-progress"]  # as MLproject passes them
     assert load_script().main(argv) == 0
     run_id = capsys.readouterr().out.strip().splitlines()[-1]
     run = mlflow.get_run(run_id)
     assert run.data.params["drop_grays"] == "False" and run.data.params["n_colors"] == "3"
+    assert run.data.params["max_posters"] == "None"
     assert run.data.metrics["n_skipped"] == 1 and run.data.metrics["n_posters"] == 5
     expected = {"colors_by_genre.png", "colors_by_genre_decade.png", "skipped_images.csv"}
     assert expected <= artifacts(run_id)

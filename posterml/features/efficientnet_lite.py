@@ -157,9 +157,9 @@ class _LazyTensor:
         data = self.storage.data
         if data is None:
             raise CheckpointError("tensor refers to a storage that the file never provided")
-        last = self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride, strict=True))
         if 0 in self.shape:
             return np.zeros(self.shape, dtype=data.dtype)
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride, strict=True))
         if self.offset < 0 or last >= data.size:
             raise CheckpointError("tensor view runs past the end of its storage")
         itemsize = data.dtype.itemsize
@@ -215,23 +215,27 @@ class _TorchUnpickler(pickle.Unpickler):
         return storage
 
 
+def _load_restricted(f: IO[bytes]) -> Any:
+    """Unpickle the next object with the allow-list, never with plain ``pickle.load``."""
+    return _TorchUnpickler(f).load()
+
+
 def _read_legacy_header(f: IO[bytes]) -> None:
     """Check the magic number, protocol version and byte order that precede the state dict."""
-    magic = pickle.load(f)
+    magic = _load_restricted(f)
     if magic != _LEGACY_MAGIC:
         raise CheckpointError("not a torch checkpoint (bad magic number)")
-    protocol = pickle.load(f)
+    protocol = _load_restricted(f)
     if protocol != _LEGACY_PROTOCOL:
         raise CheckpointError(f"unsupported torch legacy protocol version {protocol}")
-    sys_info = pickle.load(f)
+    sys_info = _load_restricted(f)
     if not sys_info.get("little_endian", False):
         raise CheckpointError("big-endian torch checkpoints are not supported")
 
 
 def _read_legacy_storages(f: IO[bytes], storages: dict[str, _LazyStorage]) -> None:
     """Read the raw storage blobs: each is an int64 element count then the little-endian data."""
-    keys = pickle.load(f)
-    for key in keys:
+    for key in _load_restricted(f):
         storage = storages.get(key)
         if storage is None:
             raise CheckpointError(f"checkpoint has data for unknown storage {key!r}")

@@ -138,7 +138,8 @@ def run_color_study(
         mlflow.set_tags(
             {"family": "colors", "dataset": dataset.name, "dataset_hash": dataset.content_hash}
         )
-        mlflow.log_params(
+        _log_new_params(
+            run.info.run_id,
             {
                 "data": data,
                 "n_colors": n_colors,
@@ -148,7 +149,7 @@ def run_color_study(
                 "seed": seed,
                 "thumbnail_size": THUMBNAIL_SIZE,
                 "first_decade": FIRST_DECADE,
-            }
+            },
         )
         sample = sample_posters(dataset, max_posters, seed)
         start = time.perf_counter()
@@ -172,6 +173,13 @@ def run_color_study(
             }
         )
         return run.info.run_id
+
+
+def _log_new_params(run_id: str, params: dict[str, object]) -> None:
+    """Log the params the run lacks: under ``mlflow run`` the project already logged its -P
+    values as typed (``true``, ``0``), and MLflow refuses to change a logged param."""
+    logged = mlflow.get_run(run_id).data.params
+    mlflow.log_params({key: value for key, value in params.items() if key not in logged})
 
 
 def _gray_share(table: pd.DataFrame, gray_tolerance: float) -> float:

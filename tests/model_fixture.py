@@ -1,0 +1,202 @@
+"""A tiny registered model and a real MLflow scoring server, shared by the serving tests.
+
+Training even the smallest model takes seconds, so it happens once per test session (in its
+own tracking store, never the developer's) however many test modules use ``tiny_model``.
+Modules import the fixtures they need: ``from model_fixture import tiny_model  # noqa``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+MODEL_NAME = "poster-genre-classifier"
+CHAMPION_URI = f"models:/{MODEL_NAME}@champion"
+SERVER_START_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A registered champion in its own sqlite tracking store under ``root``."""
+
+    root: Path
+    tracking_uri: str
+    run_id: str
+    version: str
+    model_uri: str = CHAMPION_URI
+
+
+@contextmanager
+def tracking_store(uri: str, cwd: Path | None = None) -> Iterator[str]:
+    """Point MLflow (env vars and globals) at ``uri``, optionally in ``cwd``; restore after.
+
+    ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into ``os.environ``, so
+    both are saved and put back: the store never leaks into other tests.
+    """
+    import mlflow
+
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    old_cwd = Path.cwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield uri
+    finally:
+        os.chdir(old_cwd)
+        mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"])
+        mlflow.set_registry_uri(saved["MLFLOW_REGISTRY_URI"])
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def train_tiny_model(root: Path) -> TrainedModel:
+    """Train a pixel-PCA model on the synthetic set (2 trials, seconds) and register it."""
+    from posterml.runner import ExperimentConfig, run_experiment
+    from posterml.serving.registry import register_best
+
+    root.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with tracking_store(uri, cwd=root):
+        import mlflow
+
+        run_id = run_experiment(
+            ExperimentConfig(
+                family="pca_classic",
+                data="synthetic",
+                n_trials=2,
+                pixel_size="60x40",
+                pca_components=10,
+                class_weight="balanced",
+                storage=f"sqlite:///{root}/optuna.db",
+            )
+        )
+        experiment_id = mlflow.get_run(run_id).info.experiment_id
+        # knn has no class weights, so the best of 2 trials may be "unbalanced": accept it.
+        result = register_best(experiment_id, MODEL_NAME, balanced_only=False)
+    assert result.version, result.message
+    return TrainedModel(root, uri, run_id, result.version)
+
+
+_TRAINED: dict[str, TrainedModel] = {}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
+    """The session's tiny registered model (trained on first use only)."""
+    if "tiny" not in _TRAINED:
+        _TRAINED["tiny"] = train_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+    return _TRAINED["tiny"]
+
+
+@pytest.fixture
+def model_store(tiny_model: TrainedModel) -> Iterator[TrainedModel]:
+    """Within one test, MLflow points at the tiny model's store (so ``models:/`` resolves)."""
+    with tracking_store(tiny_model.tracking_uri):
+        yield tiny_model
+
+
+# --------------------------------------------------------------------------- scoring server
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ScoringServer:
+    """``mlflow models serve`` in its own process group, on 127.0.0.1."""
+
+    def __init__(
+        self, model_uri: str, tracking_uri: str, workdir: Path, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(workdir) / f"server-{self.port}.log"
+        # MLflow execs ``uvicorn`` by name: the venv's bin must be on PATH.
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        env = {
+            **os.environ,
+            "PATH": path,
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "MLFLOW_REGISTRY_URI": tracking_uri,
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            model_uri,
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+        ]
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            command,
+            cwd=workdir,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = SERVER_START_TIMEOUT_S) -> None:
+        """Block until ``GET /ping`` answers 200; fail with the server's log if it died."""
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"scoring server exited with {self.process.returncode}:\n"
+                    f"{self.log_text()[-5000:]}"
+                )
+            try:
+                if requests.get(f"{self.url}/ping", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(
+            f"scoring server not ready after {timeout:.0f} s:\n{self.log_text()[-5000:]}"
+        )
+
+    def stop(self) -> None:
+        """Terminate the whole process group (uvicorn workers included), then kill it."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.process.wait(timeout=15)
+                if sig == signal.SIGTERM:
+                    time.sleep(0.5)  # let workers of the group exit before the final kill
+            except subprocess.TimeoutExpired:
+                continue
+        self._log.close()

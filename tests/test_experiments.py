@@ -1,0 +1,102 @@
+"""The experiment runner end to end, through the real `mlflow run` and sqlite stores."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+
+from posterml.genres import GENRES, snake
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["-P", "n_trials=2", "-P", "epochs=2", "-P", "image_size=48x32",
+        "-P", "pixel_size=60x40", "-P", "pca_components=8", "-P", "backbone=efficientnet_lite0"]
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    return env
+
+
+def _mlflow_run(tmp_path: Path, entry: str, *params: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", entry, "--env-manager",
+           "local", "-P", f"storage=sqlite:///{tmp_path / 'optuna.db'}", *params]
+    done = subprocess.run(cmd, cwd=tmp_path, env=_env(tmp_path), capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+def _runs(tmp_path: Path, filter_string: str):
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return client, client.search_runs(experiments, filter_string, max_results=500)
+
+
+@pytest.mark.slow
+def test_compare_leaves_four_comparable_parent_runs(tmp_path):
+    done = _mlflow_run(tmp_path, "compare", *TINY,
+                       "-P", "train_years=1980-2019", "-P", "test_years=-1969")
+    assert "baseline: 2 most frequent genres" in done.stdout
+
+    client, parents = _runs(tmp_path, "tags.`posterml.role` = 'experiment'")
+    assert sorted(r.data.tags["family"] for r in parents) == [
+        "pca_classic", "resnet_mlp", "resnet_svm", "scratch_cnn"]
+    for run in parents:
+        metrics, tags = run.data.metrics, run.data.tags
+        for genre in GENRES:
+            assert f"test_f1_{snake(genre)}" in metrics
+            assert f"xperiod_f1_{snake(genre)}" in metrics
+        for average in ("micro", "macro", "weighted", "samples"):
+            assert 0.0 <= metrics[f"test_f1_{average}"] <= 1.0
+        assert tags["dataset"] == "synthetic" and len(tags["dataset_hash"]) == 64
+        assert tags["train_period"] == "1980-2019" and tags["test_period"] == "-1969"
+        assert tags["balanced"] in ("true", "false") and tags["model_id"]
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"figures", "reports", "data", "model_decision_rule.json"} <= artifacts
+        figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+        assert "figures/per_genre_f1.png" in figures and "figures/optuna_history.png" in figures
+
+        trials = client.search_runs(
+            [run.info.experiment_id],
+            f"tags.`mlflow.parentRunId` = '{run.info.run_id}' and "
+            "tags.`posterml.role` = 'trial'")
+        assert len(trials) == 2
+        assert all("val_f1_weighted" in t.data.metrics for t in trials)
+
+    _, compare = _runs(tmp_path, "tags.`posterml.role` = 'compare'")
+    assert len(compare) == 1
+    assert {p.data.tags["mlflow.parentRunId"] for p in parents} == {compare[0].info.run_id}
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_sqlite_study(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    args = [sys.executable, "-m", "experiments.pca_classic", "--study-name", "shared",
+            "--storage", storage, "--n-trials", "4", "--pixel-size", "60x40",
+            "--pca-components", "8", "--log-model", "false"]
+    env = _env(tmp_path)
+    env["PYTHONPATH"] = str(ROOT)
+    # Create the tracking schema first so the two workers don't race to migrate it.
+    mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"]).search_experiments()
+    workers = [subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=600)
+        assert worker.returncode == 0, err[-4000:]
+
+    study = optuna.load_study(study_name="shared", storage=storage)
+    assert len(study.trials) == 8
+    assert sorted(t.number for t in study.trials) == list(range(8))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    _, trials = _runs(tmp_path, "tags.`posterml.role` = 'trial'")
+    assert sorted(int(t.data.tags["optuna_trial"]) for t in trials) == list(range(8))
+    run_ids = {t.user_attrs["mlflow_run_id"] for t in study.trials}
+    assert run_ids == {t.info.run_id for t in trials}

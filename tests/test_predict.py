@@ -1,0 +1,127 @@
+"""``posterml predict``: batch prediction into a csv, bad files skipped and listed, never fatal."""
+
+# Fixtures are imported from model_fixture and used as same-named arguments:
+# ruff: noqa: F811
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import write_image
+from model_fixture import model_store, tiny_model  # noqa: F401
+
+from posterml.cli import main
+from posterml.genres import GENRES
+from posterml.serving.predict import collect_files, predict_files, skipped_path
+from posterml.serving.pyfunc import SCORE_COLUMNS, load_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def poster_folder(tmp_path):
+    """3 good images (one PNG, one upper-case .JPG in a subfolder), a truncated JPEG, a text
+    file named .jpg and a file that is not an image suffix at all (ignored)."""
+    folder = tmp_path / "incoming"
+    good = [
+        write_image(folder / "a.jpg", seed=1),
+        write_image(folder / "b.png", seed=2),
+        write_image(folder / "sub" / "c.JPG", seed=3),
+    ]
+    data = write_image(tmp_path / "whole.jpg", seed=4, size=(200, 300)).read_bytes()
+    (folder / "broken.jpg").write_bytes(data[: len(data) // 3])
+    (folder / "notes.jpg").write_text("this is not an image\n")
+    (folder / "readme.txt").write_text("ignored\n")
+    return folder, good
+
+
+def test_collect_files_scans_folders_sorted_and_keeps_explicit_files(poster_folder, tmp_path):
+    folder, good = poster_folder
+    extra = tmp_path / "missing.jpg"
+    files = collect_files([folder, good[0], extra])
+    assert files == sorted([*good, folder / "broken.jpg", folder / "notes.jpg"]) + [extra]
+
+
+def test_cli_predict_writes_good_rows_and_lists_skipped(
+    model_store, poster_folder, tmp_path, capsys
+):
+    folder, good = poster_folder
+    out = tmp_path / "results" / "genres.csv"
+    missing = tmp_path / "nowhere.jpg"
+    code = main(
+        [
+            "predict",
+            str(folder),
+            str(missing),
+            "--model",
+            model_store.model_uri,
+            "--out",
+            str(out),
+            "--batch-size",
+            "2",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    table = pd.read_csv(out, keep_default_na=False)
+    assert list(table.columns) == ["file", "genres", *SCORE_COLUMNS]
+    assert table["file"].tolist() == [str(p) for p in sorted(good)]
+    for genres in table["genres"]:
+        assert genres and set(genres.split("|")) <= set(GENRES)
+    assert ((table[SCORE_COLUMNS] >= 0) & (table[SCORE_COLUMNS] <= 1)).all().all()
+
+    skipped = pd.read_csv(skipped_path(out))
+    assert skipped_path(out).name == "genres.skipped.csv"
+    reasons = dict(zip(skipped["file"], skipped["reason"], strict=True))
+    assert set(reasons) == {str(folder / "broken.jpg"), str(folder / "notes.jpg"), str(missing)}
+    assert "truncated" in reasons[str(folder / "broken.jpg")]
+    assert "not an image" in reasons[str(folder / "notes.jpg")]
+    assert "cannot read" in reasons[str(missing)]
+    printed = capsys.readouterr()
+    assert "broken.jpg" in printed.err and "3 unreadable" in printed.out
+    assert not list(out.parent.glob("*.tmp"))  # the atomic write left nothing behind
+
+
+def test_predictions_equal_the_in_process_pipeline(model_store, poster_folder, tmp_path):
+    folder, good = poster_folder
+    out = tmp_path / "genres.csv"
+    stale = skipped_path(out)
+    stale.write_text("file,reason\nold.jpg,old\n")
+    report = predict_files(good, model_store.model_uri, out, batch_size=32, progress=False)
+    assert (report.n_files, report.n_predicted, report.skipped) == (3, 3, [])
+    assert report.skipped_out is None and not stale.exists()  # no stale skipped list
+    from posterml.data.images import load_image
+
+    expected = load_pipeline(model_store.model_uri).predict_frame([load_image(p) for p in good])
+    table = pd.read_csv(out, keep_default_na=False)
+    assert table["genres"].tolist() == ["|".join(g) for g in expected["genres"]]
+    np.testing.assert_allclose(table[SCORE_COLUMNS].to_numpy(), expected[SCORE_COLUMNS], atol=1e-6)
+
+
+def test_cli_predict_fails_cleanly_when_nothing_is_readable(model_store, tmp_path, capsys):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("nope")
+    out = tmp_path / "genres.csv"
+    code = main(
+        ["predict", str(bad), "--model", model_store.model_uri, "--out", str(out), "--no-progress"]
+    )
+    assert code == 1
+    assert pd.read_csv(out).empty and len(pd.read_csv(skipped_path(out))) == 1
+
+
+def test_cli_predict_reports_an_unknown_model(model_store, poster_folder, tmp_path, capsys):
+    folder, _ = poster_folder
+    out = tmp_path / "genres.csv"
+    code = main(
+        [
+            "predict",
+            str(folder),
+            "--model",
+            "models:/no-such-model@champion",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert code == 2 and not out.exists()
+    assert "no-such-model" in capsys.readouterr().err

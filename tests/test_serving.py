@@ -1,0 +1,199 @@
+"""The real scoring server (``mlflow models serve``) answers like the in-process pipeline.
+
+A tiny pixel-PCA model is trained and registered once, then served from the registry exactly
+as in production (``models:/poster-genre-classifier@champion``, local env). Good requests in
+both pandas JSON forms must equal ``load_pipeline(...).predict_frame``; every bad payload must
+get a 400 naming the problem, and the server must keep answering afterwards.
+"""
+
+# Fixtures are imported from model_fixture and used as same-named arguments:
+# ruff: noqa: F811
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+import string
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from model_fixture import ScoringServer, tiny_model, tracking_store  # noqa: F401
+from PIL import Image
+
+from posterml.genres import GENRES
+from posterml.serving.pyfunc import SCORE_COLUMNS, decode_images, encode_image_file
+
+SHARED_POSTERS = Path(__file__).resolve().parents[1].parent / "shared" / "posters"
+N_IMAGES = 4
+REQUEST_TIMEOUT_S = 60
+
+pytestmark = pytest.mark.slow
+
+
+# --------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def image_files() -> list[Path]:
+    """A few real posters from ../shared/posters, else synthetic posters (never a skip)."""
+    labels = SHARED_POSTERS / "labels.csv"
+    if labels.is_file():
+        table = pd.read_csv(labels, dtype=str)
+        paths = [SHARED_POSTERS / p for p in table["image"].iloc[::997][:N_IMAGES]]
+        if all(p.is_file() for p in paths):
+            return paths
+    from posterml.data.dataset import load_dataset
+
+    return [Path(p) for p in load_dataset("synthetic").image_paths[:N_IMAGES]]
+
+
+@pytest.fixture(scope="module")
+def images_b64(image_files: list[Path]) -> list[str]:
+    return [encode_image_file(p) for p in image_files]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model, tmp_path_factory) -> ScoringServer:
+    """The champion served by ``mlflow models serve`` on a free 127.0.0.1 port."""
+    running = ScoringServer(
+        tiny_model.model_uri, tiny_model.tracking_uri, tmp_path_factory.mktemp("server")
+    )
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_model):
+    """The same registered model, loaded in-process."""
+    from posterml.serving.pyfunc import load_pipeline
+
+    with tracking_store(tiny_model.tracking_uri):
+        return load_pipeline(tiny_model.model_uri)
+
+
+# --------------------------------------------------------------------------- helpers
+def invoke(server: ScoringServer, payload: dict) -> requests.Response:
+    return requests.post(f"{server.url}/invocations", json=payload, timeout=REQUEST_TIMEOUT_S)
+
+
+def split_payload(values: list, columns: tuple[str, ...] = ("image",), years=None) -> dict:
+    rows = (
+        [[v] for v in values]
+        if years is None
+        else [[v, y] for v, y in zip(values, years, strict=True)]
+    )
+    return {"dataframe_split": {"columns": list(columns), "data": rows}}
+
+
+def records_payload(values: list[str], years=None) -> dict:
+    rows = [{"image": v} for v in values]
+    if years is not None:
+        for row, year in zip(rows, years, strict=True):
+            row["year"] = year
+    return {"dataframe_records": rows}
+
+
+def assert_matches_pipeline(predictions: list[dict], images_b64: list[str], pipeline) -> None:
+    """One well-formed answer per image, equal to the in-process prediction."""
+    assert len(predictions) == len(images_b64)
+    expected = pipeline.predict_frame(decode_images(pd.DataFrame({"image": images_b64})))
+    for answer, (_, want) in zip(predictions, expected.iterrows(), strict=True):
+        assert isinstance(answer["genres"], list) and answer["genres"], answer
+        assert set(answer["genres"]) <= set(GENRES)
+        assert answer["genres"] == list(want["genres"])
+        scores = np.array([answer[c] for c in SCORE_COLUMNS], dtype=float)
+        assert ((scores >= 0) & (scores <= 1)).all()
+        np.testing.assert_allclose(
+            scores, want[SCORE_COLUMNS].to_numpy(dtype=float), rtol=1e-9, atol=1e-12
+        )
+
+
+def assert_still_serving(server: ScoringServer, image_b64: str) -> None:
+    response = invoke(server, records_payload([image_b64]))
+    assert response.status_code == 200, response.text[:2000]
+    assert len(response.json()["predictions"]) == 1
+
+
+# --------------------------------------------------------------------------- good requests
+@pytest.mark.parametrize("form", ["split", "records", "split+year", "records+year"])
+def test_server_answers_like_in_process_pipeline(server, pipeline, images_b64, form):
+    years = [1995, 1962, 2010, 1987][: len(images_b64)] if form.endswith("+year") else None
+    if form.startswith("split"):
+        columns = ("image", "year") if years else ("image",)
+        payload = split_payload(images_b64, columns, years)
+    else:
+        payload = records_payload(images_b64, years)
+    response = invoke(server, payload)
+    assert response.status_code == 200, response.text[:2000]
+    assert_matches_pipeline(response.json()["predictions"], images_b64, pipeline)
+
+
+# --------------------------------------------------------------------------- bad requests
+def _huge_png() -> str:
+    """A 20000x20000 PNG of a few KB (one solid bit plane): must be refused from its header."""
+    buffer = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(buffer, "PNG")
+    assert len(buffer.getvalue()) < 200_000
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _truncated_jpeg(path: Path) -> str:
+    data = path.read_bytes()
+    return base64.b64encode(data[: len(data) // 2]).decode("ascii")
+
+
+BAD_IMAGES = {
+    "not-base64": (lambda files: "@@@not base64!!", "not valid base64"),
+    "base64-of-text": (
+        lambda files: base64.b64encode(b"Casablanca, 1942, a love story").decode(),
+        "not an image",
+    ),
+    "truncated-jpeg": (lambda files: _truncated_jpeg(files[0]), "truncated"),
+    "empty-string": (lambda files: "", "empty"),
+    "server-side-path": (lambda files: str(files[0].resolve()), "not valid base64"),
+    "file-url": (lambda files: files[0].resolve().as_uri(), "not valid base64"),
+    "huge-20000x20000": (lambda files: _huge_png(), "400000000 pixels"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_IMAGES))
+def test_bad_image_gets_400_naming_the_problem(server, image_files, images_b64, case):
+    make, expected = BAD_IMAGES[case]
+    payload = split_payload([images_b64[0], make(image_files)])
+    start = time.perf_counter()
+    response = invoke(server, payload)
+    elapsed = time.perf_counter() - start
+    assert response.status_code == 400, response.text[:2000]
+    message = response.json()["message"]
+    assert "row 1" in message and expected in message, message[-1000:]
+    assert elapsed < 10, f"a bad image took {elapsed:.1f} s to refuse"
+    assert_still_serving(server, images_b64[0])
+
+
+def test_missing_image_column_gets_400(server, images_b64):
+    response = invoke(server, split_payload([1995, 2001], columns=("year",)))
+    assert response.status_code == 400, response.text[:2000]
+    assert "image" in response.json()["message"]
+    assert_still_serving(server, images_b64[0])
+
+
+def test_server_never_opens_a_path_even_if_it_is_valid_base64(server, images_b64):
+    """A readable image at a path that also parses as base64: decoded as bytes, refused."""
+    alphabet = list(string.ascii_letters + string.digits)
+    folder = Path("/tmp") / "".join(np.random.default_rng().choice(alphabet, 12))
+    path = folder / "poster"  # "/tmp/" + 12 + "/poster": 24 characters, all base64
+    folder.mkdir()
+    try:
+        Image.new("RGB", (60, 90), (200, 30, 30)).save(path, "PNG")
+        base64.b64decode(str(path), validate=True)  # really valid base64
+        response = invoke(server, split_payload([str(path)]))
+    finally:
+        shutil.rmtree(folder)
+    assert response.status_code == 400, response.text[:2000]
+    assert "not an image" in response.json()["message"]
+    assert_still_serving(server, images_b64[0])
