@@ -157,7 +157,8 @@ BAD_IMAGES = {
     "empty-string": (lambda files: "", "empty"),
     "server-side-path": (lambda files: str(files[0].resolve()), "not valid base64"),
     "file-url": (lambda files: files[0].resolve().as_uri(), "not valid base64"),
-    "huge-20000x20000": (lambda files: _huge_png(), "400000000 pixels"),
+    # Pillow's own bomb check or posterml's size limit, whichever reads the header first.
+    "huge-20000x20000": (lambda files: _huge_png(), ("400000000 pixels", "20000x20000")),
 }
 
 
@@ -170,8 +171,9 @@ def test_bad_image_gets_400_naming_the_problem(server, image_files, images_b64, 
     elapsed = time.perf_counter() - start
     assert response.status_code == 400, response.text[:2000]
     message = response.json()["message"]
-    assert "row 1" in message and expected in message, message[-1000:]
-    assert elapsed < 10, f"a bad image took {elapsed:.1f} s to refuse"
+    expected = (expected,) if isinstance(expected, str) else expected
+    assert "row 1" in message and any(e in message for e in expected), message[-1000:]
+    assert elapsed < 3, f"a bad image took {elapsed:.1f} s to refuse (was it decoded?)"
     assert_still_serving(server, images_b64[0])
 
 
