@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+import random
 import tempfile
 import time
 import warnings
@@ -179,12 +180,33 @@ def fit_and_decide(family: Family, params: dict, config: ExperimentConfig, featu
 
 
 # --------------------------------------------------------------------------- study
+def optuna_storage(url: str, attempts: int = 5) -> optuna.storages.BaseStorage | None:
+    """Optuna RDB storage for ``url`` (sqlite file by default, PostgreSQL works unchanged).
+
+    Workers started together race to create the schema; the loser's error is transient, so
+    initialisation is retried. sqlite gets a generous lock timeout for concurrent writers.
+    """
+    if not url:
+        return None  # in-memory
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except SQLAlchemyError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 + random.random() * (attempt + 1))
+    return None
+
+
 def _study(config: ExperimentConfig, parent_run_id: str) -> optuna.Study:
     shared = config.study_name not in ("", "new")
     name = config.study_name if shared else f"{config.family}-{parent_run_id}"
     return optuna.create_study(
         study_name=name,
-        storage=config.storage or None,
+        storage=optuna_storage(config.storage),
         direction="minimize" if config.metric.endswith("hamming_loss") else "maximize",
         sampler=optuna.samplers.TPESampler(seed=config.seed),
         load_if_exists=True,
@@ -235,10 +257,18 @@ def log_dataset(dataset: PosterDataset, splits: Splits) -> None:
         genres=dataset.frame["genres"].map("|".join))
     with warnings.catch_warnings():  # MLflow's schema hints about int columns are noise here
         warnings.simplefilter("ignore", UserWarning)
-        mlflow.log_input(mlflow.data.from_pandas(table, source=str(dataset.root),
-                                                 name=dataset.name,
-                                                 digest=dataset.content_hash[:16]),
-                         context="training")
+        source = mlflow.data.from_pandas(table, source=str(dataset.root), name=dataset.name,
+                                         digest=dataset.content_hash[:16])
+    for attempt in range(3):
+        try:
+            mlflow.log_input(source, context="training")
+            break
+        except mlflow.exceptions.MlflowException:
+            # Two workers registering the same dataset at once: MLflow checks, then inserts,
+            # so the second insert fails once; by the retry the dataset row exists.
+            if attempt == 2:
+                raise
+            time.sleep(0.2 + random.random())
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "split_ids.csv"
         splits.to_frame().to_csv(path, index=False)

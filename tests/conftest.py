@@ -27,6 +27,8 @@ def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # set_registry_uri also writes MLFLOW_REGISTRY_URI; monkeypatch restores it afterwards.
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
     import mlflow
 
     mlflow.set_tracking_uri(uri)

@@ -84,7 +84,8 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
             "--pca-components", "8", "--log-model", "false"]
     env = _env(tmp_path)
     env["PYTHONPATH"] = str(ROOT)
-    # Create the tracking schema first so the two workers don't race to migrate it.
+    # Create the tracking schema first: MLflow's own migration is not meant to race.
+    # The Optuna storage is left for the workers to create together (the runner retries).
     mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"]).search_experiments()
     workers = [subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]

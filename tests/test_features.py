@@ -47,31 +47,47 @@ def _build_tiny():
     import keras
 
     inputs = keras.Input((*TINY_SIZE, 3))
-    x = keras.layers.Conv2D(TINY_DIM, 3, strides=2, padding="same", use_bias=False,
-                            name="conv")(inputs)
+    x = keras.layers.Conv2D(TINY_DIM, 3, strides=2, padding="same", use_bias=False, name="conv")(
+        inputs
+    )
     x = keras.layers.BatchNormalization(name="bn")(x)
     x = keras.layers.ReLU(max_value=6.0, name="relu6")(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     model = keras.Model(inputs, x, name="tiny")
     rng = np.random.default_rng(0)
     model.get_layer("conv").set_weights([rng.normal(0, 0.3, (3, 3, 3, TINY_DIM))])
-    model.get_layer("bn").set_weights([
-        rng.uniform(0.5, 2, TINY_DIM), rng.normal(0, 0.5, TINY_DIM),
-        rng.normal(0, 0.2, TINY_DIM), rng.uniform(0.1, 2, TINY_DIM),
-    ])
+    model.get_layer("bn").set_weights(
+        [
+            rng.uniform(0.5, 2, TINY_DIM),
+            rng.normal(0, 0.5, TINY_DIM),
+            rng.normal(0, 0.2, TINY_DIM),
+            rng.uniform(0.1, 2, TINY_DIM),
+        ]
+    )
     return model
 
 
 def register_tiny() -> None:
-    register_backbone(Backbone(
-        name=TINY, input_size=TINY_SIZE, feature_dim=TINY_DIM, preprocessing_version="tiny-v1",
-        build=_build_tiny, preprocess=_tiny_preprocess,
-    ))
+    register_backbone(
+        Backbone(
+            name=TINY,
+            input_size=TINY_SIZE,
+            feature_dim=TINY_DIM,
+            preprocessing_version="tiny-v1",
+            build=_build_tiny,
+            preprocess=_tiny_preprocess,
+        )
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _tiny_backbone() -> None:
+def _tiny_backbone():
+    """The tiny backbone is registered for this module only; the registry is restored after."""
+    saved = dict(backbones._REGISTRY)
     register_tiny()
+    yield
+    backbones._REGISTRY.clear()
+    backbones._REGISTRY.update(saved)
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +104,9 @@ def posters(tmp_path: Path, poster_paths: list[str]) -> list[str]:
 
 
 def tiny(tmp_path: Path, **options) -> BackboneFeaturizer:
-    return BackboneFeaturizer(TINY, batch_size=5, cache_root=tmp_path / "cache", progress=False,
-                              **options)
+    return BackboneFeaturizer(
+        TINY, batch_size=5, cache_root=tmp_path / "cache", progress=False, **options
+    )
 
 
 def write_bad_images(folder: Path, good: str) -> dict[str, str]:
@@ -113,13 +130,16 @@ def test_batches_keep_order_and_skip_bad_images(tmp_path: Path, posters: list[st
     bad = write_bad_images(tmp_path, posters[0])
     paths = posters[:4] + list(bad) + posters[4:]
     failures: list[tuple[str, str]] = []
-    batches = list(iter_image_batches(paths, (30, 20), batch_size=5, progress=False,
-                                      failures=failures))
+    batches = list(
+        iter_image_batches(paths, (30, 20), batch_size=5, progress=False, failures=failures)
+    )
     indices = np.concatenate([i for i, _ in batches])
     good = [i for i, p in enumerate(paths) if p not in bad]
     assert indices.tolist() == good
-    assert all(0 < len(i) <= 5 and a.shape == (len(i), 30, 20, 3) and a.dtype == np.uint8
-               for i, a in batches)
+    assert all(
+        0 < len(i) <= 5 and a.shape == (len(i), 30, 20, 3) and a.dtype == np.uint8
+        for i, a in batches
+    )
     assert {p for p, _ in failures} == set(bad)
     assert all(bad[p] in reason for p, reason in failures)
     gray = next(iter_image_batches(posters, (30, 20), batch_size=3, gray=True, progress=False))
@@ -150,8 +170,9 @@ def test_second_run_reads_cache_and_only_changed_images_recompute(
     changed = tiny(tmp_path).transform_paths([*posters, renamed])
     assert (changed.n_computed, changed.n_cached) == (1, 12)
     assert not np.allclose(changed.features[3], first.features[3])
-    np.testing.assert_array_equal(np.delete(changed.features[:12], 3, 0),
-                                  np.delete(first.features, 3, 0))
+    np.testing.assert_array_equal(
+        np.delete(changed.features[:12], 3, 0), np.delete(first.features, 3, 0)
+    )
     np.testing.assert_array_equal(changed.features[12], first.features[5])
 
     uncached = tiny(tmp_path, cache=False).transform_paths(posters[:2])
@@ -161,14 +182,17 @@ def test_second_run_reads_cache_and_only_changed_images_recompute(
 def _fill_cache(paths: list[str], root: str) -> None:
     """Child process: compute tiny features into a shared cache."""
     register_tiny()
-    BackboneFeaturizer(TINY, batch_size=4, cache_root=Path(root), progress=False,
-                       workers=1).transform_paths(paths)
+    BackboneFeaturizer(
+        TINY, batch_size=4, cache_root=Path(root), progress=False, workers=1
+    ).transform_paths(paths)
 
 
 def test_two_processes_fill_one_cache(tmp_path: Path, posters: list[str]) -> None:
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_fill_cache, args=(posters, str(tmp_path / "cache")))
-               for _ in range(2)]
+    workers = [
+        context.Process(target=_fill_cache, args=(posters, str(tmp_path / "cache")))
+        for _ in range(2)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -185,26 +209,27 @@ def test_two_processes_fill_one_cache(tmp_path: Path, posters: list[str]) -> Non
 def _hammer(root: str, keys: list[str], rounds: int) -> None:
     cache = FeatureCache("stress-1x1-v1", Path(root))
     for _ in range(rounds):
-        cache.put_many({k: np.full(2048, i, dtype=np.float32)
-                        for i, k in enumerate(keys)})
+        cache.put_many({k: np.full(2048, i, dtype=np.float32) for i, k in enumerate(keys)})
 
 
 def test_concurrent_writers_never_expose_torn_entries(tmp_path: Path) -> None:
+    """Readers racing two rewriting processes always see whole entries: a torn or truncated
+    file would read as a miss (or wrong values), and every key exists before they start."""
     keys = [f"{i:064x}" for i in range(20)]
+    _hammer(str(tmp_path), keys, 1)
     context = multiprocessing.get_context("spawn")
-    writers = [context.Process(target=_hammer, args=(str(tmp_path), keys, 30)) for _ in range(2)]
+    writers = [context.Process(target=_hammer, args=(str(tmp_path), keys, 60)) for _ in range(2)]
     for writer in writers:
         writer.start()
     cache = FeatureCache("stress-1x1-v1", tmp_path)
-    reads = 0
-    while any(w.is_alive() for w in writers) or reads == 0:
-        for key, value in cache.get_many(keys).items():
+    while any(w.is_alive() for w in writers):
+        entries = cache.get_many(keys)
+        assert len(entries) == len(keys)
+        for key, value in entries.items():
             assert value.shape == (2048,) and np.all(value == keys.index(key))
-            reads += 1
     for writer in writers:
         writer.join()
         assert writer.exitcode == 0
-    assert len(cache.get_many(keys)) == 20
 
 
 def test_cache_keys_namespaces_and_unreadable_entries(tmp_path: Path) -> None:
@@ -229,8 +254,7 @@ def fitted(kind: str, tmp_path: Path, train: list[str]):
     if kind == "backbone":
         return tiny(tmp_path)
     if kind == "pixel_pca":
-        return PixelPCAFeaturizer((30, 20), n_components=4, batch_size=5,
-                                  progress=False).fit(train)
+        return PixelPCAFeaturizer((30, 20), n_components=4, batch_size=5, progress=False).fit(train)
     return PixelFeaturizer((30, 20), progress=False)
 
 
@@ -238,8 +262,7 @@ KINDS = ["backbone", "pixel_pca", "pixels"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_bad_images_are_reported_and_skipped(kind: str, tmp_path: Path,
-                                             posters: list[str]) -> None:
+def test_bad_images_are_reported_and_skipped(kind: str, tmp_path: Path, posters: list[str]) -> None:
     bad = write_bad_images(tmp_path, posters[0])
     paths = posters[:3] + list(bad) + posters[3:6]
     featurizer = fitted(kind, tmp_path, posters + list(bad))
@@ -254,8 +277,9 @@ def test_bad_images_are_reported_and_skipped(kind: str, tmp_path: Path,
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_decoded_images_give_the_same_features_as_files(kind: str, tmp_path: Path,
-                                                        posters: list[str]) -> None:
+def test_decoded_images_give_the_same_features_as_files(
+    kind: str, tmp_path: Path, posters: list[str]
+) -> None:
     """Train/serve consistency: serving hands decoded images, training hands paths."""
     featurizer = fitted(kind, tmp_path, posters)
     from_files = featurizer.transform_paths(posters).features
@@ -267,8 +291,9 @@ def test_decoded_images_give_the_same_features_as_files(kind: str, tmp_path: Pat
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_save_load_roundtrip(kind: str, tmp_path: Path, posters: list[str],
-                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_save_load_roundtrip(
+    kind: str, tmp_path: Path, posters: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     featurizer = fitted(kind, tmp_path, posters)
     before = featurizer.transform_paths(posters).features
     featurizer.save(tmp_path / "saved")
@@ -279,15 +304,18 @@ def test_save_load_roundtrip(kind: str, tmp_path: Path, posters: list[str],
     if kind == "backbone":
         loaded.cache = False  # compute, do not read what the first run cached
     np.testing.assert_allclose(loaded.transform_paths(posters).features, before, atol=1e-6)
-    np.testing.assert_allclose(loaded.transform_images([load_image(posters[0])]), before[:1],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.transform_images([load_image(posters[0])]), before[:1], atol=1e-6
+    )
 
 
 def test_backbone_params_and_lazy_tensorflow() -> None:
     params = BackboneFeaturizer(TINY).params()
     assert params["backbone"] == TINY and params["input_size"] == "32x24"
-    code = ("import sys, posterml.features.featurizers, posterml.features.pixels; "
-            "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
+    code = (
+        "import sys, posterml.features.featurizers, posterml.features.pixels; "
+        "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -318,8 +346,9 @@ def test_preprocessing_is_saved_as_numbers_when_affine() -> None:
 # --- pixel PCA --------------------------------------------------------------------------------
 
 
-def test_pixel_pca_streams_in_bounded_batches(poster_paths: list[str],
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pixel_pca_streams_in_bounded_batches(
+    poster_paths: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sklearn.decomposition import PCA, IncrementalPCA
 
     seen: list[int] = []
@@ -338,20 +367,22 @@ def test_pixel_pca_streams_in_bounded_batches(poster_paths: list[str],
     assert ratio.shape == (8,) and np.all(np.diff(ratio) <= 1e-12) and 0 < ratio.sum() <= 1
     assert pca.explained_variance == pytest.approx(ratio.sum())
     # Streaming loses little against an exact PCA on the full matrix.
-    full = np.stack([np.asarray(load_image(p).convert("L").resize((20, 30), Image.BILINEAR))
-                     for p in paths]).reshape(53, -1) / 255.0
+    full = (
+        np.stack(
+            [np.asarray(load_image(p).convert("L").resize((20, 30), Image.BILINEAR)) for p in paths]
+        ).reshape(53, -1)
+        / 255.0
+    )
     exact = PCA(8).fit(full).explained_variance_ratio_.sum()
     assert pca.explained_variance == pytest.approx(exact, abs=0.03)
-    assert pca.params() == {"featurizer": "pixel_pca", "input_size": "30x20",
-                            "pca_components": 8}
+    assert pca.params() == {"featurizer": "pixel_pca", "input_size": "30x20", "pca_components": 8}
 
 
 def test_pixel_pca_refuses_impossible_settings(posters: list[str]) -> None:
     with pytest.raises(ValueError, match="batch_size"):
         PixelPCAFeaturizer(n_components=20, batch_size=10)
     with pytest.raises(ValueError, match="at least"):
-        PixelPCAFeaturizer((30, 20), n_components=20, batch_size=32,
-                           progress=False).fit(posters)
+        PixelPCAFeaturizer((30, 20), n_components=20, batch_size=32, progress=False).fit(posters)
     with pytest.raises(RuntimeError, match="fit"):
         PixelPCAFeaturizer().transform_paths(posters)
 

@@ -52,7 +52,9 @@ def decode_image(data: bytes, source: str = "") -> Image.Image:
     except UnidentifiedImageError:
         raise ImageDecodeError("not an image (unrecognised format)", source) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageDecodeError(f"decompression bomb: {exc}", source) from None
+        # Pillow's own guard fires on absurd sizes before our check can: same verdict.
+        raise ImageDecodeError(f"image too large (decompression bomb guard): {exc}",
+                               source) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"corrupt or truncated image: {exc}", source) from None
     if image.mode != "RGB":

@@ -32,6 +32,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
+from posterml.config import cache_dir as posterml_cache_dir
+
 if TYPE_CHECKING:  # keras is imported lazily: importing TensorFlow takes seconds
     import keras
 
@@ -104,12 +106,6 @@ _LITE0_STAGES = (
 
 class CheckpointError(RuntimeError):
     """The torch checkpoint is missing, altered, or in a format this reader does not handle."""
-
-
-def posterml_cache_dir() -> Path:
-    """Root of posterml's on-disk caches: ``$POSTERML_CACHE_DIR`` or ``~/.cache/posterml``."""
-    configured = os.environ.get("POSTERML_CACHE_DIR")
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "posterml"
 
 
 def checkpoint_path() -> Path:

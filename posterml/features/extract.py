@@ -56,8 +56,15 @@ def default_workers() -> int:
 
 def progress_bar(total: int, desc: str, enabled: bool = True) -> tqdm:
     """A tqdm bar on stderr showing images/s and ETA."""
-    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=not enabled,
-                dynamic_ncols=True, smoothing=0.1)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="img",
+        file=sys.stderr,
+        disable=not enabled,
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )
 
 
 def decode_one(path: str, size: tuple[int, int], gray: bool) -> np.ndarray | str:

@@ -98,8 +98,14 @@ class PixelPCAFeaturizer(Featurizer):
         n_pending = 0
         n_fitted = 0
         for _, gray in iter_image_batches(
-            paths, self.size, batch_size=self.batch_size, workers=self.workers, gray=True,
-            progress=self.progress, desc="pixel PCA fit", failures=self.fit_failures,
+            paths,
+            self.size,
+            batch_size=self.batch_size,
+            workers=self.workers,
+            gray=True,
+            progress=self.progress,
+            desc="pixel PCA fit",
+            failures=self.fit_failures,
         ):
             pending.append(self._pixels(gray))
             n_pending += len(gray)
@@ -131,8 +137,14 @@ class PixelPCAFeaturizer(Featurizer):
         out, ok = _empty_result(len(paths), self.feature_shape, np.float32)
         failures: list[tuple[str, str]] = []
         for index, gray in iter_image_batches(
-            paths, self.size, batch_size=self.batch_size, workers=self.workers, gray=True,
-            progress=self.progress, desc="pixel PCA features", failures=failures,
+            paths,
+            self.size,
+            batch_size=self.batch_size,
+            workers=self.workers,
+            gray=True,
+            progress=self.progress,
+            desc="pixel PCA features",
+            failures=failures,
         ):
             out[index] = self._project(gray)
             ok[index] = True
@@ -154,14 +166,21 @@ class PixelPCAFeaturizer(Featurizer):
 
     def save(self, directory: Path) -> None:
         self._check_fitted()
-        directory = self._write_spec(directory, {
-            "size": list(self.size),
-            "n_components": self.n_components,
-            "batch_size": self.batch_size,
-            "n_samples_seen": self.n_samples_seen_,
-        })
-        np.savez(directory / PCA_FILE, mean=self.mean_, components=self.components_,
-                 explained_variance_ratio=self.explained_variance_ratio_)
+        directory = self._write_spec(
+            directory,
+            {
+                "size": list(self.size),
+                "n_components": self.n_components,
+                "batch_size": self.batch_size,
+                "n_samples_seen": self.n_samples_seen_,
+            },
+        )
+        np.savez(
+            directory / PCA_FILE,
+            mean=self.mean_,
+            components=self.components_,
+            explained_variance_ratio=self.explained_variance_ratio_,
+        )
 
     @classmethod
     def load(cls, directory: Path) -> PixelPCAFeaturizer:
@@ -201,8 +220,13 @@ class PixelFeaturizer(Featurizer):
         out, ok = _empty_result(len(paths), self.feature_shape, np.uint8)
         failures: list[tuple[str, str]] = []
         for index, pixels in iter_image_batches(
-            paths, self.size, batch_size=self.batch_size, workers=self.workers,
-            progress=self.progress, desc="poster pixels", failures=failures,
+            paths,
+            self.size,
+            batch_size=self.batch_size,
+            workers=self.workers,
+            progress=self.progress,
+            desc="poster pixels",
+            failures=failures,
         ):
             out[index] = pixels
             ok[index] = True
