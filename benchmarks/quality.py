@@ -28,32 +28,43 @@ STUDY_CLAIMS = "study (ResNet50, 2010s): SVM 0.51, MLP 0.57, balanced SVM 0.74; 
 
 def variants(args: argparse.Namespace) -> dict[str, ExperimentConfig]:
     base = ExperimentConfig(
-        family="resnet_svm", data=args.data, backbone=args.backbone, seed=args.seed,
-        train_years=args.train_years, test_years=args.test_years, storage=args.storage,
-        experiment="benchmark-quality", max_posters=args.max_posters)
+        family="resnet_svm",
+        data=args.data,
+        backbone=args.backbone,
+        seed=args.seed,
+        train_years=args.train_years,
+        test_years=args.test_years,
+        storage=args.storage,
+        experiment="benchmark-quality",
+        max_posters=args.max_posters,
+    )
     svm = dataclasses.replace(base, n_trials=args.svm_trials)
-    mlp = dataclasses.replace(base, family="resnet_mlp", n_trials=args.mlp_trials,
-                              epochs=args.mlp_epochs)
+    mlp = dataclasses.replace(
+        base, family="resnet_mlp", n_trials=args.mlp_trials, epochs=args.mlp_epochs
+    )
     return {
-        "pca_classic": dataclasses.replace(base, family="pca_classic",
-                                           n_trials=args.pca_trials),
-        "scratch_cnn": dataclasses.replace(base, family="scratch_cnn",
-                                           n_trials=args.cnn_trials, epochs=args.cnn_epochs),
+        "pca_classic": dataclasses.replace(base, family="pca_classic", n_trials=args.pca_trials),
+        "scratch_cnn": dataclasses.replace(
+            base, family="scratch_cnn", n_trials=args.cnn_trials, epochs=args.cnn_epochs
+        ),
         "resnet_svm (unbalanced)": dataclasses.replace(svm, class_weight="none"),
         "resnet_svm (balanced)": dataclasses.replace(svm, class_weight="balanced"),
         # The study's decision rule: a plain 0.5 cut, no fallback genre.
         "resnet_svm (unbalanced, 0.5 cut)": dataclasses.replace(
-            svm, class_weight="none", tune_thresholds=False, min_one_genre=False),
+            svm, class_weight="none", tune_thresholds=False, min_one_genre=False
+        ),
         "resnet_svm (balanced, 0.5 cut)": dataclasses.replace(
-            svm, class_weight="balanced", tune_thresholds=False, min_one_genre=False),
+            svm, class_weight="balanced", tune_thresholds=False, min_one_genre=False
+        ),
         "resnet_mlp (unweighted)": dataclasses.replace(mlp, positive_weighting="none"),
         "resnet_mlp (weighting searched)": dataclasses.replace(mlp, positive_weighting="search"),
     }
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", default="../shared/posters")
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--seed", type=int, default=42)
@@ -80,11 +91,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     table = comparison_table(run_ids)
     table.insert(2, "minutes", [round(seconds.get(m, 0) / 60, 1) for m in table["model"]])
     shown = table.drop(columns=["run_id"])
-    print(f"\nQuality on {args.data} (seed {args.seed}; train/val/test {args.train_years}, "
-          f"xperiod {args.test_years}; backbone {args.backbone}; {os.cpu_count()} cores)")
-    print(f"budget: pca {args.pca_trials} trials, cnn {args.cnn_trials} trials x "
-          f"{args.cnn_epochs} epochs, svm {args.svm_trials} trials, mlp {args.mlp_trials} "
-          f"trials x <= {args.mlp_epochs} epochs (early stopping)")
+    print(
+        f"\nQuality on {args.data} (seed {args.seed}; train/val/test {args.train_years}, "
+        f"xperiod {args.test_years}; backbone {args.backbone}; {os.cpu_count()} cores)"
+    )
+    print(
+        f"budget: pca {args.pca_trials} trials, cnn {args.cnn_trials} trials x "
+        f"{args.cnn_epochs} epochs, svm {args.svm_trials} trials, mlp {args.mlp_trials} "
+        f"trials x <= {args.mlp_epochs} epochs (early stopping)"
+    )
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(STUDY_CLAIMS)
     return table

@@ -1,6 +1,6 @@
 """Entry point `compare`: the four families on one dataset and split, one table.
 
-    mlflow run . -e compare -P n_trials=2 --env-manager local
+mlflow run . -e compare -P n_trials=2 --env-manager local
 """
 
 from posterml.compare import run_comparison

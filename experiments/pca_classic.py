@@ -1,6 +1,6 @@
 """Entry point `pca_classic`: PCA on grayscale pixels + KNN / logistic regression / random forest.
 
-    mlflow run . -e pca_classic -P data=synthetic --env-manager local
+mlflow run . -e pca_classic -P data=synthetic --env-manager local
 """
 
 from posterml.runner import parse_config, run_experiment

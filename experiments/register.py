@@ -1,6 +1,6 @@
 """Entry point `register`: register the best balanced run's model as @champion.
 
-    mlflow run . -e register --experiment-name X --env-manager local
+mlflow run . -e register --experiment-name X --env-manager local
 """
 
 import argparse
@@ -11,15 +11,19 @@ from posterml.tracking import configure_tracking
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--experiment", default="current",
-                        help="experiment name or id to search (default: the current one)")
+    parser.add_argument(
+        "--experiment",
+        default="current",
+        help="experiment name or id to search (default: the current one)",
+    )
     parser.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
     parser.add_argument("--metric", default="val_f1_weighted")
     parser.add_argument("--balanced-only", default="true", choices=["true", "false"])
     args = parser.parse_args(argv)
     configure_tracking()
-    result = register_best(args.experiment, args.model_name, args.metric,
-                           args.balanced_only == "true")
+    result = register_best(
+        args.experiment, args.model_name, args.metric, args.balanced_only == "true"
+    )
     print(result.message)
     return 0 if result.version else 1
 

@@ -1,6 +1,6 @@
 """Entry point `resnet_mlp`: Pretrained CNN features + the study's MLP.
 
-    mlflow run . -e resnet_mlp -P data=synthetic --env-manager local
+mlflow run . -e resnet_mlp -P data=synthetic --env-manager local
 """
 
 from posterml.runner import parse_config, run_experiment

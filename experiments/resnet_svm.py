@@ -1,6 +1,6 @@
 """Entry point `resnet_svm`: Pretrained CNN features + one-vs-rest RBF SVMs (balanced or not).
 
-    mlflow run . -e resnet_svm -P data=synthetic --env-manager local
+mlflow run . -e resnet_svm -P data=synthetic --env-manager local
 """
 
 from posterml.runner import parse_config, run_experiment

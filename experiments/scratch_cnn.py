@@ -1,6 +1,6 @@
 """Entry point `scratch_cnn`: A CNN trained from scratch on resized posters.
 
-    mlflow run . -e scratch_cnn -P data=synthetic --env-manager local
+mlflow run . -e scratch_cnn -P data=synthetic --env-manager local
 """
 
 from posterml.runner import parse_config, run_experiment

@@ -17,9 +17,12 @@ def _where(args: argparse.Namespace) -> int:
     from posterml.tracking import configure_tracking
 
     uri = configure_tracking()
-    runs = mlflow.search_runs(search_all_experiments=True, max_results=args.n,
-                              order_by=["attributes.start_time DESC"],
-                              filter_string="tags.`posterml.role` != 'trial'")
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        max_results=args.n,
+        order_by=["attributes.start_time DESC"],
+        filter_string="tags.`posterml.role` != 'trial'",
+    )
     if runs.empty:
         print(f"No runs yet in {uri}.")
         return 0
@@ -27,10 +30,14 @@ def _where(args: argparse.Namespace) -> int:
     for _, run in runs.iterrows():
         f1 = run.get("metrics.test_f1_weighted")
         shown = f"test_f1_weighted={f1:.3f}" if f1 == f1 and f1 is not None else ""
-        print(f"  {run['run_id']}  {run.get('tags.family') or run.get('tags.mlflow.runName')}"
-              f"  dataset={run.get('tags.dataset')}  {shown}")
-    print(f"\nLook at them:  .venv/bin/mlflow ui --backend-store-uri {uri}  "
-          "(then open http://127.0.0.1:5000)")
+        print(
+            f"  {run['run_id']}  {run.get('tags.family') or run.get('tags.mlflow.runName')}"
+            f"  dataset={run.get('tags.dataset')}  {shown}"
+        )
+    print(
+        f"\nLook at them:  .venv/bin/mlflow ui --backend-store-uri {uri}  "
+        "(then open http://127.0.0.1:5000)"
+    )
     return 0
 
 
@@ -48,8 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="posterml", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    fetch = sub.add_parser("fetch-tmdb", add_help=False,
-                           help="download posters + genres from TMDb into a folder dataset")
+    fetch = sub.add_parser(
+        "fetch-tmdb",
+        add_help=False,
+        help="download posters + genres from TMDb into a folder dataset",
+    )
     fetch.set_defaults(handler=None)
 
     where = sub.add_parser("where", help="show the latest runs and the mlflow ui command")

@@ -16,8 +16,11 @@ from posterml.runner import ROLE_TAG, ExperimentConfig, run_experiment
 from posterml.tracking import configure_tracking, log_new_params
 
 COMPARED_FAMILIES = ("pca_classic", "scratch_cnn", "resnet_svm", "resnet_mlp")
-TABLE_METRICS = [f"{split}_f1_{avg}" for split in ("val", "test", "xperiod")
-                 for avg in ("micro", "macro", "weighted", "samples")]
+TABLE_METRICS = [
+    f"{split}_f1_{avg}"
+    for split in ("val", "test", "xperiod")
+    for avg in ("micro", "macro", "weighted", "samples")
+]
 
 
 def comparison_table(run_ids: dict[str, str]) -> pd.DataFrame:
@@ -32,18 +35,23 @@ def comparison_table(run_ids: dict[str, str]) -> pd.DataFrame:
         row.update({k: metrics.get(k) for k in TABLE_METRICS})
         rows.append(row)
         if baseline is None:
-            baseline = {"model": "baseline: 2 most frequent genres", "balanced": "",
-                        "run_id": ""}
-            baseline.update({k: metrics.get(k.replace("_f1_", "_baseline_f1_"))
-                             for k in TABLE_METRICS if not k.startswith("val_")})
+            baseline = {"model": "baseline: 2 most frequent genres", "balanced": "", "run_id": ""}
+            baseline.update(
+                {
+                    k: metrics.get(k.replace("_f1_", "_baseline_f1_"))
+                    for k in TABLE_METRICS
+                    if not k.startswith("val_")
+                }
+            )
     if baseline:
         rows.append(baseline)
     table = pd.DataFrame(rows)
     return table.dropna(axis=1, how="all")
 
 
-def run_comparison(config: ExperimentConfig,
-                   families: tuple[str, ...] = COMPARED_FAMILIES) -> pd.DataFrame:
+def run_comparison(
+    config: ExperimentConfig, families: tuple[str, ...] = COMPARED_FAMILIES
+) -> pd.DataFrame:
     """Run each family as a nested parent run; log and return the comparison table."""
     configure_tracking()
     with mlflow.start_run(run_name="compare") as run:
@@ -57,8 +65,10 @@ def run_comparison(config: ExperimentConfig,
         mlflow.log_table(table, "comparison.json")
         text = table.to_string(index=False, float_format=lambda v: f"{v:.3f}")
         mlflow.log_text(text, "comparison.txt")
-        mlflow.log_text(table.to_markdown(index=False, floatfmt=".3f")
-                        if _has_tabulate() else text, "comparison.md")
+        mlflow.log_text(
+            table.to_markdown(index=False, floatfmt=".3f") if _has_tabulate() else text,
+            "comparison.md",
+        )
         print(f"\nComparison (parent run {run.info.run_id}):\n{text}")
     return table
 

@@ -99,8 +99,9 @@ def build_parser(family: str) -> argparse.ArgumentParser:
         if field.name == "family":
             continue
         kind = {bool: _bool, int: _int, float: float}.get(type(field.default), str)
-        parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, type=kind,
-                            default=field.default)
+        parser.add_argument(
+            f"--{field.name.replace('_', '-')}", dest=field.name, type=kind, default=field.default
+        )
     return parser
 
 
@@ -127,13 +128,15 @@ def load_data(config: ExperimentConfig) -> tuple[PosterDataset, Splits]:
         rng = np.random.default_rng(config.seed)
         keep = np.sort(rng.choice(len(dataset), config.max_posters, replace=False))
         dataset = dataset.subset(dataset.ids[keep])
-    splits = make_splits(dataset, seed=config.seed, train_years=config.train_years,
-                         test_years=config.test_years)
+    splits = make_splits(
+        dataset, seed=config.seed, train_years=config.train_years, test_years=config.test_years
+    )
     return dataset, splits
 
 
-def build_features(family: Family, config: ExperimentConfig, dataset: PosterDataset,
-                   splits: Splits) -> FeatureSets:
+def build_features(
+    family: Family, config: ExperimentConfig, dataset: PosterDataset, splits: Splits
+) -> FeatureSets:
     """Fit the featurizer on train images, transform every split, skip unreadable images."""
     start = time.perf_counter()
     featurizer = family.featurizer(config)
@@ -147,12 +150,13 @@ def build_features(family: Family, config: ExperimentConfig, dataset: PosterData
     for name, split_ids in splits.items():
         kept = np.array([i for i in split_ids if i in row_of], dtype=object)
         ids[name] = kept
-        X[name] = result.features[[row_of[i] for i in kept]] if len(kept) else \
-            result.features[:0]
-        Y[name] = labels.loc[list(kept)].to_numpy(dtype=np.uint8) if len(kept) else \
-            np.zeros((0, dataset.labels.shape[1]), np.uint8)
-    return FeatureSets(X, Y, ids, list(result.failures), featurizer,
-                       time.perf_counter() - start)
+        X[name] = result.features[[row_of[i] for i in kept]] if len(kept) else result.features[:0]
+        Y[name] = (
+            labels.loc[list(kept)].to_numpy(dtype=np.uint8)
+            if len(kept)
+            else np.zeros((0, dataset.labels.shape[1]), np.uint8)
+        )
+    return FeatureSets(X, Y, ids, list(result.failures), featurizer, time.perf_counter() - start)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -174,8 +178,9 @@ def fit_and_decide(family: Family, params: dict, config: ExperimentConfig, featu
     classifier = family.classifier(params, config)
     classifier.fit(features.X["train"], features.Y["train"], features.X["val"], features.Y["val"])
     val_scores = classifier.predict_scores(features.X["val"])
-    rule = DecisionRule.tune(features.Y["val"], val_scores, config.tune_thresholds,
-                             config.min_one_genre)
+    rule = DecisionRule.tune(
+        features.Y["val"], val_scores, config.tune_thresholds, config.min_one_genre
+    )
     return classifier, rule
 
 
@@ -216,8 +221,14 @@ def _study(config: ExperimentConfig, parent_run_id: str) -> optuna.Study:
 def _objective(family: Family, config: ExperimentConfig, features: FeatureSets, study_name: str):
     def objective(trial: optuna.Trial) -> float:
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True) as run:
-            mlflow.set_tags({ROLE_TAG: "trial", "family": family.name,
-                             "optuna_study": study_name, "optuna_trial": trial.number})
+            mlflow.set_tags(
+                {
+                    ROLE_TAG: "trial",
+                    "family": family.name,
+                    "optuna_study": study_name,
+                    "optuna_trial": trial.number,
+                }
+            )
             params = family.suggest(trial, config)
             trial.set_user_attr("params", params)
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
@@ -246,19 +257,24 @@ def _best_per_kind(study: optuna.Study) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- logging helpers
 def dataset_tags(dataset: PosterDataset) -> dict[str, str]:
-    return {"dataset": dataset.name, "dataset_hash": dataset.content_hash,
-            "dataset_root": str(dataset.root)}
+    return {
+        "dataset": dataset.name,
+        "dataset_hash": dataset.content_hash,
+        "dataset_root": str(dataset.root),
+    }
 
 
 def log_dataset(dataset: PosterDataset, splits: Splits) -> None:
     """Which data this run used: tags, an MLflow dataset input, and the split ids."""
     mlflow.set_tags(dataset_tags(dataset))
     table = dataset.frame[["poster_id", "year"]].assign(
-        genres=dataset.frame["genres"].map("|".join))
+        genres=dataset.frame["genres"].map("|".join)
+    )
     with warnings.catch_warnings():  # MLflow's schema hints about int columns are noise here
         warnings.simplefilter("ignore", UserWarning)
-        source = mlflow.data.from_pandas(table, source=str(dataset.root), name=dataset.name,
-                                         digest=dataset.content_hash[:16])
+        source = mlflow.data.from_pandas(
+            table, source=str(dataset.root), name=dataset.name, digest=dataset.content_hash[:16]
+        )
     for attempt in range(3):
         try:
             mlflow.log_input(source, context="training")
@@ -322,13 +338,19 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
     family = get_family(config.family)
     dataset, splits = load_data(config)
 
-    with mlflow.start_run(nested=nested, run_name=None if os.environ.get("MLFLOW_RUN_ID")
-                          else f"{family.name}-{dataset.name}") as parent:
-        mlflow.set_tags({
-            ROLE_TAG: "experiment", "family": family.name,
-            "backbone": config.backbone if family.uses_backbone else "none",
-            "train_period": str(splits.train_period), "test_period": str(splits.test_period),
-        })
+    with mlflow.start_run(
+        nested=nested,
+        run_name=None if os.environ.get("MLFLOW_RUN_ID") else f"{family.name}-{dataset.name}",
+    ) as parent:
+        mlflow.set_tags(
+            {
+                ROLE_TAG: "experiment",
+                "family": family.name,
+                "backbone": config.backbone if family.uses_backbone else "none",
+                "train_period": str(splits.train_period),
+                "test_period": str(splits.test_period),
+            }
+        )
         log_new_params(config.params())
         log_dataset(dataset, splits)
         for name, ids in splits.items():
@@ -345,9 +367,12 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
         study = _study(config, parent.info.run_id)
         mlflow.set_tag("optuna_study", study.study_name)
         start = time.perf_counter()
-        study.optimize(_objective(family, config, features, study.study_name),
-                       n_trials=config.n_trials, timeout=config.timeout or None,
-                       catch=(ValueError, ArithmeticError))
+        study.optimize(
+            _objective(family, config, features, study.study_name),
+            n_trials=config.n_trials,
+            timeout=config.timeout or None,
+            catch=(ValueError, ArithmeticError),
+        )
         mlflow.log_metric("search_seconds", time.perf_counter() - start)
 
         best = study.best_trial
@@ -362,12 +387,17 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
         start = time.perf_counter()
         classifier, rule = fit_and_decide(family, best_params, config, features)
         mlflow.log_metric("refit_seconds", time.perf_counter() - start)
-        metrics, predictions = evaluate(classifier, rule, features,
-                                        ["train", "val", "test", "xperiod"])
+        metrics, predictions = evaluate(
+            classifier, rule, features, ["train", "val", "test", "xperiod"]
+        )
         # Per-genre train numbers would only clutter the UI; keep train averages.
-        metrics = {k: v for k, v in metrics.items()
-                   if not k.startswith("train_") or k.rsplit("_", 1)[-1] in AVERAGES
-                   or k.endswith("hamming_loss")}
+        metrics = {
+            k: v
+            for k, v in metrics.items()
+            if not k.startswith("train_")
+            or k.rsplit("_", 1)[-1] in AVERAGES
+            or k.endswith("hamming_loss")
+        }
         mlflow.log_metrics(metrics)
         log_baseline(features)
         predictions.pop("train", None)
@@ -381,14 +411,22 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
         if config.log_model:
             from posterml.serving.pyfunc import PosterPipeline, log_pipeline
 
-            meta = {"family": family.name, "params": best_params,
-                    "featurizer": features.featurizer.params(), "dataset": dataset.name,
-                    "dataset_hash": dataset.content_hash, "parent_run_id": parent.info.run_id}
+            meta = {
+                "family": family.name,
+                "params": best_params,
+                "featurizer": features.featurizer.params(),
+                "dataset": dataset.name,
+                "dataset_hash": dataset.content_hash,
+                "parent_run_id": parent.info.run_id,
+            }
             pipeline = PosterPipeline(features.featurizer, classifier, rule, meta)
             example = dataset.frame.set_index("poster_id").loc[features.ids["val"][0], "image"]
             info = log_pipeline(pipeline, example)
             mlflow.set_tags({"model_id": info.model_id, "model_uri": info.model_uri})
-        summary = {k: round(v, 4) for k, v in metrics.items()
-                   if any(k == f"{s}_f1_{a}" for s in ("val", "test", "xperiod") for a in AVERAGES)}
+        summary = {
+            k: round(v, 4)
+            for k, v in metrics.items()
+            if any(k == f"{s}_f1_{a}" for s in ("val", "test", "xperiod") for a in AVERAGES)
+        }
         print(json.dumps({"run_id": parent.info.run_id, "family": family.name, **summary}))
         return parent.info.run_id

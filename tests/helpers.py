@@ -25,7 +25,14 @@ def write_folder(root: Path, rows: list[dict], make_images: bool = True) -> Path
         image = row.get("image", f"images/{row['poster_id']}.jpg")
         if make_images and "image" not in row:
             write_image(root / image, seed=k)
-        table.append({"poster_id": row["poster_id"], "title": row.get("title", f"T{k}"),
-                      "year": row["year"], "genres": row["genres"], "image": image})
+        table.append(
+            {
+                "poster_id": row["poster_id"],
+                "title": row.get("title", f"T{k}"),
+                "year": row["year"],
+                "genres": row["genres"],
+                "image": image,
+            }
+        )
     pd.DataFrame(table).to_csv(root / "labels.csv", index=False)
     return root

@@ -13,11 +13,17 @@ from posterml.genres import GENRES
 
 
 def test_folder_loads_genres_in_fixed_order_and_keeps_first_five(tmp_path):
-    root = write_folder(tmp_path / "d", [
-        {"poster_id": "1", "year": 1975, "genres": "Western|Drama"},
-        {"poster_id": "2", "year": 2012,
-         "genres": "Action|Comedy|Crime|Drama|Horror|War|Music"},
-    ])
+    root = write_folder(
+        tmp_path / "d",
+        [
+            {"poster_id": "1", "year": 1975, "genres": "Western|Drama"},
+            {
+                "poster_id": "2",
+                "year": 2012,
+                "genres": "Action|Comedy|Crime|Drama|Horror|War|Music",
+            },
+        ],
+    )
     data = load_folder(root)
     assert data.labels.shape == (2, 19)
     assert data.frame.loc[0, "genres"] == ["Western", "Drama"]
@@ -28,11 +34,13 @@ def test_folder_loads_genres_in_fixed_order_and_keeps_first_five(tmp_path):
 
 
 def test_bad_rows_are_listed_together(tmp_path):
-    rows = [{"poster_id": "1", "year": 1990, "genres": "Drama"},
-            {"poster_id": "1", "year": 1991, "genres": "Comedy"},
-            {"poster_id": "3", "year": "nineteen", "genres": "Drama"},
-            {"poster_id": "4", "year": 1995, "genres": "Drama|Sci-Fi"},
-            {"poster_id": "5", "year": 1996, "genres": "Drama", "image": "images/none.jpg"}]
+    rows = [
+        {"poster_id": "1", "year": 1990, "genres": "Drama"},
+        {"poster_id": "1", "year": 1991, "genres": "Comedy"},
+        {"poster_id": "3", "year": "nineteen", "genres": "Drama"},
+        {"poster_id": "4", "year": 1995, "genres": "Drama|Sci-Fi"},
+        {"poster_id": "5", "year": 1996, "genres": "Drama", "image": "images/none.jpg"},
+    ]
     root = write_folder(tmp_path / "d", rows)
     with pytest.raises(DatasetError) as err:
         load_folder(root)
@@ -65,10 +73,13 @@ def test_content_hash_changes_with_image_bytes(tmp_path):
     assert load_folder(root).content_hash != before
 
 
-@pytest.mark.parametrize("content, reason", [
-    (b"", "empty"),
-    (b"hello, I am text", "not an image"),
-])
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"", "empty"),
+        (b"hello, I am text", "not an image"),
+    ],
+)
 def test_decode_rejects_non_images(content, reason):
     with pytest.raises(ImageDecodeError, match=reason):
         decode_image(content)

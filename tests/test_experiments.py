@@ -14,8 +14,20 @@ import pytest
 from posterml.genres import GENRES, snake
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["-P", "n_trials=2", "-P", "epochs=2", "-P", "image_size=48x32",
-        "-P", "pixel_size=60x40", "-P", "pca_components=8", "-P", "backbone=efficientnet_lite0"]
+TINY = [
+    "-P",
+    "n_trials=2",
+    "-P",
+    "epochs=2",
+    "-P",
+    "image_size=48x32",
+    "-P",
+    "pixel_size=60x40",
+    "-P",
+    "pca_components=8",
+    "-P",
+    "backbone=efficientnet_lite0",
+]
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -26,10 +38,23 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def _mlflow_run(tmp_path: Path, entry: str, *params: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", entry, "--env-manager",
-           "local", "-P", f"storage=sqlite:///{tmp_path / 'optuna.db'}", *params]
-    done = subprocess.run(cmd, cwd=tmp_path, env=_env(tmp_path), capture_output=True,
-                          text=True, timeout=900)
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "run",
+        str(ROOT),
+        "-e",
+        entry,
+        "--env-manager",
+        "local",
+        "-P",
+        f"storage=sqlite:///{tmp_path / 'optuna.db'}",
+        *params,
+    ]
+    done = subprocess.run(
+        cmd, cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     return done
 
@@ -42,13 +67,18 @@ def _runs(tmp_path: Path, filter_string: str):
 
 @pytest.mark.slow
 def test_compare_leaves_four_comparable_parent_runs(tmp_path):
-    done = _mlflow_run(tmp_path, "compare", *TINY,
-                       "-P", "train_years=1980-2019", "-P", "test_years=-1969")
+    done = _mlflow_run(
+        tmp_path, "compare", *TINY, "-P", "train_years=1980-2019", "-P", "test_years=-1969"
+    )
     assert "baseline: 2 most frequent genres" in done.stdout
 
     client, parents = _runs(tmp_path, "tags.`posterml.role` = 'experiment'")
     assert sorted(r.data.tags["family"] for r in parents) == [
-        "pca_classic", "resnet_mlp", "resnet_svm", "scratch_cnn"]
+        "pca_classic",
+        "resnet_mlp",
+        "resnet_svm",
+        "scratch_cnn",
+    ]
     for run in parents:
         metrics, tags = run.data.metrics, run.data.tags
         for genre in GENRES:
@@ -66,8 +96,8 @@ def test_compare_leaves_four_comparable_parent_runs(tmp_path):
 
         trials = client.search_runs(
             [run.info.experiment_id],
-            f"tags.`mlflow.parentRunId` = '{run.info.run_id}' and "
-            "tags.`posterml.role` = 'trial'")
+            f"tags.`mlflow.parentRunId` = '{run.info.run_id}' and tags.`posterml.role` = 'trial'",
+        )
         assert len(trials) == 2
         assert all("val_f1_weighted" in t.data.metrics for t in trials)
 
@@ -79,16 +109,34 @@ def test_compare_leaves_four_comparable_parent_runs(tmp_path):
 @pytest.mark.slow
 def test_two_workers_share_one_sqlite_study(tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    args = [sys.executable, "-m", "experiments.pca_classic", "--study-name", "shared",
-            "--storage", storage, "--n-trials", "4", "--pixel-size", "60x40",
-            "--pca-components", "8", "--log-model", "false"]
+    args = [
+        sys.executable,
+        "-m",
+        "experiments.pca_classic",
+        "--study-name",
+        "shared",
+        "--storage",
+        storage,
+        "--n-trials",
+        "4",
+        "--pixel-size",
+        "60x40",
+        "--pca-components",
+        "8",
+        "--log-model",
+        "false",
+    ]
     env = _env(tmp_path)
     env["PYTHONPATH"] = str(ROOT)
     # Create the tracking schema first: MLflow's own migration is not meant to race.
     # The Optuna storage is left for the workers to create together (the runner retries).
     mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"]).search_experiments()
-    workers = [subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    workers = [
+        subprocess.Popen(
+            args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     for worker in workers:
         _, err = worker.communicate(timeout=600)
         assert worker.returncode == 0, err[-4000:]

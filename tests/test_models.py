@@ -26,13 +26,15 @@ def _toy(n=200, d=16, seed=0):
 def test_shared_kernel_svm_matches_sklearn_and_keeps_only_support_vectors():
     X, Y = _toy()
     X_new = np.random.default_rng(1).normal(size=(30, 16)).astype(np.float32)
-    model = RBFSVMClassifier(C=3.0, gamma_scale=0.7, class_weight="balanced",
-                             distance_cache=DistanceCache()).fit(X, Y)
+    model = RBFSVMClassifier(
+        C=3.0, gamma_scale=0.7, class_weight="balanced", distance_cache=DistanceCache()
+    ).fit(X, Y)
     gamma = 0.7 / (X.shape[1] * X.var())
     for j in (0, 3, 6):
         reference = SVC(C=3.0, gamma=gamma, class_weight="balanced").fit(X, Y[:, j])
-        np.testing.assert_allclose(model.decision_function(X_new)[:, j],
-                                   reference.decision_function(X_new), atol=1e-6)
+        np.testing.assert_allclose(
+            model.decision_function(X_new)[:, j], reference.decision_function(X_new), atol=1e-6
+        )
     assert len(model.support_vectors_) <= len(X)
     scores = model.predict_scores(X_new)
     assert scores.shape == (30, 19) and (scores[:, 1] < 0.01).all()  # never-seen genre
@@ -72,19 +74,23 @@ def test_positive_weights():
 @pytest.mark.slow
 def test_keras_classifiers_fit_and_round_trip(tmp_path):
     X, Y = _toy(n=256)
-    mlp = MLPClassifier(epochs=40, learning_rate=0.05, patience=40, positive_weighting="sqrt",
-                        hidden=(32, 16)).fit(
-        X, Y, X[:64], Y[:64])
+    mlp = MLPClassifier(
+        epochs=40, learning_rate=0.05, patience=40, positive_weighting="sqrt", hidden=(32, 16)
+    ).fit(X, Y, X[:64], Y[:64])
     scores = mlp.predict_scores(X)
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(Y[:, 6], scores[:, 6]) > 0.8
     mlp.save(tmp_path / "mlp")
-    np.testing.assert_allclose(load_classifier(tmp_path / "mlp").predict_scores(X), scores,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        load_classifier(tmp_path / "mlp").predict_scores(X), scores, atol=1e-5
+    )
 
     images = np.random.default_rng(0).integers(0, 255, (40, 24, 16, 3), dtype=np.uint8)
     cnn = ScratchCNNClassifier(epochs=2, filters=(4, 4, 4), dense_units=8).fit(images, Y[:40])
     cnn.save(tmp_path / "cnn")
-    np.testing.assert_allclose(load_classifier(tmp_path / "cnn").predict_scores(images),
-                               cnn.predict_scores(images), atol=1e-5)
+    np.testing.assert_allclose(
+        load_classifier(tmp_path / "cnn").predict_scores(images),
+        cnn.predict_scores(images),
+        atol=1e-5,
+    )

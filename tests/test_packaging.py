@@ -20,8 +20,16 @@ def test_conda_env_mirrors_pyproject_dependencies():
 
 def test_every_entry_point_has_its_thin_script():
     project = yaml.safe_load((ROOT / "MLproject").read_text())
-    expected = {"pca_classic", "scratch_cnn", "resnet_svm", "resnet_mlp", "colors",
-                "fetch_tmdb", "compare", "register"}
+    expected = {
+        "pca_classic",
+        "scratch_cnn",
+        "resnet_svm",
+        "resnet_mlp",
+        "colors",
+        "fetch_tmdb",
+        "compare",
+        "register",
+    }
     assert set(project["entry_points"]) == expected
     for name, entry in project["entry_points"].items():
         assert f"python -m experiments.{name}" in entry["command"]

@@ -54,11 +54,17 @@ def test_periods_make_a_cross_period_test_set(data):
     assert len(splits.xperiod) == int((data.years <= 1979).sum())
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("2010-2019", Period(2010, 2019)), ("1975", Period(1975, 1975)),
-    ("-1979", Period(None, 1979)), ("1990-", Period(1990, None)), ("all", Period()),
-    ("", Period()),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2010-2019", Period(2010, 2019)),
+        ("1975", Period(1975, 1975)),
+        ("-1979", Period(None, 1979)),
+        ("1990-", Period(1990, None)),
+        ("all", Period()),
+        ("", Period()),
+    ],
+)
 def test_period_parse(text, expected):
     assert Period.parse(text) == expected
 

@@ -98,8 +98,11 @@ def _validate(raw: pd.DataFrame, root: Path) -> list[str]:
     bad_year = years.isna() | (years != years.round()) | ~years.between(MIN_YEAR, MAX_YEAR)
     if bad_year.any():
         problems.append(
-            _problem(f"a bad year (need an integer {MIN_YEAR}-{MAX_YEAR})", raw[bad_year],
-                     raw["year"].astype(str))
+            _problem(
+                f"a bad year (need an integer {MIN_YEAR}-{MAX_YEAR})",
+                raw[bad_year],
+                raw["year"].astype(str),
+            )
         )
 
     genre_lists = raw["genres"].fillna("").map(lambda v: str(v).split("|"))
@@ -107,8 +110,11 @@ def _validate(raw: pd.DataFrame, root: Path) -> list[str]:
     has_unknown = unknown.map(bool)
     if has_unknown.any():
         problems.append(
-            _problem("unknown genre names (not TMDb genres)", raw[has_unknown],
-                     unknown.map(lambda u: ", ".join(repr(n) for n in u)))
+            _problem(
+                "unknown genre names (not TMDb genres)",
+                raw[has_unknown],
+                unknown.map(lambda u: ", ".join(repr(n) for n in u)),
+            )
         )
     no_genre = raw["genres"].fillna("").map(lambda v: not split_genres(v))
     if no_genre.any():
@@ -147,14 +153,15 @@ def load_folder(root: str | Path, name: str | None = None) -> PosterDataset:
     labels_path = root / "labels.csv"
     if not labels_path.is_file():
         raise DatasetError(f"{root}: no labels.csv (expected a folder like ../shared/posters)")
-    raw = pd.read_csv(labels_path, dtype={"poster_id": str}, keep_default_na=False,
-                      na_values=[""])
+    raw = pd.read_csv(labels_path, dtype={"poster_id": str}, keep_default_na=False, na_values=[""])
     missing_cols = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing_cols:
         raise DatasetError(f"{labels_path}: missing column(s) {', '.join(missing_cols)}")
     problems = _validate(raw, root)
     if problems:
-        raise DatasetError(f"{labels_path}: {len(raw)} rows, problems found:\n" + "\n".join(problems))
+        raise DatasetError(
+            f"{labels_path}: {len(raw)} rows, problems found:\n" + "\n".join(problems)
+        )
 
     frame = raw.copy()
     frame["poster_id"] = frame["poster_id"].astype(str).str.strip()

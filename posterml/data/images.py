@@ -42,8 +42,7 @@ def decode_image(data: bytes, source: str = "") -> Image.Image:
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:
                 raise ImageDecodeError(
-                    f"image too large: {width}x{height} pixels "
-                    f"(limit {MAX_IMAGE_PIXELS:,} pixels)",
+                    f"image too large: {width}x{height} pixels (limit {MAX_IMAGE_PIXELS:,} pixels)",
                     source,
                 )
             image.load()
@@ -53,8 +52,9 @@ def decode_image(data: bytes, source: str = "") -> Image.Image:
         raise ImageDecodeError("not an image (unrecognised format)", source) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # Pillow's own guard fires on absurd sizes before our check can: same verdict.
-        raise ImageDecodeError(f"image too large (decompression bomb guard): {exc}",
-                               source) from None
+        raise ImageDecodeError(
+            f"image too large (decompression bomb guard): {exc}", source
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"corrupt or truncated image: {exc}", source) from None
     if image.mode != "RGB":

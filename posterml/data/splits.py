@@ -84,7 +84,9 @@ class Splits:
         )
 
 
-def _stratified_cut(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _stratified_cut(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Row indices (kept, cut) with ``fraction`` of rows cut, stratified on all labels."""
     if fraction <= 0 or len(labels) < 2:
         return np.arange(len(labels)), np.array([], dtype=int)

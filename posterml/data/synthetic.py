@@ -27,9 +27,7 @@ POSTER_SIZE = (100, 150)  # width, height: a 2:3 poster
 DECADES = (1950, 1960, 1970, 1980, 1990, 2000, 2010)
 SHAPES = ("circle", "rect", "triangle", "hstripes", "vstripes", "diamond", "ring", "cross")
 # Roughly TMDb's skew: Drama and Comedy common, TV Movie and Western rare.
-GENRE_WEIGHTS = np.array(
-    [10, 7, 3, 18, 7, 2, 22, 5, 5, 2, 6, 2, 4, 9, 5, 1, 10, 2, 2], dtype=float
-)
+GENRE_WEIGHTS = np.array([10, 7, 3, 18, 7, 2, 22, 5, 5, 2, 6, 2, 4, 9, 5, 1, 10, 2, 2], dtype=float)
 
 
 def _genre_style(index: int) -> tuple[tuple[float, float, float], str]:
@@ -98,9 +96,13 @@ def render_poster(genres: list[int], decade: int, rng: np.random.Generator) -> I
     if rng.random() < 0.3:  # a distractor in a random colour
         size = rng.uniform(15, 30)
         x, y = rng.uniform(0, width - size), rng.uniform(0, height - size)
-        draw.ellipse((x, y, x + size, y + size), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+        draw.ellipse(
+            (x, y, x + size, y + size), fill=tuple(int(c) for c in rng.integers(0, 256, 3))
+        )
     title_y = height - 18 if rng.random() < 0.5 else 2
-    draw.rectangle((6, title_y, width - 6, title_y + 12), fill=_tone((0.9, 0.9, 0.85), saturation, tint))
+    draw.rectangle(
+        (6, title_y, width - 6, title_y + 12), fill=_tone((0.9, 0.9, 0.85), saturation, tint)
+    )
     grain = rng.normal(0, 4 + 10 * (2010 - decade) / 60, (height, width, 3))
     noisy = np.clip(np.asarray(image, dtype=float) + grain, 0, 255).astype(np.uint8)
     return Image.fromarray(noisy)
@@ -108,7 +110,9 @@ def render_poster(genres: list[int], decade: int, rng: np.random.Generator) -> I
 
 def _sample_genres(rng: np.random.Generator) -> list[int]:
     count = int(rng.choice([1, 2, 3], p=[0.3, 0.45, 0.25]))
-    chosen = rng.choice(len(GENRES), size=count, replace=False, p=GENRE_WEIGHTS / GENRE_WEIGHTS.sum())
+    chosen = rng.choice(
+        len(GENRES), size=count, replace=False, p=GENRE_WEIGHTS / GENRE_WEIGHTS.sum()
+    )
     return [int(g) for g in chosen]
 
 
@@ -130,13 +134,15 @@ def write_synthetic(out_dir: str | Path, n: int = 300, seed: int = 0) -> Path:
         decade = int(rng.choice(DECADES))
         genres = _sample_genres(rng)
         render_poster(genres, decade, rng).save(tmp / "images" / f"s{i:05d}.jpg", quality=90)
-        rows.append({
-            "poster_id": f"s{i:05d}",
-            "title": f"Synthetic Poster {i} ({decade + int(rng.integers(0, 10))})",
-            "year": decade + int(rng.integers(0, 10)),
-            "genres": "|".join(GENRES[g] for g in genres),
-            "image": f"images/s{i:05d}.jpg",
-        })
+        rows.append(
+            {
+                "poster_id": f"s{i:05d}",
+                "title": f"Synthetic Poster {i} ({decade + int(rng.integers(0, 10))})",
+                "year": decade + int(rng.integers(0, 10)),
+                "genres": "|".join(GENRES[g] for g in genres),
+                "image": f"images/s{i:05d}.jpg",
+            }
+        )
     pd.DataFrame(rows).to_csv(tmp / "labels.csv", index=False)
     try:
         os.replace(tmp, out_dir)

@@ -40,8 +40,13 @@ class DecisionRule:
     min_one_genre: bool = True
 
     @classmethod
-    def tune(cls, y_val: np.ndarray, val_scores: np.ndarray, tune: bool = True,
-             min_one_genre: bool = True) -> DecisionRule:
+    def tune(
+        cls,
+        y_val: np.ndarray,
+        val_scores: np.ndarray,
+        tune: bool = True,
+        min_one_genre: bool = True,
+    ) -> DecisionRule:
         """Thresholds maximising each genre's validation F1 (or all 0.5 when ``tune`` is off)."""
         n_genres = val_scores.shape[1]
         if not tune or len(y_val) == 0:

@@ -21,8 +21,13 @@ class GenreClassifier(ABC):
     """fit / predict_scores / save / load; scikit-learn style, multilabel (n, 19) targets."""
 
     @abstractmethod
-    def fit(self, X: np.ndarray, Y: np.ndarray, X_val: np.ndarray | None = None,
-            Y_val: np.ndarray | None = None) -> GenreClassifier:
+    def fit(
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        X_val: np.ndarray | None = None,
+        Y_val: np.ndarray | None = None,
+    ) -> GenreClassifier:
         """Learn from training features ``X`` and multi-hot targets ``Y``."""
 
     @abstractmethod
@@ -57,7 +62,7 @@ def load_classifier(directory: Path) -> GenreClassifier:
 def constant_columns(Y: np.ndarray) -> np.ndarray:
     """Genres whose training column is all 0 or all 1: no classifier can be fit on them."""
     Y = np.asarray(Y)
-    return (Y.min(axis=0) == Y.max(axis=0))
+    return Y.min(axis=0) == Y.max(axis=0)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -22,9 +22,16 @@ class ClassicClassifier(GenreClassifier):
     """One scikit-learn estimator per genre (KNN and random forest handle multilabel
     natively; logistic regression is fit one-vs-rest)."""
 
-    def __init__(self, kind: str = "logreg", n_neighbors: int = 15, C: float = 1.0,
-                 n_estimators: int = 200, max_depth: int | None = None,
-                 class_weight: str | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        kind: str = "logreg",
+        n_neighbors: int = 15,
+        C: float = 1.0,
+        n_estimators: int = 200,
+        max_depth: int | None = None,
+        class_weight: str | None = None,
+        seed: int = 0,
+    ) -> None:
         if kind not in CLASSIC_KINDS:
             raise ValueError(f"classifier kind {kind!r}: use one of {CLASSIC_KINDS}")
         self.kind = kind
@@ -37,14 +44,21 @@ class ClassicClassifier(GenreClassifier):
 
     def _estimator(self):
         if self.kind == "knn":
-            return make_pipeline(StandardScaler(),
-                                 KNeighborsClassifier(self.n_neighbors, weights="distance"))
+            return make_pipeline(
+                StandardScaler(), KNeighborsClassifier(self.n_neighbors, weights="distance")
+            )
         if self.kind == "random_forest":
-            return RandomForestClassifier(self.n_estimators, max_depth=self.max_depth,
-                                          class_weight=self.class_weight, n_jobs=-1,
-                                          random_state=self.seed)
-        return make_pipeline(StandardScaler(), LogisticRegression(
-            C=self.C, class_weight=self.class_weight, max_iter=2000))
+            return RandomForestClassifier(
+                self.n_estimators,
+                max_depth=self.max_depth,
+                class_weight=self.class_weight,
+                n_jobs=-1,
+                random_state=self.seed,
+            )
+        return make_pipeline(
+            StandardScaler(),
+            LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=2000),
+        )
 
     def fit(self, X, Y, X_val=None, Y_val=None) -> ClassicClassifier:
         Y = np.asarray(Y)

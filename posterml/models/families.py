@@ -50,8 +50,10 @@ class Family(ABC):
 
     def is_balanced(self, params: dict) -> bool:
         """Does the classifier reweight rare genres (the study's "balanced" model)?"""
-        return params.get("class_weight") == "balanced" or params.get(
-            "positive_weighting", "none") != "none"
+        return (
+            params.get("class_weight") == "balanced"
+            or params.get("positive_weighting", "none") != "none"
+        )
 
     @staticmethod
     def _choice(trial, name: str, fixed: str, options: tuple[str, ...]) -> str:
@@ -71,8 +73,9 @@ class PCAClassic(Family):
     def featurizer(self, config):
         from posterml.features.pixels import PixelPCAFeaturizer
 
-        return PixelPCAFeaturizer(size=parse_size(config.pixel_size),
-                                  n_components=config.pca_components)
+        return PixelPCAFeaturizer(
+            size=parse_size(config.pixel_size), n_components=config.pca_components
+        )
 
     def suggest(self, trial, config):
         kind = trial.suggest_categorical("kind", list(CLASSIC_KINDS))
@@ -81,13 +84,15 @@ class PCAClassic(Family):
             params["n_neighbors"] = trial.suggest_int("n_neighbors", 3, 50, log=True)
         elif kind == "logreg":
             params["C"] = trial.suggest_float("C", 1e-3, 10.0, log=True)
-            params["class_weight"] = self._choice(trial, "class_weight", config.class_weight,
-                                                  ("none", "balanced"))
+            params["class_weight"] = self._choice(
+                trial, "class_weight", config.class_weight, ("none", "balanced")
+            )
         else:
             params["n_estimators"] = trial.suggest_int("n_estimators", 50, 300, log=True)
             params["max_depth"] = trial.suggest_int("max_depth", 3, 20, log=True)
-            params["class_weight"] = self._choice(trial, "class_weight", config.class_weight,
-                                                  ("none", "balanced"))
+            params["class_weight"] = self._choice(
+                trial, "class_weight", config.class_weight, ("none", "balanced")
+            )
         return params
 
     def classifier(self, params, config):
@@ -109,8 +114,9 @@ class ScratchCNN(Family):
             "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
             "dense_units": trial.suggest_categorical("dense_units", [64, 128, 256]),
             "dropout": trial.suggest_float("dropout", 0.1, 0.5),
-            "positive_weighting": self._choice(trial, "positive_weighting",
-                                               config.positive_weighting, POSITIVE_WEIGHTINGS),
+            "positive_weighting": self._choice(
+                trial, "positive_weighting", config.positive_weighting, POSITIVE_WEIGHTINGS
+            ),
         }
 
     def classifier(self, params, config):
@@ -136,8 +142,9 @@ class BackboneSVM(Family):
         return {
             "C": trial.suggest_float("C", 0.1, 100.0, log=True),
             "gamma_scale": trial.suggest_float("gamma_scale", 0.1, 10.0, log=True),
-            "class_weight": self._choice(trial, "class_weight", config.class_weight,
-                                         ("none", "balanced")),
+            "class_weight": self._choice(
+                trial, "class_weight", config.class_weight, ("none", "balanced")
+            ),
         }
 
     def classifier(self, params, config):
@@ -158,8 +165,9 @@ class BackboneMLP(Family):
     def suggest(self, trial, config):
         return {
             "learning_rate": trial.suggest_float("learning_rate", 1e-3, 0.1, log=True),
-            "positive_weighting": self._choice(trial, "positive_weighting",
-                                               config.positive_weighting, POSITIVE_WEIGHTINGS),
+            "positive_weighting": self._choice(
+                trial, "positive_weighting", config.positive_weighting, POSITIVE_WEIGHTINGS
+            ),
         }
 
     def classifier(self, params, config):

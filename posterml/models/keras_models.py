@@ -51,8 +51,15 @@ class KerasGenreClassifier(GenreClassifier):
     given) and restores the best weights. ``seed`` makes initialisation repeatable.
     """
 
-    def __init__(self, epochs: int = 50, batch_size: int = 64, patience: int = 10,
-                 positive_weighting: str = "none", seed: int = 0, verbose: int = 0) -> None:
+    def __init__(
+        self,
+        epochs: int = 50,
+        batch_size: int = 64,
+        patience: int = 10,
+        positive_weighting: str = "none",
+        seed: int = 0,
+        verbose: int = 0,
+    ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.patience = patience
@@ -85,23 +92,35 @@ class KerasGenreClassifier(GenreClassifier):
         X = self.prepare(X, fitting=True)
         Y = np.asarray(Y, dtype=np.float32)
         self.model_ = self.build_network(X.shape[1:], Y.shape[1])
-        self.model_.compile(optimizer=self.make_optimizer(),
-                            loss=_weighted_bce(positive_weights(Y, self.positive_weighting)))
+        self.model_.compile(
+            optimizer=self.make_optimizer(),
+            loss=_weighted_bce(positive_weights(Y, self.positive_weighting)),
+        )
         callbacks = list(self.callbacks())
         validation = None
         if X_val is not None and len(X_val):
             validation = (self.prepare(X_val, fitting=False), np.asarray(Y_val, dtype=np.float32))
-            callbacks.append(keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=self.patience, restore_best_weights=True))
-        history = self.model_.fit(X, Y, epochs=self.epochs, batch_size=self.batch_size,
-                                  validation_data=validation, callbacks=callbacks,
-                                  verbose=self.verbose, shuffle=True)
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=self.patience, restore_best_weights=True
+                )
+            )
+        history = self.model_.fit(
+            X,
+            Y,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            validation_data=validation,
+            callbacks=callbacks,
+            verbose=self.verbose,
+            shuffle=True,
+        )
         self.epochs_trained_ = len(history.history["loss"])
         return self
 
     def predict_scores(self, X: np.ndarray) -> np.ndarray:
         X = self.prepare(X, fitting=False)
-        out = [self.model_.predict_on_batch(X[i:i + 256]) for i in range(0, len(X), 256)]
+        out = [self.model_.predict_on_batch(X[i : i + 256]) for i in range(0, len(X), 256)]
         return np.concatenate(out) if out else np.zeros((0, self.model_.output_shape[-1]))
 
     def save(self, directory: Path) -> None:
@@ -112,8 +131,11 @@ class KerasGenreClassifier(GenreClassifier):
         import joblib
 
         joblib.dump(state, directory / "state.joblib")
-        (directory / "classifier.json").write_text(json.dumps(
-            {"format": "keras", "class": f"{type(self).__module__}:{type(self).__qualname__}"}))
+        (directory / "classifier.json").write_text(
+            json.dumps(
+                {"format": "keras", "class": f"{type(self).__module__}:{type(self).__qualname__}"}
+            )
+        )
 
     @classmethod
     def load_from(cls, directory: Path) -> KerasGenreClassifier:
@@ -136,10 +158,19 @@ class MLPClassifier(KerasGenreClassifier):
     """The study's MLP: 500-250-250-100 ReLU, dropout 0.2, MaxNorm(3), SGD with the learning
     rate halved every 10 epochs, sigmoid outputs. Inputs are standardised first."""
 
-    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9,
-                 hidden: tuple[int, ...] = (500, 250, 250, 100), dropout: float = 0.2,
-                 epochs: int = 100, batch_size: int = 64, patience: int = 10,
-                 positive_weighting: str = "none", seed: int = 0, verbose: int = 0) -> None:
+    def __init__(
+        self,
+        learning_rate: float = 0.01,
+        momentum: float = 0.9,
+        hidden: tuple[int, ...] = (500, 250, 250, 100),
+        dropout: float = 0.2,
+        epochs: int = 100,
+        batch_size: int = 64,
+        patience: int = 10,
+        positive_weighting: str = "none",
+        seed: int = 0,
+        verbose: int = 0,
+    ) -> None:
         super().__init__(epochs, batch_size, patience, positive_weighting, seed, verbose)
         self.learning_rate = learning_rate
         self.momentum = momentum
@@ -160,8 +191,9 @@ class MLPClassifier(KerasGenreClassifier):
         inputs = keras.Input(shape=input_shape)
         x = inputs
         for units in self.hidden:
-            x = layers.Dense(units, activation="relu",
-                             kernel_constraint=keras.constraints.MaxNorm(3))(x)
+            x = layers.Dense(
+                units, activation="relu", kernel_constraint=keras.constraints.MaxNorm(3)
+            )(x)
             x = layers.Dropout(self.dropout)(x)
         outputs = layers.Dense(n_outputs, activation="sigmoid")(x)
         return keras.Model(inputs, outputs, name="poster_mlp")
@@ -182,10 +214,19 @@ class ScratchCNNClassifier(KerasGenreClassifier):
     """A CNN trained from scratch on resized RGB posters: 3 convolutions (5x5, 4x4, 3x3),
     ReLU, 2x2 max pooling after each, a dense head and sigmoid outputs."""
 
-    def __init__(self, filters: tuple[int, int, int] = (32, 64, 64), dense_units: int = 128,
-                 dropout: float = 0.3, learning_rate: float = 1e-3, epochs: int = 30,
-                 batch_size: int = 32, patience: int = 5, positive_weighting: str = "none",
-                 seed: int = 0, verbose: int = 0) -> None:
+    def __init__(
+        self,
+        filters: tuple[int, int, int] = (32, 64, 64),
+        dense_units: int = 128,
+        dropout: float = 0.3,
+        learning_rate: float = 1e-3,
+        epochs: int = 30,
+        batch_size: int = 32,
+        patience: int = 5,
+        positive_weighting: str = "none",
+        seed: int = 0,
+        verbose: int = 0,
+    ) -> None:
         super().__init__(epochs, batch_size, patience, positive_weighting, seed, verbose)
         self.filters = tuple(filters)
         self.dense_units = dense_units

@@ -50,8 +50,13 @@ class RBFSVMClassifier(GenreClassifier):
     reweights each genre's positives, the study's "balanced" model.
     """
 
-    def __init__(self, C: float = 1.0, gamma_scale: float = 1.0, class_weight: str | None = None,
-                 distance_cache: DistanceCache | None = None) -> None:
+    def __init__(
+        self,
+        C: float = 1.0,
+        gamma_scale: float = 1.0,
+        class_weight: str | None = None,
+        distance_cache: DistanceCache | None = None,
+    ) -> None:
         self.C = C
         self.gamma_scale = gamma_scale
         self.class_weight = None if class_weight in (None, "none") else class_weight
@@ -84,8 +89,9 @@ class RBFSVMClassifier(GenreClassifier):
         # Keep the union of support vectors only; each genre indexes into it.
         union = np.unique(np.concatenate(support_sets)) if support_sets else np.array([], int)
         position = {int(row): k for k, row in enumerate(union)}
-        self.support_index_ = [np.array([position[int(r)] for r in s], dtype=int)
-                               for s in support_sets]
+        self.support_index_ = [
+            np.array([position[int(r)] for r in s], dtype=int) for s in support_sets
+        ]
         self.support_vectors_ = X[union]
         self.distance_cache = None  # never pickle the trial cache with the model
         return self
@@ -94,8 +100,9 @@ class RBFSVMClassifier(GenreClassifier):
         X = np.asarray(X, dtype=np.float32)
         kernel = np.exp(-self.gamma_ * squared_distances(X, self.support_vectors_))
         out = np.empty((len(X), len(self.duals_)))
-        for j, (dual, index, b) in enumerate(zip(self.duals_, self.support_index_,
-                                                 self.intercepts_, strict=True)):
+        for j, (dual, index, b) in enumerate(
+            zip(self.duals_, self.support_index_, self.intercepts_, strict=True)
+        ):
             if b is None:
                 out[:, j] = 50.0 if self.constant_scores_[j] else -50.0
             else:

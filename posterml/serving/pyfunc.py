@@ -69,10 +69,14 @@ def decode_images(frame: pd.DataFrame) -> list:
         except ImageDecodeError as exc:
             errors.append(f"row {row}: {exc.reason}")
     if errors:
-        more = f"; ... and {len(errors) - _SHOWN_ERRORS} more" if len(errors) > _SHOWN_ERRORS else ""
+        more = (
+            f"; ... and {len(errors) - _SHOWN_ERRORS} more" if len(errors) > _SHOWN_ERRORS else ""
+        )
         raise InvalidPosterInput(
             f"{len(errors)} of {len(frame)} image(s) unusable: "
-            + "; ".join(errors[:_SHOWN_ERRORS]) + more)
+            + "; ".join(errors[:_SHOWN_ERRORS])
+            + more
+        )
     return images
 
 
@@ -101,8 +105,9 @@ class PosterPipeline:
         self.featurizer.save(directory / "featurizer")
         self.classifier.save(directory / "classifier")
         (directory / "decision.json").write_text(json.dumps(self.rule.to_dict(), indent=2))
-        (directory / "meta.json").write_text(json.dumps(
-            {**self.meta, "genres": list(GENRES)}, indent=2))
+        (directory / "meta.json").write_text(
+            json.dumps({**self.meta, "genres": list(GENRES)}, indent=2)
+        )
 
     @classmethod
     def load(cls, directory: Path) -> PosterPipeline:
@@ -113,10 +118,12 @@ class PosterPipeline:
         meta = json.loads((directory / "meta.json").read_text())
         if meta.get("genres") != list(GENRES):
             raise ValueError(f"{directory}: model was trained on a different genre list")
-        return cls(load_featurizer(directory / "featurizer"),
-                   load_classifier(directory / "classifier"),
-                   DecisionRule.from_dict(json.loads((directory / "decision.json").read_text())),
-                   meta)
+        return cls(
+            load_featurizer(directory / "featurizer"),
+            load_classifier(directory / "classifier"),
+            DecisionRule.from_dict(json.loads((directory / "decision.json").read_text())),
+            meta,
+        )
 
 
 class PosterGenreModel(mlflow.pyfunc.PythonModel):
@@ -139,8 +146,9 @@ def _signature(example: pd.DataFrame, output: pd.DataFrame):
     from mlflow.types.schema import Array, ColSpec, Schema
 
     inputs = Schema([ColSpec("string", "image"), ColSpec("long", "year", required=False)])
-    outputs = Schema([ColSpec(Array("string"), "genres")]
-                     + [ColSpec("double", c) for c in SCORE_COLUMNS])
+    outputs = Schema(
+        [ColSpec(Array("string"), "genres")] + [ColSpec("double", c) for c in SCORE_COLUMNS]
+    )
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 

@@ -18,9 +18,17 @@ from mlflow.exceptions import MlflowException
 from posterml.runner import ROLE_TAG
 
 DEFAULT_MODEL_NAME = "poster-genre-classifier"
-SUMMARY_METRICS = ("val_f1_weighted", "val_f1_micro", "val_f1_macro", "val_f1_samples",
-                   "test_f1_weighted", "test_f1_micro", "test_f1_macro", "test_f1_samples",
-                   "xperiod_f1_weighted")
+SUMMARY_METRICS = (
+    "val_f1_weighted",
+    "val_f1_micro",
+    "val_f1_macro",
+    "val_f1_samples",
+    "test_f1_weighted",
+    "test_f1_micro",
+    "test_f1_macro",
+    "test_f1_samples",
+    "xperiod_f1_weighted",
+)
 
 
 @dataclass
@@ -59,48 +67,78 @@ def best_run(client: MlflowClient, experiment_id: str, metric: str, balanced_onl
     filters = [f"tags.`{ROLE_TAG}` = 'experiment'", "attributes.status = 'FINISHED'"]
     if balanced_only:
         filters.append("tags.balanced = 'true'")
-    runs = client.search_runs([experiment_id], " and ".join(filters),
-                              order_by=[f"metrics.`{metric}` DESC"], max_results=200)
+    runs = client.search_runs(
+        [experiment_id],
+        " and ".join(filters),
+        order_by=[f"metrics.`{metric}` DESC"],
+        max_results=200,
+    )
     for run in runs:
         if metric in run.data.metrics and run.data.tags.get("model_id"):
             return run
     return None
 
 
-def register_best(experiment: str | None = None, model_name: str = DEFAULT_MODEL_NAME,
-                  metric: str = "val_f1_weighted", balanced_only: bool = True,
-                  client: MlflowClient | None = None) -> RegistrationResult:
+def register_best(
+    experiment: str | None = None,
+    model_name: str = DEFAULT_MODEL_NAME,
+    metric: str = "val_f1_weighted",
+    balanced_only: bool = True,
+    client: MlflowClient | None = None,
+) -> RegistrationResult:
     """Register the best run's model as ``model_name`` and move ``champion`` to it."""
     client = client or MlflowClient()
     experiment_id = resolve_experiment_id(client, experiment)
     run = best_run(client, experiment_id, metric, balanced_only)
     if run is None:
         kind = "balanced " if balanced_only else ""
-        return RegistrationResult(False, model_name, None, None, None,
-                                  f"no finished {kind}run with metric {metric} and a logged "
-                                  f"model in experiment {experiment_id}: nothing registered")
+        return RegistrationResult(
+            False,
+            model_name,
+            None,
+            None,
+            None,
+            f"no finished {kind}run with metric {metric} and a logged "
+            f"model in experiment {experiment_id}: nothing registered",
+        )
     value = run.data.metrics[metric]
     champion = _current_champion(client, model_name)
     if champion is not None:
         held = champion.tags.get(metric)
         if champion.run_id == run.info.run_id or (held is not None and float(held) >= value):
-            return RegistrationResult(False, model_name, champion.version, champion.run_id,
-                                      float(held) if held else None,
-                                      f"champion v{champion.version} ({metric}={held}) is "
-                                      f"already at least as good: nothing changed")
+            return RegistrationResult(
+                False,
+                model_name,
+                champion.version,
+                champion.run_id,
+                float(held) if held else None,
+                f"champion v{champion.version} ({metric}={held}) is "
+                f"already at least as good: nothing changed",
+            )
     if not _exists(client, model_name):
         client.create_registered_model(
-            model_name, description="Movie poster -> TMDb genres (base64 image in, genres out).")
+            model_name, description="Movie poster -> TMDb genres (base64 image in, genres out)."
+        )
     model_id = run.data.tags["model_id"]
     version = client.create_model_version(
-        model_name, f"models:/{model_id}", run_id=run.info.run_id,
-        tags=_version_tags(run, metric), description=_description(run, metric))
+        model_name,
+        f"models:/{model_id}",
+        run_id=run.info.run_id,
+        tags=_version_tags(run, metric),
+        description=_description(run, metric),
+    )
     if champion is not None:
         client.set_registered_model_alias(model_name, "previous", champion.version)
     client.set_registered_model_alias(model_name, "champion", version.version)
-    return RegistrationResult(True, model_name, version.version, run.info.run_id, value,
-                              f"registered {model_name} v{version.version} from run "
-                              f"{run.info.run_id} ({metric}={value:.4f}) as @champion")
+    return RegistrationResult(
+        True,
+        model_name,
+        version.version,
+        run.info.run_id,
+        value,
+        f"registered {model_name} v{version.version} from run "
+        f"{run.info.run_id} ({metric}={value:.4f}) as @champion",
+    )
 
 
 def _exists(client: MlflowClient, name: str) -> bool:
@@ -119,9 +157,18 @@ def _current_champion(client: MlflowClient, name: str):
 
 
 def _version_tags(run, metric: str) -> dict[str, str]:
-    tags = {k: run.data.tags.get(k, "") for k in
-            ("family", "backbone", "balanced", "dataset", "dataset_hash", "train_period",
-             "test_period")}
+    tags = {
+        k: run.data.tags.get(k, "")
+        for k in (
+            "family",
+            "backbone",
+            "balanced",
+            "dataset",
+            "dataset_hash",
+            "train_period",
+            "test_period",
+        )
+    }
     for name in {metric, *SUMMARY_METRICS}:
         if name in run.data.metrics:
             tags[name] = f"{run.data.metrics[name]:.4f}"
@@ -132,6 +179,7 @@ def _version_tags(run, metric: str) -> dict[str, str]:
 def _description(run, metric: str) -> str:
     m = run.data.metrics
     parts = [f"{k}={m[k]:.3f}" for k in SUMMARY_METRICS if k in m]
-    return (f"{run.data.tags.get('family')} on {run.data.tags.get('dataset')} "
-            f"(backbone {run.data.tags.get('backbone')}), selected by {metric}. "
-            + ", ".join(parts))
+    return (
+        f"{run.data.tags.get('family')} on {run.data.tags.get('dataset')} "
+        f"(backbone {run.data.tags.get('backbone')}), selected by {metric}. " + ", ".join(parts)
+    )
