@@ -44,6 +44,26 @@ def _weighted_bce(pos_weight: np.ndarray):
     return loss
 
 
+def _epoch_progress(epochs: int, name: str):
+    """A tqdm bar over epochs (s/epoch, ETA, losses): training is otherwise silent."""
+    import keras
+    from tqdm.auto import tqdm
+
+    class EpochProgress(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.bar = tqdm(total=epochs, desc=f"{name} epochs", unit="epoch", leave=False)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            self.bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if "loss" in k})
+            self.bar.update(1)
+
+        def on_train_end(self, logs=None):
+            self.bar.close()
+
+    return EpochProgress()
+
+
 class KerasGenreClassifier(GenreClassifier):
     """Base for Keras families: subclasses implement ``build_network(input_shape)``.
 
@@ -96,7 +116,7 @@ class KerasGenreClassifier(GenreClassifier):
             optimizer=self.make_optimizer(),
             loss=_weighted_bce(positive_weights(Y, self.positive_weighting)),
         )
-        callbacks = list(self.callbacks())
+        callbacks = [*self.callbacks(), _epoch_progress(self.epochs, type(self).__name__)]
         validation = None
         if X_val is not None and len(X_val):
             validation = (self.prepare(X_val, fitting=False), np.asarray(Y_val, dtype=np.float32))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -179,7 +178,7 @@ def log_pipeline(pipeline: PosterPipeline, example_image: str | Path, name: str 
         output = pipeline.predict_frame(decode_images(example))
         return mlflow.pyfunc.log_model(
             name=name,
-            python_model=PosterGenreModel(),
+            python_model=str(Path(__file__).with_name("model_code.py")),
             artifacts={"pipeline": str(directory)},
             signature=_signature(example, output),
             input_example=example,
@@ -189,9 +188,10 @@ def log_pipeline(pipeline: PosterPipeline, example_image: str | Path, name: str 
 
 
 def load_pipeline(model_uri: str) -> PosterPipeline:
-    """The in-process pipeline of a logged model (for batch prediction without a server)."""
-    local = Path(mlflow.artifacts.download_artifacts(model_uri))
-    pipeline_dir = next(local.rglob("meta.json")).parent
-    target = Path(tempfile.mkdtemp(prefix="posterml-model-"))
-    shutil.copytree(pipeline_dir, target / "pipeline")
-    return PosterPipeline.load(target / "pipeline")
+    """The in-process pipeline of a logged model (for batch prediction without a server).
+
+    Every part is read into memory on load, so the downloaded copy is removed afterwards.
+    """
+    with tempfile.TemporaryDirectory(prefix="posterml-model-") as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=tmp))
+        return PosterPipeline.load(next(local.rglob("meta.json")).parent)

@@ -1,0 +1,187 @@
+"""Run the real MLflow scoring server (``mlflow models serve``) on loopback.
+
+This is how the serving tests and the serving benchmark (``benchmarks/serving.py``) exercise
+the model exactly as production does: ``mlflow models serve -m URI --env-manager local`` on
+``127.0.0.1`` and a free port, rather than a model loaded in-process. The server runs in its
+own process group so that stopping it also stops the uvicorn workers MLflow spawns, and its
+output goes to a log file whose tail is put into the error when it fails to come up.
+
+    with LocalModelServer("models:/poster-genre-classifier@champion", tmp_dir) as server:
+        requests.post(f"{server.url}/invocations", json=payload)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import requests
+
+HOST = "127.0.0.1"
+LOG_TAIL_CHARS = 5000
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+class LocalModelServer:
+    """``mlflow models serve`` for ``model_uri`` in its own process group, on 127.0.0.1.
+
+    ``workdir`` receives the log (``server-PORT.log``). With ``tracking_uri`` the server
+    resolves ``models:/`` URIs in that store (``MLFLOW_TRACKING_URI`` and
+    ``MLFLOW_REGISTRY_URI`` are set for it); without, it inherits this process's environment.
+    ``cwd`` is the server's working directory (default: the caller's, so relative sqlite URIs
+    resolve as they do here). ``timeout`` bounds how long :meth:`start` waits for ``/ping``.
+    """
+
+    def __init__(
+        self,
+        model_uri: str,
+        workdir: Path | str,
+        tracking_uri: str | None = None,
+        port: int | None = None,
+        timeout: float = 180.0,
+        *,
+        cwd: Path | str | None = None,
+    ) -> None:
+        self.model_uri = model_uri
+        self.workdir = Path(workdir)
+        self.tracking_uri = tracking_uri
+        self.port = port or free_port()
+        self.timeout = timeout
+        self.cwd = cwd
+        self.log_path = self.workdir / f"server-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._stopped = False
+
+    @property
+    def url(self) -> str:
+        """Base URL of the server (``/ping``, ``/invocations`` hang off it)."""
+        return f"http://{HOST}:{self.port}"
+
+    def command(self) -> list[str]:
+        """The ``mlflow models serve`` command line, run with this interpreter."""
+        return [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            self.model_uri,
+            "--env-manager",
+            "local",
+            "-h",
+            HOST,
+            "-p",
+            str(self.port),
+        ]
+
+    def environment(self) -> dict[str, str]:
+        """This process's environment, plus the venv's bin on PATH and the tracking store."""
+        # MLflow execs ``uvicorn`` by name: the venv's bin must be on PATH.
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        env = {**os.environ, "PATH": path}
+        if self.tracking_uri is not None:
+            env["MLFLOW_TRACKING_URI"] = self.tracking_uri
+            env["MLFLOW_REGISTRY_URI"] = self.tracking_uri
+        return env
+
+    def launch(self) -> None:
+        """Start the server process (in a new session, so a process group) without waiting."""
+        if self.process is not None:
+            raise RuntimeError(f"server on {self.url} was already started")
+        with self.log_path.open("wb") as log:  # the child keeps its own copy of the handle
+            self.process = subprocess.Popen(
+                self.command(),
+                cwd=self.cwd,
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def log_text(self) -> str:
+        """Everything the server has written so far ('' before it started)."""
+        if not self.log_path.is_file():
+            return ""
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until ``GET /ping`` answers 200 (at most ``timeout``, default ``self.timeout``).
+
+        A server that exits raises ``RuntimeError`` and one that never answers is stopped and
+        raises ``TimeoutError``, both with the tail of its log.
+        """
+        if self.process is None:
+            raise RuntimeError("wait_ready() before launch()")
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"scoring server exited with {self.process.returncode}:\n"
+                    f"{self.log_text()[-LOG_TAIL_CHARS:]}"
+                )
+            try:
+                if requests.get(f"{self.url}/ping", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(
+            f"scoring server not ready after {timeout:.0f} s:\n"
+            f"{self.log_text()[-LOG_TAIL_CHARS:]}"
+        )
+
+    def start(self) -> LocalModelServer:
+        """Launch the server and wait until it answers; on any failure, stop it and re-raise."""
+        self.launch()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM the whole process group (uvicorn workers included), then SIGKILL it.
+
+        Safe to call more than once, and before :meth:`start`.
+        """
+        if self.process is None or self._stopped:
+            return  # a second killpg could hit an unrelated group that reused the pid
+        self._stopped = True
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.process.wait(timeout=15)
+                if sig == signal.SIGTERM:
+                    time.sleep(0.5)  # let workers of the group exit before the final kill
+            except subprocess.TimeoutExpired:
+                continue
+
+    def __enter__(self) -> LocalModelServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
