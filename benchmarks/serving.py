@@ -16,10 +16,6 @@ import argparse
 import base64
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -29,88 +25,13 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
+from posterml.serving.server import LocalModelServer
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_POSTERS = REPO.parent / "shared" / "posters"
 DEFAULT_MODEL = "models:/poster-genre-classifier@champion"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 HEADERS = {"Content-Type": "application/json"}
-
-
-# --------------------------------------------------------------------------- server
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Server:
-    """A ``mlflow models serve`` process group on 127.0.0.1 and where it logs."""
-
-    url: str
-    process: subprocess.Popen
-    log_path: Path
-
-    def stop(self) -> None:
-        """SIGTERM the process group (uvicorn included), SIGKILL whatever is left."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.process.pid, sig)
-                self.process.wait(timeout=15)
-            except ProcessLookupError:
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
-
-def start_server(model_uri: str, workdir: Path, timeout: float = 180.0) -> Server:
-    """Serve ``model_uri`` from ``$MLFLOW_TRACKING_URI``; wait for ``GET /ping`` == 200.
-
-    A server that dies or never answers raises with the tail of its log.
-    """
-    import requests
-
-    port = free_port()
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    env = {**os.environ, "PATH": path}  # MLflow execs ``uvicorn`` by name
-    log_path = workdir / f"server-{port}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "models",
-        "serve",
-        "-m",
-        model_uri,
-        "--env-manager",
-        "local",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-    ]
-    with log_path.open("wb") as log:  # cwd stays the caller's: relative sqlite URIs resolve
-        process = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    server = Server(f"http://127.0.0.1:{port}", process, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"server exited ({process.returncode}):\n"
-                + log_path.read_text(errors="replace")[-4000:]
-            )
-        try:
-            if requests.get(f"{server.url}/ping", timeout=2).status_code == 200:
-                return server
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    server.stop()
-    raise TimeoutError(
-        f"server not ready after {timeout:.0f} s:\n" + log_path.read_text(errors="replace")[-4000:]
-    )
 
 
 # --------------------------------------------------------------------------- payloads
@@ -247,8 +168,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.url:
                 url = check_loopback(args.url)
             else:
+                # cwd stays the caller's: a relative sqlite tracking URI resolves as here.
+                server = LocalModelServer(args.model, Path(tmp))
                 start = time.perf_counter()
-                server = start_server(args.model, Path(tmp))
+                server.start()
                 startup = time.perf_counter() - start
                 url = server.url
             results = measure(url, images, args.n, args.batch_size, args.warmup)

@@ -8,17 +8,14 @@ Modules import the fixtures they need: ``from model_fixture import tiny_model  #
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from posterml.serving.server import LocalModelServer
 
 MODEL_NAME = "poster-genre-classifier"
 CHAMPION_URI = f"models:/{MODEL_NAME}@champion"
@@ -112,91 +109,22 @@ def model_store(tiny_model: TrainedModel) -> Iterator[TrainedModel]:
 
 
 # --------------------------------------------------------------------------- scoring server
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+class ScoringServer(LocalModelServer):
+    """The tests' :class:`LocalModelServer`: launched on construction, run from ``workdir``.
 
-
-class ScoringServer:
-    """``mlflow models serve`` in its own process group, on 127.0.0.1."""
+    ``wait_ready()`` then blocks until it answers (``SERVER_START_TIMEOUT_S``), ``stop()``
+    kills its process group.
+    """
 
     def __init__(
         self, model_uri: str, tracking_uri: str, workdir: Path, port: int | None = None
     ) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = Path(workdir) / f"server-{self.port}.log"
-        # MLflow execs ``uvicorn`` by name: the venv's bin must be on PATH.
-        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-        env = {
-            **os.environ,
-            "PATH": path,
-            "MLFLOW_TRACKING_URI": tracking_uri,
-            "MLFLOW_REGISTRY_URI": tracking_uri,
-        }
-        command = [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
+        super().__init__(
             model_uri,
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-        ]
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            command,
+            workdir,
+            tracking_uri=tracking_uri,
+            port=port,
+            timeout=SERVER_START_TIMEOUT_S,
             cwd=workdir,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = SERVER_START_TIMEOUT_S) -> None:
-        """Block until ``GET /ping`` answers 200; fail with the server's log if it died."""
-        import requests
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"scoring server exited with {self.process.returncode}:\n"
-                    f"{self.log_text()[-5000:]}"
-                )
-            try:
-                if requests.get(f"{self.url}/ping", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise TimeoutError(
-            f"scoring server not ready after {timeout:.0f} s:\n{self.log_text()[-5000:]}"
-        )
-
-    def stop(self) -> None:
-        """Terminate the whole process group (uvicorn workers included), then kill it."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.process.wait(timeout=15)
-                if sig == signal.SIGTERM:
-                    time.sleep(0.5)  # let workers of the group exit before the final kill
-            except subprocess.TimeoutExpired:
-                continue
-        self._log.close()
+        self.launch()

@@ -141,8 +141,7 @@ class LocalModelServer:
             time.sleep(0.5)
         self.stop()
         raise TimeoutError(
-            f"scoring server not ready after {timeout:.0f} s:\n"
-            f"{self.log_text()[-LOG_TAIL_CHARS:]}"
+            f"scoring server not ready after {timeout:.0f} s:\n{self.log_text()[-LOG_TAIL_CHARS:]}"
         )
 
     def start(self) -> LocalModelServer:
