@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 # The demo uses the offline backbone: Keras' ResNet50 weights need internet access.
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e resnet_svm \
-		-P backbone=efficientnet_lite0 -P n_trials=5 --env-manager local
+		-P backbone=efficientnet_lite0 -P class_weight=balanced -P n_trials=5 --env-manager local
 	@$(BIN)/python -m posterml.cli where
 
 test: install

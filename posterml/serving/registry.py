@@ -99,7 +99,9 @@ def register_best(
             None,
             None,
             f"no finished {kind}run with metric {metric} and a logged "
-            f"model in experiment {experiment_id}: nothing registered",
+            f"model in experiment {experiment_id}: nothing registered. Run e.g. "
+            "`mlflow run . -e resnet_svm -P class_weight=balanced`, or register the best "
+            "run of any kind with `-P balanced_only=false`.",
         )
     value = run.data.metrics[metric]
     champion = _current_champion(client, model_name)
