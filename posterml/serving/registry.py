@@ -35,7 +35,7 @@ SUMMARY_METRICS = (
 class RegistrationResult:
     changed: bool
     model_name: str
-    version: str | None
+    version: str | None  # registry versions are strings in the REST API; kept as such
     run_id: str | None
     metric_value: float | None
     message: str
@@ -111,7 +111,7 @@ def register_best(
             return RegistrationResult(
                 False,
                 model_name,
-                champion.version,
+                str(champion.version),
                 champion.run_id,
                 float(held) if held else None,
                 f"champion v{champion.version} ({metric}={held}) is "
@@ -135,7 +135,7 @@ def register_best(
     return RegistrationResult(
         True,
         model_name,
-        version.version,
+        str(version.version),
         run.info.run_id,
         value,
         f"registered {model_name} v{version.version} from run "

@@ -1,0 +1,83 @@
+"""Registering the best balanced run: selection, aliases, idempotence (real sqlite registry)."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from posterml.runner import ROLE_TAG
+from posterml.serving.registry import register_best
+
+
+class _Constant(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+def _parent_run(name: str, f1: float, balanced: bool) -> str:
+    """A finished parent run with a logged model, as the runner leaves it."""
+    with mlflow.start_run(run_name=name) as run:
+        info = mlflow.pyfunc.log_model(name="model", python_model=_Constant())
+        mlflow.set_tags(
+            {
+                ROLE_TAG: "experiment",
+                "family": "resnet_svm",
+                "balanced": str(balanced).lower(),
+                "model_id": info.model_id,
+                "dataset": "synthetic",
+            }
+        )
+        mlflow.log_metrics({"val_f1_weighted": f1, "test_f1_weighted": f1 - 0.05})
+    return run.info.run_id
+
+
+@pytest.fixture
+def experiment(tracking_uri):
+    mlflow.set_experiment("registry-test")
+    return "registry-test"
+
+
+def test_picks_the_best_balanced_run_and_is_idempotent(experiment):
+    _parent_run("unbalanced-but-higher", 0.9, balanced=False)
+    good = _parent_run("balanced", 0.6, balanced=True)
+    _parent_run("balanced-worse", 0.5, balanced=True)
+    with mlflow.start_run(run_name="trial", nested=False):  # trials never qualify
+        mlflow.set_tags({ROLE_TAG: "trial", "balanced": "true"})
+        mlflow.log_metric("val_f1_weighted", 0.99)
+
+    result = register_best(experiment)
+    assert result.changed and result.run_id == good and result.version == "1"
+    client = MlflowClient()
+    champion = client.get_model_version_by_alias("poster-genre-classifier", "champion")
+    assert champion.run_id == good
+    assert champion.tags["val_f1_weighted"] == "0.6000" and champion.tags["balanced"] == "true"
+    assert "val_f1_weighted=0.600" in champion.description
+
+    again = register_best(experiment)
+    assert not again.changed
+    assert len(client.search_model_versions("name='poster-genre-classifier'")) == 1
+
+
+def test_a_better_run_takes_champion_and_keeps_previous(experiment):
+    first = _parent_run("first", 0.6, balanced=True)
+    register_best(experiment)
+    better = _parent_run("better", 0.7, balanced=True)
+    result = register_best(experiment, model_name="poster-genre-classifier")
+    assert result.changed and result.run_id == better
+    client = MlflowClient()
+    assert client.get_model_version_by_alias("poster-genre-classifier", "champion").run_id == better
+    assert client.get_model_version_by_alias("poster-genre-classifier", "previous").run_id == first
+
+
+def test_nothing_to_register_says_what_to_do(experiment):
+    _parent_run("unbalanced", 0.9, balanced=False)
+    result = register_best(experiment)
+    assert not result.changed and result.version is None
+    assert "class_weight=balanced" in result.message
+    assert register_best(experiment, balanced_only=False).changed
+
+
+def test_unknown_experiment_is_a_clear_error(tracking_uri):
+    with pytest.raises(ValueError, match="no MLflow experiment named 'nope'"):
+        register_best("nope")
