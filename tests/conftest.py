@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 @pytest.fixture
-def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh sqlite tracking store in a temporary working directory (artifacts there too)."""
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -30,10 +31,17 @@ def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     # set_registry_uri also writes MLFLOW_REGISTRY_URI; monkeypatch restores it afterwards.
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
     import mlflow
+    import mlflow.tracking.fluent as fluent
 
+    # A test that called set_experiment leaves its experiment id behind (a module global and
+    # MLFLOW_EXPERIMENT_ID); in a fresh store that id does not exist.
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    monkeypatch.setattr(fluent, "_active_experiment_id", None)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    return uri
+    yield uri
+    while mlflow.active_run():
+        mlflow.end_run()
 
 
 @pytest.fixture(scope="session")
