@@ -25,6 +25,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from posterml.cli_args import parse_bool, parse_whole
 from posterml.data.dataset import PosterDataset, load_dataset
 from posterml.data.splits import Splits, make_splits
 from posterml.evaluation.metrics import (
@@ -75,30 +76,13 @@ class ExperimentConfig:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "experiment"}
 
 
-def _bool(text: str) -> bool:
-    value = str(text).strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def _int(text: str) -> int:
-    """MLproject passes numbers as floats ("42.0")."""
-    value = float(text)
-    if value != int(value):
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
-    return int(value)
-
-
 def build_parser(family: str) -> argparse.ArgumentParser:
     """argparse for one entry point; flags mirror ``ExperimentConfig`` (``--n-trials``)."""
     parser = argparse.ArgumentParser(description=f"posterml {family} experiment")
     for field in dataclasses.fields(ExperimentConfig):
         if field.name == "family":
             continue
-        kind = {bool: _bool, int: _int, float: float}.get(type(field.default), str)
+        kind = {bool: parse_bool, int: parse_whole, float: float}.get(type(field.default), str)
         parser.add_argument(
             f"--{field.name.replace('_', '-')}", dest=field.name, type=kind, default=field.default
         )
