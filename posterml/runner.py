@@ -240,6 +240,13 @@ def _best_per_kind(study: optuna.Study) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- logging helpers
+def plt_close(figure) -> None:
+    """Free a logged figure: pyplot keeps every open figure alive otherwise."""
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+
+
 def dataset_tags(dataset: PosterDataset) -> dict[str, str]:
     return {
         "dataset": dataset.name,
@@ -296,6 +303,7 @@ def log_reports(features: FeatureSets, predictions: dict, metrics: dict, family:
     shown = [s for s in ("val", "test", "xperiod") if s in predictions]
     figure = per_genre_f1_figure(metrics, shown, f"{family}: F1 per genre")
     mlflow.log_figure(figure, "figures/per_genre_f1.png")
+    plt_close(figure)
 
 
 def log_baseline(features: FeatureSets) -> dict[str, float]:
@@ -312,6 +320,69 @@ def log_baseline(features: FeatureSets) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- the run
+def _log_best(study: optuna.Study, family: Family, config: ExperimentConfig) -> dict:
+    """Log the winning trial (and the best of each classifier kind); return its params."""
+    best = study.best_trial
+    best_params = best.user_attrs["params"]
+    mlflow.log_params({f"best_{k}": v for k, v in best_params.items()})
+    mlflow.log_metric("best_trial_number", best.number)
+    mlflow.log_metric(f"best_trial_{config.metric}", best.value)
+    for kind, value in _best_per_kind(study).items():
+        mlflow.log_metric(f"best_{config.metric}_{kind}", value)
+    mlflow.set_tag("balanced", str(family.is_balanced(best_params)).lower())
+    return best_params
+
+
+def _final_evaluation(
+    family: Family, params: dict, config: ExperimentConfig, features: FeatureSets
+):
+    """Refit with the best params, then log metrics, baseline, reports and figures."""
+    start = time.perf_counter()
+    classifier, rule = fit_and_decide(family, params, config, features)
+    mlflow.log_metric("refit_seconds", time.perf_counter() - start)
+    metrics, predictions = evaluate(classifier, rule, features, ["train", "val", "test", "xperiod"])
+    # Per-genre train numbers would only clutter the UI; keep train averages.
+    metrics = {
+        k: v
+        for k, v in metrics.items()
+        if not k.startswith("train_")
+        or k.rsplit("_", 1)[-1] in AVERAGES
+        or k.endswith("hamming_loss")
+    }
+    mlflow.log_metrics(metrics)
+    log_baseline(features)
+    predictions.pop("train", None)
+    log_reports(features, predictions, metrics, family.name)
+    mlflow.log_dict(rule.to_dict(), "model_decision_rule.json")
+    return classifier, rule, metrics
+
+
+def _log_model(
+    family: Family,
+    params: dict,
+    dataset: PosterDataset,
+    features: FeatureSets,
+    classifier,
+    rule: DecisionRule,
+    run_id: str,
+) -> None:
+    """Log featurizer + classifier + decision rule as the served pyfunc model."""
+    from posterml.serving.pyfunc import PosterPipeline, log_pipeline
+
+    meta = {
+        "family": family.name,
+        "params": params,
+        "featurizer": features.featurizer.params(),
+        "dataset": dataset.name,
+        "dataset_hash": dataset.content_hash,
+        "parent_run_id": run_id,
+    }
+    pipeline = PosterPipeline(features.featurizer, classifier, rule, meta)
+    example = dataset.frame.set_index("poster_id").loc[features.ids["val"][0], "image"]
+    info = log_pipeline(pipeline, example)
+    mlflow.set_tags({"model_id": info.model_id, "model_uri": info.model_uri})
+
+
 def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
     """Run one family's search and final evaluation; returns the parent run id."""
     if not config.metric.startswith("val_"):
@@ -322,10 +393,9 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
     family = get_family(config.family)
     dataset, splits = load_data(config)
 
-    with mlflow.start_run(
-        nested=nested,
-        run_name=None if os.environ.get("MLFLOW_RUN_ID") else f"{family.name}-{dataset.name}",
-    ) as parent:
+    under_mlflow_run = bool(os.environ.get("MLFLOW_RUN_ID"))
+    run_name = None if under_mlflow_run else f"{family.name}-{dataset.name}"
+    with mlflow.start_run(nested=nested, run_name=run_name) as parent:
         mlflow.set_tags(
             {
                 ROLE_TAG: "experiment",
@@ -358,55 +428,16 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
             catch=(ValueError, ArithmeticError),
         )
         mlflow.log_metric("search_seconds", time.perf_counter() - start)
-
-        best = study.best_trial
-        best_params = best.user_attrs["params"]
-        mlflow.log_params({f"best_{k}": v for k, v in best_params.items()})
-        mlflow.log_metric("best_trial_number", best.number)
-        mlflow.log_metric(f"best_trial_{config.metric}", best.value)
-        for kind, value in _best_per_kind(study).items():
-            mlflow.log_metric(f"best_{config.metric}_{kind}", value)
-        mlflow.set_tag("balanced", str(family.is_balanced(best_params)).lower())
-
-        start = time.perf_counter()
-        classifier, rule = fit_and_decide(family, best_params, config, features)
-        mlflow.log_metric("refit_seconds", time.perf_counter() - start)
-        metrics, predictions = evaluate(
-            classifier, rule, features, ["train", "val", "test", "xperiod"]
-        )
-        # Per-genre train numbers would only clutter the UI; keep train averages.
-        metrics = {
-            k: v
-            for k, v in metrics.items()
-            if not k.startswith("train_")
-            or k.rsplit("_", 1)[-1] in AVERAGES
-            or k.endswith("hamming_loss")
-        }
-        mlflow.log_metrics(metrics)
-        log_baseline(features)
-        predictions.pop("train", None)
-        log_reports(features, predictions, metrics, family.name)
-        mlflow.log_dict(rule.to_dict(), "model_decision_rule.json")
         from posterml.plots.evaluation import optuna_figures
 
         for name, figure in optuna_figures(study).items():
             mlflow.log_figure(figure, f"figures/{name}")
+            plt_close(figure)
 
+        best_params = _log_best(study, family, config)
+        classifier, rule, metrics = _final_evaluation(family, best_params, config, features)
         if config.log_model:
-            from posterml.serving.pyfunc import PosterPipeline, log_pipeline
-
-            meta = {
-                "family": family.name,
-                "params": best_params,
-                "featurizer": features.featurizer.params(),
-                "dataset": dataset.name,
-                "dataset_hash": dataset.content_hash,
-                "parent_run_id": parent.info.run_id,
-            }
-            pipeline = PosterPipeline(features.featurizer, classifier, rule, meta)
-            example = dataset.frame.set_index("poster_id").loc[features.ids["val"][0], "image"]
-            info = log_pipeline(pipeline, example)
-            mlflow.set_tags({"model_id": info.model_id, "model_uri": info.model_uri})
+            _log_model(family, best_params, dataset, features, classifier, rule, parent.info.run_id)
         summary = {
             k: round(v, 4)
             for k, v in metrics.items()
