@@ -4,6 +4,9 @@ mlflow run . -e register --experiment-name X --env-manager local
 """
 
 import argparse
+import os
+
+import mlflow
 
 from posterml.serving.registry import DEFAULT_MODEL_NAME, register_best
 from posterml.tracking import configure_tracking
@@ -14,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--experiment",
         default="current",
-        help="experiment name or id to search (default: the current one)",
+        help="experiment name or id to search (default: the one this run is in)",
     )
     parser.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
     parser.add_argument("--metric", default="val_f1_weighted")
@@ -25,6 +28,17 @@ def main(argv: list[str] | None = None) -> int:
         args.experiment, args.model_name, args.metric, args.balanced_only == "true"
     )
     print(result.message)
+    if os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run`: say on the run what happened
+        with mlflow.start_run():
+            mlflow.set_tags(
+                {
+                    "posterml.role": "register",
+                    "registered_version": result.version or "",
+                    "registered_from_run": result.run_id or "",
+                    "registry_changed": str(result.changed).lower(),
+                }
+            )
+            mlflow.log_text(result.message, "registration.txt")
     return 0 if result.version else 1
 
 

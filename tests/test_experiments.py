@@ -149,3 +149,34 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     assert sorted(int(t.data.tags["optuna_trial"]) for t in trials) == list(range(8))
     run_ids = {t.user_attrs["mlflow_run_id"] for t in study.trials}
     assert run_ids == {t.info.run_id for t in trials}
+
+
+def test_unreadable_images_are_reported_and_skipped_not_fatal(tracking_uri, tmp_path):
+    from posterml.data.synthetic import write_synthetic
+    from posterml.runner import ExperimentConfig, run_experiment
+
+    root = write_synthetic(tmp_path / "posters", n=120, seed=1)
+    images = sorted((root / "images").iterdir())
+    images[0].write_bytes(b"")  # zero bytes
+    images[1].write_bytes(images[1].read_bytes()[:200])  # truncated JPEG
+    images[2].write_text("not a poster")  # text named .jpg
+    run_id = run_experiment(
+        ExperimentConfig(
+            family="pca_classic",
+            data=str(root),
+            n_trials=1,
+            pixel_size="30x20",
+            pca_components=5,
+            storage=f"sqlite:///{tmp_path / 'optuna.db'}",
+            log_model=False,
+        )
+    )
+
+    client = mlflow.MlflowClient()
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["n_unreadable_images"] == 3
+    listed = client.download_artifacts(run_id, "data/unreadable_images.csv", str(tmp_path))
+    text = Path(listed).read_text()
+    assert all(p.name in text for p in images[:3])
+    assert "empty" in text and "truncated" in text and "not an image" in text
