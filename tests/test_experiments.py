@@ -48,8 +48,6 @@ def _mlflow_run(tmp_path: Path, entry: str, *params: str) -> subprocess.Complete
         entry,
         "--env-manager",
         "local",
-        "-P",
-        f"storage=sqlite:///{tmp_path / 'optuna.db'}",
         *params,
     ]
     done = subprocess.run(
@@ -68,7 +66,15 @@ def _runs(tmp_path: Path, filter_string: str):
 @pytest.mark.slow
 def test_compare_leaves_four_comparable_parent_runs(tmp_path):
     done = _mlflow_run(
-        tmp_path, "compare", *TINY, "-P", "train_years=1980-2019", "-P", "test_years=-1969"
+        tmp_path,
+        "compare",
+        *TINY,
+        "-P",
+        f"storage=sqlite:///{tmp_path / 'optuna.db'}",
+        "-P",
+        "train_years=1980-2019",
+        "-P",
+        "test_years=-1969",
     )
     assert "baseline: 2 most frequent genres" in done.stdout
 
@@ -104,6 +110,13 @@ def test_compare_leaves_four_comparable_parent_runs(tmp_path):
     _, compare = _runs(tmp_path, "tags.`posterml.role` = 'compare'")
     assert len(compare) == 1
     assert {p.data.tags["mlflow.parentRunId"] for p in parents} == {compare[0].info.run_id}
+
+    # The README's next step: register the best run of the experiment as @champion.
+    done = _mlflow_run(tmp_path, "register", "-P", "balanced_only=false")
+    assert "as @champion" in done.stdout
+    best = max(parents, key=lambda r: r.data.metrics["val_f1_weighted"])
+    champion = client.get_model_version_by_alias("poster-genre-classifier", "champion")
+    assert champion.run_id == best.info.run_id
 
 
 @pytest.mark.slow
