@@ -3,12 +3,7 @@
 mlflow run . -e resnet_svm -P data=synthetic --env-manager local
 """
 
-from posterml.runner import parse_config, run_experiment
-
-
-def main(argv: list[str] | None = None) -> str:
-    return run_experiment(parse_config("resnet_svm", argv))
-
+from posterml.runner import main
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main("resnet_svm"))

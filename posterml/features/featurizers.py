@@ -369,6 +369,12 @@ class BackboneFeaturizer(Featurizer):
             self._model = fold_batch_norms(self._build())
         return self._model
 
+    def fit(self, paths: list[str]) -> BackboneFeaturizer:
+        """Nothing to learn, but build the network now: an unavailable backbone (ResNet50
+        offline) should fail before any image is decoded, not after the first batch."""
+        _ = self.model
+        return self
+
     def transform_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Model features for a uint8 (n, h, w, 3) batch."""
         if self._predict_fn is None:
