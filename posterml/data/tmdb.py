@@ -39,8 +39,9 @@ from typing import Any, TypeVar
 
 import requests
 import tmdbsimple
-from PIL import Image
 from tqdm import tqdm
+
+from posterml.data.images import ImageDecodeError, load_image
 
 logger = logging.getLogger(__name__)
 
@@ -369,11 +370,10 @@ def _imdb_id(tmdb_id: int, base_uri: str | None, call: Callable[..., Any]) -> st
 
 
 def is_valid_image(path: Path) -> bool:
-    """True when Pillow can parse ``path`` as an image (cheap: no full pixel decode)."""
+    """True when posterml's own decoder reads ``path`` (the same check training applies)."""
     try:
-        with Image.open(path) as img:
-            img.verify()
-    except Exception:  # Pillow raises many types for broken files; all mean "not usable"
+        load_image(path)
+    except ImageDecodeError:
         return False
     return True
 
