@@ -33,6 +33,7 @@ TINY = [
 def _env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env["MLFLOW_REGISTRY_URI"] = env["MLFLOW_TRACKING_URI"]
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     return env
 
@@ -58,7 +59,8 @@ def _mlflow_run(tmp_path: Path, entry: str, *params: str) -> subprocess.Complete
 
 
 def _runs(tmp_path: Path, filter_string: str):
-    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiments = [e.experiment_id for e in client.search_experiments()]
     return client, client.search_runs(experiments, filter_string, max_results=500)
 
