@@ -38,6 +38,10 @@ def _where(args: argparse.Namespace) -> int:
         f"\nLook at them:  .venv/bin/mlflow ui --backend-store-uri {uri}  "
         "(then open http://127.0.0.1:5000)"
     )
+    print(
+        "Serve the best balanced model:  mlflow run . -e register --env-manager local  &&  "
+        "mlflow models serve -m models:/poster-genre-classifier@champion --env-manager local"
+    )
     return 0
 
 
