@@ -65,17 +65,5 @@ def run_comparison(
         mlflow.log_table(table, "comparison.json")
         text = table.to_string(index=False, float_format=lambda v: f"{v:.3f}")
         mlflow.log_text(text, "comparison.txt")
-        mlflow.log_text(
-            table.to_markdown(index=False, floatfmt=".3f") if _has_tabulate() else text,
-            "comparison.md",
-        )
         print(f"\nComparison (parent run {run.info.run_id}):\n{text}")
     return table
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True

@@ -22,7 +22,7 @@ from posterml.config import cache_dir
 from posterml.data.dataset import PosterDataset, load_folder
 from posterml.genres import GENRES
 
-GENERATOR_VERSION = 1  # bump when images change, so cached copies are regenerated
+GENERATOR_VERSION = 2  # bump when images change, so cached copies are regenerated
 POSTER_SIZE = (100, 150)  # width, height: a 2:3 poster
 DECADES = (1950, 1960, 1970, 1980, 1990, 2000, 2010)
 SHAPES = ("circle", "rect", "triangle", "hstripes", "vstripes", "diamond", "ring", "cross")
@@ -132,13 +132,14 @@ def write_synthetic(out_dir: str | Path, n: int = 300, seed: int = 0) -> Path:
     rows = []
     for i in range(n):
         decade = int(rng.choice(DECADES))
+        year = decade + int(rng.integers(0, 10))
         genres = _sample_genres(rng)
         render_poster(genres, decade, rng).save(tmp / "images" / f"s{i:05d}.jpg", quality=90)
         rows.append(
             {
                 "poster_id": f"s{i:05d}",
-                "title": f"Synthetic Poster {i} ({decade + int(rng.integers(0, 10))})",
-                "year": decade + int(rng.integers(0, 10)),
+                "title": f"Synthetic Poster {i} ({year})",
+                "year": year,
                 "genres": "|".join(GENRES[g] for g in genres),
                 "image": f"images/s{i:05d}.jpg",
             }

@@ -41,10 +41,6 @@ class GenreClassifier(ABC):
         joblib.dump(self, directory / "classifier.joblib")
         (directory / _META).write_text(json.dumps({"format": "joblib"}))
 
-    @classmethod
-    def load_from(cls, directory: Path) -> GenreClassifier:
-        return joblib.load(Path(directory) / "classifier.joblib")
-
 
 def load_classifier(directory: Path) -> GenreClassifier:
     """Load whatever ``GenreClassifier.save`` wrote into ``directory``."""

@@ -23,9 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
 from posterml.data.images import ImageDecodeError, load_image
+from posterml.features.extract import default_workers, progress_bar
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 DEFAULT_MODEL_URI = "models:/poster-genre-classifier@champion"
@@ -90,7 +89,7 @@ def iter_decoded(
     Decoding runs in a thread pool (Pillow releases the GIL); only one batch of full-size
     images is held at a time. ``skipped`` holds ``(path, reason)`` for the batch's bad files.
     """
-    workers = workers or max(1, min(8, os.cpu_count() or 1))
+    workers = workers or default_workers()
     with ThreadPoolExecutor(workers, thread_name_prefix="predict-decode") as pool:
         for start in range(0, len(files), batch_size):
             chunk = files[start : start + batch_size]
@@ -174,14 +173,7 @@ def predict_files(
     skipped: list[tuple[str, str]] = []
     n_predicted = 0
     start = time.perf_counter()
-    bar = tqdm(
-        total=len(files),
-        desc="predicting",
-        unit="img",
-        file=sys.stderr,
-        disable=not progress,
-        dynamic_ncols=True,
-    )
+    bar = progress_bar(len(files), "predicting", progress)
     with bar, atomic_csv(out, ["file", "genres", *SCORE_COLUMNS]) as writer:
         for ok_paths, images, bad in iter_decoded(files, batch_size):
             for path, reason in bad:
