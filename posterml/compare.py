@@ -21,6 +21,15 @@ TABLE_METRICS = [
     for split in ("val", "test", "xperiod")
     for avg in ("micro", "macro", "weighted", "samples")
 ]
+# How much each model says: genres per poster against the truth, and its worst genre's
+# predicted/true ratio (an honest model stays near 1; the old served model was at ~40).
+DECISION_METRICS = [
+    "test_genres_per_poster",
+    "test_true_genres_per_poster",
+    "test_max_overprediction",
+    "xperiod_genres_per_poster",
+    "xperiod_max_overprediction",
+]
 
 
 def comparison_table(run_ids: dict[str, str]) -> pd.DataFrame:
@@ -32,7 +41,9 @@ def comparison_table(run_ids: dict[str, str]) -> pd.DataFrame:
         run = client.get_run(run_id)
         metrics = run.data.metrics
         row = {"model": family, "balanced": run.data.tags.get("balanced"), "run_id": run_id}
-        row.update({k: metrics.get(k) for k in TABLE_METRICS})
+        row.update({k: metrics.get(k) for k in TABLE_METRICS + DECISION_METRICS})
+        row["most_overpredicted_test"] = run.data.tags.get("most_overpredicted_test")
+        row["beats_baseline"] = run.data.tags.get("beats_baseline")
         rows.append(row)
         if baseline is None:
             baseline = {"model": "baseline: 2 most frequent genres", "balanced": "", "run_id": ""}
@@ -40,7 +51,6 @@ def comparison_table(run_ids: dict[str, str]) -> pd.DataFrame:
                 {
                     k: metrics.get(k.replace("_f1_", "_baseline_f1_"))
                     for k in TABLE_METRICS
-                    if not k.startswith("val_")
                 }
             )
     if baseline:

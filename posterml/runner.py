@@ -28,14 +28,16 @@ import pandas as pd
 from posterml.cli_args import parse_bool, parse_whole
 from posterml.data.dataset import PosterDataset, load_dataset
 from posterml.data.splits import Splits, make_splits
+from posterml.evaluation.decision import DecisionLayer, cross_fit_predict
 from posterml.evaluation.metrics import (
     AVERAGES,
     classification_metrics,
+    decade_metrics,
+    decision_stats,
     report_frame,
     report_text,
     top_k_baseline,
 )
-from posterml.evaluation.thresholds import DecisionRule
 from posterml.models.families import Family, get_family
 from posterml.tracking import configure_tracking, log_new_params
 
@@ -59,8 +61,12 @@ class ExperimentConfig:
     storage: str = "sqlite:///optuna.db"
     study_name: str = "new"  # "new": one study per run; name one to share it between workers
     metric: str = "val_f1_weighted"
-    tune_thresholds: bool = True
+    tune_thresholds: bool = True  # false: the study's rule, raw scores cut at 0.5
     min_one_genre: bool = True
+    max_genres: int = 5  # TMDb's first five, as the study kept
+    rate_cap: float = 1.5  # no genre predicted for more than 1.5x its rate
+    min_positives: int = 15  # fewer examples than this: a genre keeps the 0.5 cut
+    cv_folds: int = 5  # out-of-fold scores over train+val; 0: decide from validation scores
     class_weight: str = "search"  # svm / classic: search, none or balanced
     positive_weighting: str = "search"  # mlp / cnn: search, none, sqrt or balanced
     epochs: int = 30
@@ -76,7 +82,19 @@ class ExperimentConfig:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "experiment"}
 
 
-def build_parser(family: str) -> argparse.ArgumentParser:
+# The recipe we ship: what `python -m benchmarks.quality` found best on ../shared/posters
+# (EfficientNet-Lite0 features, which work offline, + balanced RBF SVMs behind the decision
+# layer), trained on every decade so the decision layer knows each decade's genre rates.
+# `mlflow run . -P data=FOLDER` runs it (the MLproject's `main` entry point).
+RECOMMENDED = {
+    "family": "resnet_svm",
+    "backbone": "efficientnet_lite0",
+    "class_weight": "balanced",
+    "n_trials": 20,
+}
+
+
+def build_parser(family: str, defaults: dict | None = None) -> argparse.ArgumentParser:
     """argparse for one entry point; flags mirror ``ExperimentConfig`` (``--n-trials``)."""
     parser = argparse.ArgumentParser(description=f"posterml {family} experiment")
     for field in dataclasses.fields(ExperimentConfig):
@@ -86,11 +104,14 @@ def build_parser(family: str) -> argparse.ArgumentParser:
         parser.add_argument(
             f"--{field.name.replace('_', '-')}", dest=field.name, type=kind, default=field.default
         )
+    parser.set_defaults(**{k: v for k, v in (defaults or {}).items() if k != "family"})
     return parser
 
 
-def parse_config(family: str, argv: list[str] | None = None) -> ExperimentConfig:
-    return ExperimentConfig(family=family, **vars(build_parser(family).parse_args(argv)))
+def parse_config(
+    family: str, argv: list[str] | None = None, defaults: dict | None = None
+) -> ExperimentConfig:
+    return ExperimentConfig(family=family, **vars(build_parser(family, defaults).parse_args(argv)))
 
 
 # --------------------------------------------------------------------------- data & features
@@ -101,6 +122,7 @@ class FeatureSets:
     X: dict[str, np.ndarray]
     Y: dict[str, np.ndarray]
     ids: dict[str, np.ndarray]
+    years: dict[str, np.ndarray]
     failures: list[tuple[str, str]]
     featurizer: object
     seconds: float
@@ -130,42 +152,128 @@ def build_features(
     result = featurizer.transform_paths([by_id[i] for i in all_ids])
     row_of = {pid: k for k, pid in enumerate(all_ids[result.ok])}
     labels = pd.DataFrame(dataset.labels, index=dataset.ids)
-    X, Y, ids = {}, {}, {}
+    year_of = dataset.frame.set_index("poster_id")["year"]
+    X, Y, ids, years = {}, {}, {}, {}
     for name, split_ids in splits.items():
         kept = np.array([i for i in split_ids if i in row_of], dtype=object)
         ids[name] = kept
+        years[name] = year_of.loc[list(kept)].to_numpy(dtype=np.int64)
         X[name] = result.features[[row_of[i] for i in kept]] if len(kept) else result.features[:0]
         Y[name] = (
             labels.loc[list(kept)].to_numpy(dtype=np.uint8)
             if len(kept)
             else np.zeros((0, dataset.labels.shape[1]), np.uint8)
         )
-    return FeatureSets(X, Y, ids, list(result.failures), featurizer, time.perf_counter() - start)
+    return FeatureSets(
+        X, Y, ids, years, list(result.failures), featurizer, time.perf_counter() - start
+    )
 
 
 # --------------------------------------------------------------------------- evaluation
-def evaluate(classifier, rule: DecisionRule, features: FeatureSets, splits: list[str]):
-    """Metrics and predictions for the given splits with one decision rule."""
-    metrics, predictions = {}, {}
+def decision_layer(config: ExperimentConfig) -> DecisionLayer:
+    """The unfitted decision layer these settings ask for (``posterml.evaluation.decision``)."""
+    return DecisionLayer(
+        calibrate=config.tune_thresholds,
+        tune_thresholds=config.tune_thresholds,
+        rate_cap=config.rate_cap,
+        min_positives=config.min_positives,
+        min_one_genre=config.min_one_genre,
+        max_genres=config.max_genres,
+    )
+
+
+@dataclass
+class Decided:
+    """Labels, decisions and release years of one evaluated split."""
+
+    Y: np.ndarray
+    y_pred: np.ndarray
+    years: np.ndarray
+    y_pred_with_year: np.ndarray | None = None
+
+
+def split_metrics(decided: Decided, split: str, y_train: np.ndarray) -> tuple[dict, dict]:
+    """Everything logged about one split: per-genre and average metrics, the decision
+    statistics, the baseline, and F1 per decade beside the baseline's. Returns (metrics, tags).
+    """
+    metrics = classification_metrics(decided.Y, decided.y_pred, split)
+    stats, worst = decision_stats(decided.Y, decided.y_pred, split)
+    metrics.update(stats)
+    baseline = top_k_baseline(y_train, len(decided.Y))
+    base = classification_metrics(decided.Y, baseline, split)
+    metrics.update({f"{split}_baseline_f1_{a}": base[f"{split}_f1_{a}"] for a in AVERAGES})
+    if split != "val":
+        metrics.update(decade_metrics(decided.Y, decided.y_pred, decided.years, split, baseline))
+    if decided.y_pred_with_year is not None:
+        aware = classification_metrics(decided.Y, decided.y_pred_with_year, split)
+        metrics.update({f"{split}_yearaware_f1_{a}": aware[f"{split}_f1_{a}"] for a in AVERAGES})
+    return metrics, {f"most_overpredicted_{split}": worst}
+
+
+def _fit(family: Family, params: dict, config: ExperimentConfig, X, Y, X_val=None, Y_val=None):
+    """A fitted classifier. Families that stop early on validation data and get none hold out
+    a seeded 10% of ``X`` for it, so out-of-fold scores never see their own labels."""
+    classifier = family.classifier(params, config)
+    if family.early_stopping and X_val is None and len(X) >= 20:
+        rng = np.random.default_rng(config.seed)
+        held = np.zeros(len(X), dtype=bool)
+        held[rng.choice(len(X), max(2, len(X) // 10), replace=False)] = True
+        return classifier.fit(X[~held], Y[~held], X[held], Y[held])
+    return classifier.fit(X, Y, X_val, Y_val)
+
+
+def out_of_fold_scores(family: Family, params: dict, config: ExperimentConfig, X, Y) -> np.ndarray:
+    """Scores for every row from a model that never saw it (``config.cv_folds`` folds)."""
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+    folds = MultilabelStratifiedKFold(
+        n_splits=config.cv_folds, shuffle=True, random_state=config.seed
+    )
+    scores = np.zeros(Y.shape, dtype=np.float64)
+    for k, (fit_rows, held_rows) in enumerate(folds.split(X, Y)):
+        log.info("out-of-fold scores: fold %d/%d", k + 1, config.cv_folds)
+        scores[held_rows] = _fit(family, params, config, X[fit_rows], Y[fit_rows]).predict_scores(
+            X[held_rows]
+        )
+    return scores
+
+
+def fit_and_decide(family: Family, params: dict, config: ExperimentConfig, features: FeatureSets):
+    """The final model: classifier, fitted decision layer, and honest validation decisions.
+
+    With ``cv_folds`` >= 2 the decision layer is fitted on out-of-fold scores over train+val
+    and the classifier is refitted on all of train+val (the ``CalibratedClassifierCV(...,
+    ensemble=False)`` recipe); ``val`` metrics are then cross-validated over train+val.
+    With ``cv_folds`` = 0 the classifier learns from train and the layer from validation.
+    Either way validation decisions are cross-fitted (``cross_fit_predict``).
+    """
+    X, Y, years = features.X, features.Y, features.years
+    if config.cv_folds >= 2:
+        X_dev = np.concatenate([X["train"], X["val"]])
+        Y_dev = np.concatenate([Y["train"], Y["val"]])
+        years_dev = np.concatenate([years["train"], years["val"]])
+        dev_scores = out_of_fold_scores(family, params, config, X_dev, Y_dev)
+        classifier = _fit(family, params, config, X_dev, Y_dev)
+    else:
+        Y_dev, years_dev = Y["val"], years["val"]
+        classifier = _fit(family, params, config, X["train"], Y["train"], X["val"], Y["val"])
+        dev_scores = classifier.predict_scores(X["val"])
+    layer = decision_layer(config).fit(dev_scores, Y_dev, years_dev)
+    _, dev_pred = cross_fit_predict(layer, dev_scores, Y_dev, seed=config.seed)
+    return classifier, layer, Decided(Y_dev, dev_pred, years_dev)
+
+
+def decide_splits(classifier, layer: DecisionLayer, features: FeatureSets, splits: list[str]):
+    """Decisions on held-out splits, without and with the posters' release years."""
+    decided = {}
     for split in splits:
         if not len(features.Y.get(split, [])):
             continue
         scores = classifier.predict_scores(features.X[split])
-        y_pred = rule.apply(scores)
-        predictions[split] = (scores, y_pred)
-        metrics.update(classification_metrics(features.Y[split], y_pred, split))
-    return metrics, predictions
-
-
-def fit_and_decide(family: Family, params: dict, config: ExperimentConfig, features: FeatureSets):
-    """Fit on train, tune the decision rule on validation."""
-    classifier = family.classifier(params, config)
-    classifier.fit(features.X["train"], features.Y["train"], features.X["val"], features.Y["val"])
-    val_scores = classifier.predict_scores(features.X["val"])
-    rule = DecisionRule.tune(
-        features.Y["val"], val_scores, config.tune_thresholds, config.min_one_genre
-    )
-    return classifier, rule
+        years = features.years[split]
+        with_year = layer.predict(scores, years) if layer.decade_prevalence_ else None
+        decided[split] = Decided(features.Y[split], layer.predict(scores), years, with_year)
+    return decided
 
 
 # --------------------------------------------------------------------------- study
@@ -193,16 +301,22 @@ def optuna_storage(url: str, attempts: int = 5) -> optuna.storages.BaseStorage |
 def _study(config: ExperimentConfig, parent_run_id: str) -> optuna.Study:
     shared = config.study_name not in ("", "new")
     name = config.study_name if shared else f"{config.family}-{parent_run_id}"
+    # Workers sharing a study must not draw the same samples: one seed for all of them made
+    # 2 workers x 3 trials try 3 distinct settings. Each worker's seed mixes in its run id.
+    seed = config.seed + int(parent_run_id[:8], 16) if shared else config.seed
     return optuna.create_study(
         study_name=name,
         storage=optuna_storage(config.storage),
         direction="minimize" if config.metric.endswith("hamming_loss") else "maximize",
-        sampler=optuna.samplers.TPESampler(seed=config.seed),
+        sampler=optuna.samplers.TPESampler(seed=seed),
         load_if_exists=True,
     )
 
 
 def _objective(family: Family, config: ExperimentConfig, features: FeatureSets, study_name: str):
+    """One trial: fit on train, score validation, decide validation honestly (the decision
+    layer cross-fitted over validation folds), log and return ``config.metric``."""
+
     def objective(trial: optuna.Trial) -> float:
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True) as run:
             mlflow.set_tags(
@@ -219,10 +333,17 @@ def _objective(family: Family, config: ExperimentConfig, features: FeatureSets, 
             mlflow.log_params(params)
             mlflow.set_tag("balanced", str(family.is_balanced(params)).lower())
             start = time.perf_counter()
-            classifier, rule = fit_and_decide(family, params, config, features)
-            metrics, _ = evaluate(classifier, rule, features, ["val"])
+            X, Y = features.X, features.Y
+            classifier = _fit(family, params, config, X["train"], Y["train"], X["val"], Y["val"])
+            scores = classifier.predict_scores(X["val"])
+            _, y_pred = cross_fit_predict(
+                decision_layer(config), scores, Y["val"], seed=config.seed
+            )
+            decided = Decided(Y["val"], y_pred, features.years["val"])
+            metrics, tags = split_metrics(decided, "val", Y["train"])
             metrics["fit_seconds"] = time.perf_counter() - start
             mlflow.log_metrics(metrics)
+            mlflow.set_tags(tags)
             return metrics[config.metric]
 
     return objective
@@ -294,29 +415,64 @@ def log_failures(failures: list[tuple[str, str]]) -> None:
         mlflow.log_artifact(str(path), "data")
 
 
-def log_reports(features: FeatureSets, predictions: dict, metrics: dict, family: str) -> None:
-    from posterml.plots.evaluation import per_genre_f1_figure
+def log_reports(features: FeatureSets, decided: dict[str, Decided], metrics: dict, family: str):
+    """Classification reports per split, the per-genre F1 chart and the F1-by-decade curve."""
+    from posterml.plots.evaluation import f1_by_decade_figure, per_genre_f1_figure
 
-    for split, (_, y_pred) in predictions.items():
-        mlflow.log_table(report_frame(features.Y[split], y_pred), f"reports/{split}_report.json")
-        mlflow.log_text(report_text(features.Y[split], y_pred), f"reports/{split}_report.txt")
-    shown = [s for s in ("val", "test", "xperiod") if s in predictions]
+    for split, result in decided.items():
+        mlflow.log_table(report_frame(result.Y, result.y_pred), f"reports/{split}_report.json")
+        mlflow.log_text(report_text(result.Y, result.y_pred), f"reports/{split}_report.txt")
+    shown = [s for s in ("val", "test", "xperiod") if s in decided]
     figure = per_genre_f1_figure(metrics, shown, f"{family}: F1 per genre")
     mlflow.log_figure(figure, "figures/per_genre_f1.png")
     plt_close(figure)
+    held_out = [decided[s] for s in ("test", "xperiod") if s in decided]
+    if held_out:
+        Y = np.concatenate([d.Y for d in held_out])
+        pooled = decade_metrics(
+            Y,
+            np.concatenate([d.y_pred for d in held_out]),
+            np.concatenate([d.years for d in held_out]),
+            "held_out",
+            top_k_baseline(features.Y["train"], len(Y)),
+        )
+        figure = f1_by_decade_figure(pooled, "held_out", f"{family}: F1 by decade of release")
+        mlflow.log_figure(figure, "figures/f1_by_decade.png")
+        plt_close(figure)
 
 
-def log_baseline(features: FeatureSets) -> dict[str, float]:
-    """F1 of "always the 2 most frequent training genres", the floor every model must beat."""
-    metrics = {}
-    for split in ("test", "xperiod"):
-        if len(features.Y.get(split, [])):
-            y_pred = top_k_baseline(features.Y["train"], len(features.Y[split]))
-            scores = classification_metrics(features.Y[split], y_pred, split)
-            for average in AVERAGES:
-                metrics[f"{split}_baseline_f1_{average}"] = scores[f"{split}_f1_{average}"]
-    mlflow.log_metrics(metrics)
-    return metrics
+# The margin a model must clear over "the 2 most frequent genres for every poster".
+BASELINE_MARGIN = 0.01
+
+
+def check_against_baseline(metrics: dict[str, float]) -> bool:
+    """Does the model beat the trivial baseline on validation (micro and samples F1) and say
+    more than one thing? A run that does not is flagged loudly: a 3-trial search once chose
+    gamma_scale 7.97 and shipped "Comedy, Drama" for every poster without a word."""
+    beats = (
+        all(
+            metrics.get(f"val_f1_{a}", 0.0)
+            >= metrics.get(f"val_baseline_f1_{a}", 0.0) + BASELINE_MARGIN
+            for a in ("micro", "samples")
+        )
+        and metrics.get("val_distinct_predictions", 0.0) > 1
+    )
+    if not beats:
+        banner = "!" * 78
+        log.warning(
+            "\n%s\nTHIS MODEL DOES NOT BEAT THE TRIVIAL BASELINE (the 2 most frequent genres "
+            "for every poster):\n  val F1 micro %.3f vs baseline %.3f, samples %.3f vs %.3f, "
+            "%d distinct genre sets predicted.\n  It is tagged beats_baseline=false and "
+            "`register` will not pick it.\n%s",
+            banner,
+            metrics.get("val_f1_micro", 0.0),
+            metrics.get("val_baseline_f1_micro", 0.0),
+            metrics.get("val_f1_samples", 0.0),
+            metrics.get("val_baseline_f1_samples", 0.0),
+            int(metrics.get("val_distinct_predictions", 0)),
+            banner,
+        )
+    return beats
 
 
 # --------------------------------------------------------------------------- the run
@@ -336,25 +492,24 @@ def _log_best(study: optuna.Study, family: Family, config: ExperimentConfig) -> 
 def _final_evaluation(
     family: Family, params: dict, config: ExperimentConfig, features: FeatureSets
 ):
-    """Refit with the best params, then log metrics, baseline, reports and figures."""
+    """Refit with the best params, fit the decision layer, then log metrics (with the
+    decision statistics, baseline and per-decade F1), reports and figures."""
     start = time.perf_counter()
-    classifier, rule = fit_and_decide(family, params, config, features)
+    classifier, layer, dev = fit_and_decide(family, params, config, features)
     mlflow.log_metric("refit_seconds", time.perf_counter() - start)
-    metrics, predictions = evaluate(classifier, rule, features, ["train", "val", "test", "xperiod"])
-    # Per-genre train numbers would only clutter the UI; keep train averages.
-    metrics = {
-        k: v
-        for k, v in metrics.items()
-        if not k.startswith("train_")
-        or k.rsplit("_", 1)[-1] in AVERAGES
-        or k.endswith("hamming_loss")
-    }
+    decided = {"val": dev, **decide_splits(classifier, layer, features, ["test", "xperiod"])}
+    metrics, tags = {}, {}
+    for split, result in decided.items():
+        split_values, split_tags = split_metrics(result, split, features.Y["train"])
+        metrics.update(split_values)
+        tags.update(split_tags)
+    beats = check_against_baseline(metrics)
+    tags["beats_baseline"] = str(beats).lower()
     mlflow.log_metrics(metrics)
-    log_baseline(features)
-    predictions.pop("train", None)
-    log_reports(features, predictions, metrics, family.name)
-    mlflow.log_dict(rule.to_dict(), "model_decision_rule.json")
-    return classifier, rule, metrics
+    mlflow.set_tags(tags)
+    log_reports(features, decided, metrics, family.name)
+    mlflow.log_dict(layer.to_dict(), "model_decision_rule.json")
+    return classifier, layer, metrics
 
 
 def _log_model(
@@ -363,7 +518,7 @@ def _log_model(
     dataset: PosterDataset,
     features: FeatureSets,
     classifier,
-    rule: DecisionRule,
+    layer: DecisionLayer,
     run_id: str,
 ) -> None:
     """Log featurizer + classifier + decision rule as the served pyfunc model."""
@@ -377,7 +532,7 @@ def _log_model(
         "dataset_hash": dataset.content_hash,
         "parent_run_id": run_id,
     }
-    pipeline = PosterPipeline(features.featurizer, classifier, rule, meta)
+    pipeline = PosterPipeline(features.featurizer, classifier, layer, meta)
     example = dataset.frame.set_index("poster_id").loc[features.ids["val"][0], "image"]
     info = log_pipeline(pipeline, example)
     mlflow.set_tags({"model_id": info.model_id, "model_uri": info.model_uri})
@@ -435,9 +590,11 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
             plt_close(figure)
 
         best_params = _log_best(study, family, config)
-        classifier, rule, metrics = _final_evaluation(family, best_params, config, features)
+        classifier, layer, metrics = _final_evaluation(family, best_params, config, features)
         if config.log_model:
-            _log_model(family, best_params, dataset, features, classifier, rule, parent.info.run_id)
+            _log_model(
+                family, best_params, dataset, features, classifier, layer, parent.info.run_id
+            )
         summary = {
             k: round(v, 4)
             for k, v in metrics.items()
@@ -447,7 +604,7 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
         return parent.info.run_id
 
 
-def main(family: str, argv: list[str] | None = None) -> int:
+def main(family: str, argv: list[str] | None = None, defaults: dict | None = None) -> int:
     """Command-line entry for one family: a user mistake is one clear line, not a traceback.
 
     An unavailable backbone or an unusable dataset exits with status 2 and the message;
@@ -459,7 +616,7 @@ def main(family: str, argv: list[str] | None = None) -> int:
     from posterml.features.backbones import BackboneUnavailableError
 
     try:
-        run_experiment(parse_config(family, argv))
+        run_experiment(parse_config(family, argv, defaults))
     except (BackboneUnavailableError, DatasetError) as exc:
         print(f"posterml {family}: {exc}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ def test_conda_env_mirrors_pyproject_dependencies():
 def test_every_entry_point_has_its_thin_script():
     project = yaml.safe_load((ROOT / "MLproject").read_text())
     expected = {
+        "main",
         "pca_classic",
         "scratch_cnn",
         "resnet_svm",
@@ -37,3 +38,33 @@ def test_every_entry_point_has_its_thin_script():
         for param in entry["parameters"]:
             assert "{" + param + "}" in entry["command"], (name, param)
     assert "api_key" not in str(project["entry_points"]["fetch_tmdb"]["parameters"])
+
+
+def test_experiment_parameters_match_the_config():
+    """Every experiment entry point takes every ``ExperimentConfig`` knob, with the config's
+    default unless it deliberately differs (``main`` is the shipped recipe)."""
+    import dataclasses
+
+    from posterml.runner import RECOMMENDED, ExperimentConfig
+
+    project = yaml.safe_load((ROOT / "MLproject").read_text())
+    overrides = {
+        "main": {k: v for k, v in RECOMMENDED.items() if k != "family"},
+        "resnet_mlp": {"epochs": 100},
+    }
+    fields = [
+        f
+        for f in dataclasses.fields(ExperimentConfig)
+        if f.name not in ("family", "experiment", "log_model")
+    ]
+    for name in ("main", "resnet_svm", "resnet_mlp", "pca_classic", "scratch_cnn", "compare"):
+        parameters = project["entry_points"][name]["parameters"]
+        assert set(parameters) == {f.name for f in fields}, name
+        for field in fields:
+            want = overrides.get(name, {}).get(field.name, field.default)
+            got = parameters[field.name]["default"]
+            if isinstance(want, bool):
+                got = {"true": True, "false": False}[str(got)]
+            elif isinstance(want, int | float):
+                got = float(got)
+            assert got == want, (name, field.name, got, want)

@@ -15,7 +15,12 @@ class _Constant(mlflow.pyfunc.PythonModel):
         return model_input
 
 
-def _parent_run(name: str, f1: float, balanced: bool) -> str:
+TRUSTWORTHY = {"val_genres_per_poster": 2.5, "val_true_genres_per_poster": 2.4}
+
+
+def _parent_run(
+    name: str, f1: float, balanced: bool, beats_baseline: bool = True, stats: dict | None = None
+) -> str:
     """A finished parent run with a logged model, as the runner leaves it."""
     with mlflow.start_run(run_name=name) as run:
         info = mlflow.pyfunc.log_model(name="model", python_model=_Constant())
@@ -26,9 +31,12 @@ def _parent_run(name: str, f1: float, balanced: bool) -> str:
                 "balanced": str(balanced).lower(),
                 "model_id": info.model_id,
                 "dataset": "synthetic",
+                "beats_baseline": str(beats_baseline).lower(),
+                "most_overpredicted_val": "TV Movie",
             }
         )
         mlflow.log_metrics({"val_f1_weighted": f1, "test_f1_weighted": f1 - 0.05})
+        mlflow.log_metrics(stats or TRUSTWORTHY)
     return run.info.run_id
 
 
@@ -81,3 +89,24 @@ def test_nothing_to_register_says_what_to_do(experiment):
 def test_unknown_experiment_is_a_clear_error(tracking_uri):
     with pytest.raises(ValueError, match="no MLflow experiment named 'nope'"):
         register_best("nope")
+
+
+def test_untrustworthy_runs_are_passed_over_with_their_reason(experiment):
+    """The served model that called 46% of posters "TV Movie" had the best weighted F1."""
+    _parent_run(
+        "tv-movie-for-everyone",
+        0.9,
+        balanced=True,
+        stats={**TRUSTWORTHY, "val_genres_per_poster": 4.1, "val_max_overprediction": 40.0},
+    )
+    _parent_run("constant", 0.8, balanced=True, beats_baseline=False)
+    good = _parent_run("honest", 0.5, balanced=True)
+    assert register_best(experiment).run_id == good
+
+    mlflow.set_experiment("registry-test-2")
+    _parent_run(
+        "only-bad", 0.9, balanced=True, stats={**TRUSTWORTHY, "val_max_overprediction": 40.0}
+    )
+    result = register_best("registry-test-2", model_name="other")
+    assert not result.changed
+    assert "TV Movie 40.0x" in result.message

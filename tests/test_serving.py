@@ -24,7 +24,7 @@ import requests
 from model_fixture import ScoringServer, tiny_model, tracking_store  # noqa: F401
 from PIL import Image
 
-from posterml.genres import GENRES
+from posterml.genres import GENRES, snake
 from posterml.serving.pyfunc import SCORE_COLUMNS, decode_images, encode_image_file
 
 SHARED_POSTERS = Path(__file__).resolve().parents[1].parent / "shared" / "posters"
@@ -98,10 +98,15 @@ def records_payload(values: list[str], years=None) -> dict:
     return {"dataframe_records": rows}
 
 
-def assert_matches_pipeline(predictions: list[dict], images_b64: list[str], pipeline) -> None:
+def assert_matches_pipeline(
+    predictions: list[dict], images_b64: list[str], pipeline, years=None
+) -> None:
     """One well-formed answer per image, equal to the in-process prediction."""
     assert len(predictions) == len(images_b64)
-    expected = pipeline.predict_frame(decode_images(pd.DataFrame({"image": images_b64})))
+    expected = pipeline.predict_frame(
+        decode_images(pd.DataFrame({"image": images_b64})),
+        None if years is None else np.asarray(years, dtype=float),
+    )
     for answer, (_, want) in zip(predictions, expected.iterrows(), strict=True):
         assert isinstance(answer["genres"], list) and answer["genres"], answer
         assert set(answer["genres"]) <= set(GENRES)
@@ -130,7 +135,15 @@ def test_server_answers_like_in_process_pipeline(server, pipeline, images_b64, f
         payload = records_payload(images_b64, years)
     response = invoke(server, payload)
     assert response.status_code == 200, response.text[:2000]
-    assert_matches_pipeline(response.json()["predictions"], images_b64, pipeline)
+    assert_matches_pipeline(response.json()["predictions"], images_b64, pipeline, years)
+
+
+def test_served_genres_come_most_probable_first(server, images_b64):
+    response = invoke(server, records_payload(images_b64))
+    for answer in response.json()["predictions"]:
+        probabilities = [answer[f"score_{snake(g)}"] for g in answer["genres"]]
+        assert probabilities == sorted(probabilities, reverse=True)
+        assert 1 <= len(answer["genres"]) <= 5
 
 
 # --------------------------------------------------------------------------- bad requests

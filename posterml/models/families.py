@@ -35,6 +35,7 @@ class Family(ABC):
 
     name: str
     uses_backbone: bool = False
+    early_stopping: bool = False  # fit() stops on validation data, so needs some held out
 
     @abstractmethod
     def featurizer(self, config: ExperimentConfig):
@@ -103,6 +104,7 @@ class ScratchCNN(Family):
     """A small CNN trained from scratch on resized RGB posters."""
 
     name = "scratch_cnn"
+    early_stopping = True
 
     def featurizer(self, config):
         from posterml.features.pixels import PixelFeaturizer
@@ -156,6 +158,7 @@ class BackboneMLP(Family):
 
     name = "resnet_mlp"
     uses_backbone = True
+    early_stopping = True
 
     def featurizer(self, config):
         from posterml.features.featurizers import BackboneFeaturizer

@@ -56,3 +56,29 @@ def optuna_figures(study) -> dict[str, Figure]:
         fig.set_size_inches(8, 5)
         fig.tight_layout()
     return figures
+
+
+def f1_by_decade_figure(metrics: dict[str, float], prefix: str, title: str) -> Figure:
+    """F1 (micro, weighted, samples) per decade of release, solid, beside the baseline's,
+    dashed: the modern-to-vintage question as a curve. Decades are labelled with their
+    poster counts, since a decade of 30 posters moves by chance."""
+    from posterml.evaluation.metrics import DECADE_AVERAGES
+
+    decades = sorted(
+        int(k.rsplit("_", 1)[-1][:-1]) for k in metrics if k.startswith(f"{prefix}_n_")
+    )
+    fig, ax = plt.subplots(figsize=(9, 5), constrained_layout=True)
+    x = np.arange(len(decades))
+    for average, color in zip(DECADE_AVERAGES, ("C0", "C1", "C2"), strict=True):
+        model = [metrics.get(f"{prefix}_f1_{average}_{d}s", np.nan) for d in decades]
+        base = [metrics.get(f"{prefix}_baseline_f1_{average}_{d}s", np.nan) for d in decades]
+        ax.plot(x, model, "o-", color=color, label=f"model, {average}")
+        ax.plot(x, base, "--", color=color, alpha=0.6, label=f"baseline, {average}")
+    counts = [int(metrics.get(f"{prefix}_n_{d}s", 0)) for d in decades]
+    ax.set_xticks(x, [f"{d}s\n(n={n})" for d, n in zip(decades, counts, strict=True)])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("F1")
+    ax.grid(alpha=0.3)
+    ax.legend(ncol=3, fontsize="small", loc="upper left")
+    ax.set_title(title + "\n(dashed: the 2 most frequent training genres for every poster)")
+    return fig

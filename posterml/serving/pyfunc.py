@@ -2,12 +2,15 @@
 
 A ``PosterGenreModel`` bundles everything between raw bytes and genres: the featurizer
 (backbone network or pixel preprocessing, saved inside the model so serving needs no
-network and no Keras cache), the classifier, the per-genre thresholds and the genre list.
+network and no Keras cache), the classifier, the decision layer (per-genre calibration,
+thresholds and decade rates, ``posterml.evaluation.decision``) and the genre list.
 Every family logs its model this way, so any parent run can be registered and served.
 
 Input: a DataFrame with a string column ``image`` (base64 JPEG or PNG) and an optional
-integer column ``year`` (accepted for forward compatibility, not used by the models yet).
-Output: one row per input with ``genres`` (list of names) and ``score_<genre>`` columns.
+integer column ``year`` (release year: the genre rates of its decade are used; empty or 0
+means unknown). Output: one row per input with ``genres`` (names, most probable first) and
+``score_<genre>`` columns holding calibrated probabilities; a genre is in ``genres`` exactly
+when its probability clears its threshold (at most five, at least one).
 The model only ever decodes the bytes it is given: it never opens paths or URLs.
 """
 
@@ -27,8 +30,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from posterml.data.images import ImageDecodeError, decode_image
-from posterml.evaluation.thresholds import DecisionRule
-from posterml.genres import GENRES, from_matrix, snake
+from posterml.evaluation.decision import DecisionLayer
+from posterml.genres import GENRES, snake
 
 SCORE_COLUMNS = [f"score_{snake(g)}" for g in GENRES]
 MAX_BASE64_CHARS = 30_000_000  # ~22 MB of image bytes per poster is already absurd
@@ -80,31 +83,57 @@ def decode_images(frame: pd.DataFrame) -> list:
     return images
 
 
-class PosterPipeline:
-    """Featurizer + classifier + decision rule, usable in-process (batch prediction, tests)."""
+def ranked_genres(proba: np.ndarray, y_pred: np.ndarray) -> list[list[str]]:
+    """Each row's predicted genre names, most probable first."""
+    order = np.argsort(-np.asarray(proba), axis=1, kind="stable")
+    return [
+        [GENRES[j] for j in row_order if chosen[j]]
+        for row_order, chosen in zip(order, y_pred, strict=True)
+    ]
 
-    def __init__(self, featurizer, classifier, rule: DecisionRule, meta: dict) -> None:
+
+def request_years(frame: pd.DataFrame) -> np.ndarray | None:
+    """The optional ``year`` column as floats (NaN where missing), or None without one."""
+    if "year" not in frame.columns:
+        return None
+    years = pd.to_numeric(frame["year"], errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.isfinite(years) & ((years < 1870) | (years > 2100))
+    if bad.any():
+        rows = ", ".join(str(r) for r in np.flatnonzero(bad)[:_SHOWN_ERRORS])
+        raise InvalidPosterInput(f"row(s) {rows}: year must be a release year (1870-2100)")
+    years[years == 0] = np.nan
+    return years
+
+
+class PosterPipeline:
+    """Featurizer + classifier + decision layer, usable in-process (batch prediction, tests)."""
+
+    def __init__(self, featurizer, classifier, layer: DecisionLayer, meta: dict) -> None:
         self.featurizer = featurizer
         self.classifier = classifier
-        self.rule = rule
+        self.layer = layer
         self.meta = meta
 
     def scores(self, images: list) -> np.ndarray:
+        """The classifier's raw scores (before calibration)."""
         if not images:
             return np.zeros((0, len(GENRES)))
         return self.classifier.predict_scores(self.featurizer.transform_images(images))
 
-    def predict_frame(self, images: list) -> pd.DataFrame:
+    def predict_frame(self, images: list, years: np.ndarray | None = None) -> pd.DataFrame:
+        """``genres`` (most probable first) and one calibrated probability per genre."""
         scores = self.scores(images)
-        out = pd.DataFrame(scores, columns=SCORE_COLUMNS)
-        out.insert(0, "genres", from_matrix(self.rule.apply(scores)))
+        proba = self.layer.predict_proba(scores, years)
+        y_pred = self.layer.decide(proba, self.layer.thresholds_for(len(proba), years))
+        out = pd.DataFrame(proba, columns=SCORE_COLUMNS)
+        out.insert(0, "genres", ranked_genres(proba, y_pred))
         return out
 
     def save(self, directory: Path) -> None:
         directory = Path(directory)
         self.featurizer.save(directory / "featurizer")
         self.classifier.save(directory / "classifier")
-        (directory / "decision.json").write_text(json.dumps(self.rule.to_dict(), indent=2))
+        (directory / "decision.json").write_text(json.dumps(self.layer.to_dict(), indent=2))
         (directory / "meta.json").write_text(
             json.dumps({**self.meta, "genres": list(GENRES)}, indent=2)
         )
@@ -121,7 +150,7 @@ class PosterPipeline:
         return cls(
             load_featurizer(directory / "featurizer"),
             load_classifier(directory / "classifier"),
-            DecisionRule.from_dict(json.loads((directory / "decision.json").read_text())),
+            DecisionLayer.from_dict(json.loads((directory / "decision.json").read_text())),
             meta,
         )
 
@@ -135,10 +164,11 @@ class PosterGenreModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         try:
             images = decode_images(model_input)
+            years = request_years(model_input)
         except InvalidPosterInput as exc:
             # INVALID_PARAMETER_VALUE makes the scoring server answer HTTP 400.
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
-        return self.pipeline.predict_frame(images)
+        return self.pipeline.predict_frame(images, years)
 
 
 def _signature():

@@ -1,0 +1,349 @@
+"""The decision layer: classifier scores -> calibrated per-genre probabilities -> genres.
+
+Why it exists. Thresholds tuned per genre on one validation split broke the served model:
+the F1-optimal cut of a genre lies at half the F1 it can reach (Lipton, Elkan and
+Naryanaswamy 2014, "Thresholding classifiers to maximize F1"), so for a genre the model
+cannot see (TV Movie, F1 ~ .02) the best cut sits under its single validation positive and
+the genre is predicted for everyone: 46% of real posters came back "TV Movie", 4.1 genres
+per poster against 2.35 true. The layer therefore
+
+1. **calibrates** each genre's score into a probability with Platt scaling (a monotone
+   logistic map of the score's logit, fitted with Platt's smoothed targets), fitted on
+   out-of-fold scores so the probabilities are honest;
+2. **thresholds** each probability at its F1-optimal cut, chosen on the same out-of-fold
+   probabilities but never predicting a genre for more than ``rate_cap`` times its rate in
+   the data it was fitted on (1.5x); a genre with fewer than ``min_positives`` examples has
+   too few to tune on and keeps the safe default cut 0.5 ("more likely than not");
+3. **decides**: a genre is in exactly when its probability clears its threshold, genres are
+   listed by probability, at most ``max_genres`` (TMDb's first five, as the study kept), and
+   with ``min_one_genre`` a poster with none gets its most probable genre;
+4. optionally **knows the period**: given release years, each genre's probability is
+   rescaled from its overall rate to its rate in that decade (prior-shift correction, Saerens,
+   Latinne and Decaestecker 2002), with its own thresholds tuned on shifted probabilities.
+   ``estimate_priors_em`` estimates a new period's rates from unlabelled posters alone.
+
+Measured on frozen EfficientNet-Lite0 features (see the README's results): out-of-fold
+thresholds with the rate cap cost no weighted F1 and cut genres per poster from 4.0 to 3.2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize
+from sklearn.base import BaseEstimator, clone
+
+from posterml.genres import GENRES
+
+DEFAULT_THRESHOLD = 0.5
+_EPS = 1e-6
+# Decade rates are shrunk towards the overall rate as if each decade had this many extra
+# posters at the overall rate: a decade with 30 posters cannot claim a genre never occurs.
+DECADE_PRIOR_STRENGTH = 20.0
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)), with p clipped away from 0 and 1."""
+    p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def expit(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+
+
+def decade_of(years: np.ndarray) -> np.ndarray:
+    """1987 -> 1980; the decade of each release year."""
+    return (np.asarray(years, dtype=np.int64) // 10) * 10
+
+
+# --------------------------------------------------------------------------- calibration
+def platt_scaling(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(slope, intercept) of P(y=1 | x) = expit(slope * x + intercept), Platt 1999.
+
+    Targets are smoothed to (N+ + 1) / (N+ + 2) and 1 / (N- + 2) so a genre with a handful of
+    positives gets moderate, not extreme, probabilities. The slope is kept >= 0: scores that
+    do not rise with the genre carry no information, and the probability becomes the rate.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y).astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    target = np.where(y, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
+    prior = (n_pos + 1.0) / (len(y) + 2.0)
+    if n_pos == 0 or n_neg == 0 or np.ptp(x) == 0:
+        return 0.0, float(logit(prior))
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = theta[0] * x + theta[1]
+        # cross-entropy with soft targets, written stably: log(1 + e^z) - t z
+        value = np.sum(np.logaddexp(0.0, z) - target * z)
+        residual = expit(z) - target
+        return float(value), np.array([residual @ x, residual.sum()])
+
+    start = np.array([1.0 / (x.std() + _EPS), float(logit(prior))])
+    result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=[(0.0, None), (None, None)])
+    slope, intercept = (float(v) for v in result.x)
+    return slope, intercept
+
+
+# --------------------------------------------------------------------------- thresholds
+def best_f1_threshold(
+    y: np.ndarray,
+    proba: np.ndarray,
+    rate_cap: float = 1.5,
+    min_positives: int = 15,
+    default: float = DEFAULT_THRESHOLD,
+) -> float:
+    """The cut on ``proba`` maximising one genre's F1, predicting at most ``rate_cap`` x its
+    positives; ``default`` when it has fewer than ``min_positives`` positives."""
+    y = np.asarray(y).astype(bool)
+    positives = int(y.sum())
+    if positives < max(min_positives, 1) or positives == len(y):
+        return default
+    order = np.argsort(-proba, kind="stable")
+    ranked, hits = proba[order], y[order]
+    true_pos = np.cumsum(hits)
+    predicted = np.arange(1, len(y) + 1)
+    f1 = 2 * true_pos / (predicted + positives)
+    # Only cut between distinct values (ties fall on one side) and within the rate cap.
+    distinct = np.r_[ranked[1:] != ranked[:-1], True]
+    allowed = distinct & (predicted <= max(1, int(np.floor(rate_cap * positives))))
+    if not allowed.any():
+        return default
+    best = int(np.argmax(np.where(allowed, f1, -1.0)))
+    if best + 1 < len(ranked):
+        return float((ranked[best] + ranked[best + 1]) / 2)
+    return float(ranked[best] - _EPS)
+
+
+def shift_priors(proba: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Probabilities under new genre rates: logit(p') = logit(p) + logit(new) - logit(old).
+
+    The binary form of Saerens et al. (2002), eq. 2.4: each genre's odds rescaled by the
+    ratio of new to old prior odds. ``old``/``new`` broadcast against ``proba``.
+    """
+    return expit(logit(proba) + logit(new) - logit(old))
+
+
+def estimate_priors_em(
+    proba: np.ndarray, prior: np.ndarray, max_iter: int = 100, tol: float = 1e-6
+) -> np.ndarray:
+    """Genre rates of an unlabelled batch by Saerens et al.'s EM (their section 2.3).
+
+    E-step: shift every poster's probabilities to the current estimate; M-step: the new
+    estimate is their mean. Starts at the training rates ``prior``; per genre, independent.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    estimate = np.asarray(prior, dtype=np.float64).copy()
+    for _ in range(max_iter):
+        updated = np.clip(shift_priors(proba, prior, estimate).mean(axis=0), _EPS, 1 - _EPS)
+        if np.max(np.abs(updated - estimate)) < tol:
+            return updated
+        estimate = updated
+    return estimate
+
+
+# --------------------------------------------------------------------------- the layer
+class DecisionLayer(BaseEstimator):
+    """Scores -> calibrated probabilities -> genres, fitted on out-of-fold scores.
+
+    ``calibrate=False`` and ``tune_thresholds=False`` together give the study's plain rule:
+    raw scores cut at 0.5. Fitted state (``slopes_``, ``intercepts_``, ``thresholds_``,
+    ``prevalence_``, and with years ``decade_prevalence_`` and ``year_thresholds_``) is plain
+    numbers, saved as JSON with the model.
+    """
+
+    def __init__(
+        self,
+        calibrate: bool = True,
+        tune_thresholds: bool = True,
+        rate_cap: float = 1.5,
+        min_positives: int = 15,
+        min_one_genre: bool = True,
+        max_genres: int = 5,
+    ) -> None:
+        self.calibrate = calibrate
+        self.tune_thresholds = tune_thresholds
+        self.rate_cap = rate_cap
+        self.min_positives = min_positives
+        self.min_one_genre = min_one_genre
+        self.max_genres = max_genres
+
+    # -- fitting -----------------------------------------------------------------------
+    def fit(
+        self, scores: np.ndarray, Y: np.ndarray, years: np.ndarray | None = None
+    ) -> DecisionLayer:
+        """Learn calibration, genre rates and thresholds from (out-of-fold) scores."""
+        scores, Y = np.asarray(scores, dtype=np.float64), np.asarray(Y).astype(np.uint8)
+        n_genres = scores.shape[1]
+        if self.calibrate:
+            fitted = [platt_scaling(logit(scores[:, j]), Y[:, j]) for j in range(n_genres)]
+            self.slopes_ = [s for s, _ in fitted]
+            self.intercepts_ = [b for _, b in fitted]
+        else:
+            self.slopes_, self.intercepts_ = [1.0] * n_genres, [0.0] * n_genres
+        self.prevalence_ = ((Y.sum(axis=0) + 1.0) / (len(Y) + 2.0)).tolist()
+        proba = self._calibrated(scores)
+        self.thresholds_ = self._tune(proba, Y)
+        self.decade_prevalence_: dict[str, list[float]] = {}
+        self.year_thresholds_ = None
+        if years is not None and len(years):
+            decades = decade_of(years)
+            overall = np.asarray(self.prevalence_)
+            for decade in np.unique(decades):
+                rows = decades == decade
+                rates = (Y[rows].sum(axis=0) + DECADE_PRIOR_STRENGTH * overall) / (
+                    rows.sum() + DECADE_PRIOR_STRENGTH
+                )
+                self.decade_prevalence_[str(int(decade))] = rates.tolist()
+            self.year_thresholds_ = self._tune(self._shift_to_years(proba, years), Y)
+        return self
+
+    def _tune(self, proba: np.ndarray, Y: np.ndarray) -> list[float]:
+        if not self.tune_thresholds:
+            return [DEFAULT_THRESHOLD] * proba.shape[1]
+        return [
+            best_f1_threshold(Y[:, j], proba[:, j], self.rate_cap, self.min_positives)
+            for j in range(proba.shape[1])
+        ]
+
+    # -- probabilities -------------------------------------------------------------------
+    def _calibrated(self, scores: np.ndarray) -> np.ndarray:
+        z = logit(scores) * np.asarray(self.slopes_) + np.asarray(self.intercepts_)
+        return expit(z)
+
+    def decade_priors(self, years: np.ndarray) -> np.ndarray:
+        """Each row's genre rates for its decade (overall rates for decades never seen)."""
+        overall = np.asarray(self.prevalence_)
+        table = {int(k): np.asarray(v) for k, v in self.decade_prevalence_.items()}
+        return np.stack([table.get(int(d), overall) for d in decade_of(years)]).reshape(
+            len(years), len(overall)
+        )
+
+    def _shift_to_years(self, proba: np.ndarray, years: np.ndarray) -> np.ndarray:
+        return shift_priors(proba, np.asarray(self.prevalence_), self.decade_priors(years))
+
+    def _has_year(self, years: np.ndarray | None, n: int) -> np.ndarray:
+        if years is None or not self.decade_prevalence_:
+            return np.zeros(n, dtype=bool)
+        years = np.asarray(years, dtype=np.float64)
+        return np.isfinite(years) & (years > 0)
+
+    def predict_proba(self, scores: np.ndarray, years: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated probabilities, shifted to the decade's rates where a year is given."""
+        proba = self._calibrated(np.asarray(scores, dtype=np.float64))
+        known = self._has_year(years, len(proba))
+        if known.any():
+            proba[known] = self._shift_to_years(proba[known], np.asarray(years)[known])
+        return proba
+
+    def thresholds_for(self, n: int, years: np.ndarray | None = None) -> np.ndarray:
+        """(n, genres) thresholds: the year-aware set on rows that carry a year."""
+        cuts = np.tile(np.asarray(self.thresholds_), (n, 1))
+        known = self._has_year(years, n)
+        if known.any() and self.year_thresholds_ is not None:
+            cuts[known] = np.asarray(self.year_thresholds_)
+        return cuts
+
+    # -- decisions -------------------------------------------------------------------------
+    def decide(self, proba: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+        """Multi-hot genres: over threshold, at most ``max_genres``, top-1 fallback."""
+        proba = np.asarray(proba)
+        y_pred = (proba >= thresholds).astype(np.uint8)
+        if len(proba) == 0:
+            return y_pred
+        if self.max_genres and self.max_genres < proba.shape[1]:
+            rank = np.argsort(np.argsort(-proba, axis=1, kind="stable"), axis=1, kind="stable")
+            y_pred[rank >= self.max_genres] = 0
+        if self.min_one_genre:
+            empty = y_pred.sum(axis=1) == 0
+            y_pred[empty, np.argmax(proba[empty], axis=1)] = 1
+        return y_pred
+
+    def predict(self, scores: np.ndarray, years: np.ndarray | None = None) -> np.ndarray:
+        proba = self.predict_proba(scores, years)
+        return self.decide(proba, self.thresholds_for(len(proba), years))
+
+    # -- persistence -------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """Settings and fitted numbers, with genre names, for ``decision.json``."""
+        genres = list(GENRES)
+        return {
+            "format_version": 2,
+            "settings": self.get_params(),
+            "genres": genres,
+            "calibration": {
+                g: {"slope": s, "intercept": b}
+                for g, s, b in zip(genres, self.slopes_, self.intercepts_, strict=True)
+            },
+            "thresholds": dict(zip(genres, self.thresholds_, strict=True)),
+            "prevalence": dict(zip(genres, self.prevalence_, strict=True)),
+            "year_thresholds": (
+                dict(zip(genres, self.year_thresholds_, strict=True))
+                if self.year_thresholds_ is not None
+                else None
+            ),
+            "decade_prevalence": {
+                decade: dict(zip(genres, rates, strict=True))
+                for decade, rates in self.decade_prevalence_.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DecisionLayer:
+        if data.get("format_version") != 2:
+            raise ValueError(f"unsupported decision format {data.get('format_version')!r}")
+        genres = list(data["genres"])
+        if genres != list(GENRES):
+            raise ValueError("decision layer was fitted on a different genre list")
+        settings = data["settings"]
+        layer = cls(
+            calibrate=bool(settings["calibrate"]),
+            tune_thresholds=bool(settings["tune_thresholds"]),
+            rate_cap=float(settings["rate_cap"]),
+            min_positives=int(settings["min_positives"]),
+            min_one_genre=bool(settings["min_one_genre"]),
+            max_genres=int(settings["max_genres"]),
+        )
+        layer.slopes_ = [float(data["calibration"][g]["slope"]) for g in genres]
+        layer.intercepts_ = [float(data["calibration"][g]["intercept"]) for g in genres]
+        layer.thresholds_ = [float(data["thresholds"][g]) for g in genres]
+        layer.prevalence_ = [float(data["prevalence"][g]) for g in genres]
+        year = data.get("year_thresholds")
+        layer.year_thresholds_ = [float(year[g]) for g in genres] if year else None
+        layer.decade_prevalence_ = {
+            str(int(decade)): [float(rates[g]) for g in genres]
+            for decade, rates in (data.get("decade_prevalence") or {}).items()
+        }
+        return layer
+
+
+def cross_fit_predict(
+    layer: DecisionLayer,
+    scores: np.ndarray,
+    Y: np.ndarray,
+    years: np.ndarray | None = None,
+    n_folds: int = 5,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Honest probabilities and decisions for scored rows: each fold is decided by a layer
+    fitted on the other folds, so no poster's own label sets its threshold.
+
+    Used for validation metrics, where tuning and scoring on the same rows would flatter
+    the model (the old per-split thresholds gained ~.02 F1 that way).
+    """
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+    scores, Y = np.asarray(scores), np.asarray(Y)
+    proba = np.zeros(scores.shape, dtype=np.float64)
+    y_pred = np.zeros(Y.shape, dtype=np.uint8)
+    n_folds = min(n_folds, len(Y))
+    if n_folds < 2:
+        fitted = clone(layer).fit(scores, Y, years)
+        return fitted.predict_proba(scores, years), fitted.predict(scores, years)
+    folds = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for fit_rows, held_rows in folds.split(scores, Y):
+        fit_years = None if years is None else np.asarray(years)[fit_rows]
+        held_years = None if years is None else np.asarray(years)[held_rows]
+        fitted = clone(layer).fit(scores[fit_rows], Y[fit_rows], fit_years)
+        proba[held_rows] = fitted.predict_proba(scores[held_rows], held_years)
+        y_pred[held_rows] = fitted.predict(scores[held_rows], held_years)
+    return proba, y_pred
