@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 import pytest
 from helpers import write_folder, write_image
 
+from posterml.data import synthetic
 from posterml.data.dataset import DatasetError, load_dataset, load_folder
 from posterml.data.images import ImageDecodeError, decode_image, load_image
 from posterml.data.synthetic import synthetic_dataset
@@ -106,6 +110,30 @@ def test_synthetic_is_deterministic_and_tagged_by_name():
     assert synthetic_dataset(n=40, seed=4).content_hash != a.content_hash
     assert (a.labels.sum(axis=1) >= 1).all()
     assert load_dataset("synthetic").name == "synthetic"
+
+
+def test_interrupted_synthetic_build_leaves_nothing(tmp_path, monkeypatch):
+    calls = []
+
+    def render_then_stop(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_render(*args)
+
+    real_render = synthetic.render_poster
+    monkeypatch.setattr(synthetic, "render_poster", render_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        synthetic.write_synthetic(tmp_path / "set", n=5)
+    assert list(tmp_path.iterdir()) == []  # no hidden half-built folder left behind
+    monkeypatch.setattr(synthetic, "render_poster", real_render)
+    saved = os.umask(0o022)
+    try:
+        folder = synthetic.write_synthetic(tmp_path / "set", n=5)
+    finally:
+        os.umask(saved)
+    assert [p.name for p in tmp_path.iterdir()] == ["set"]
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755  # the umask's, not mkdtemp's 0700
 
 
 @pytest.mark.shared

@@ -30,7 +30,6 @@ import math
 import os
 import pickle
 import struct
-import tempfile
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from posterml.config import cache_dir as posterml_cache_dir
+from posterml.io import atomic_write
 
 if TYPE_CHECKING:  # keras is imported lazily: importing TensorFlow takes seconds
     import keras
@@ -429,18 +429,11 @@ def convert_state_dict(state: dict[str, np.ndarray]) -> dict[str, list[np.ndarra
 
 
 def _save_npz_atomically(path: Path, weights: dict[str, list[np.ndarray]]) -> None:
-    """Write weights to ``path`` via a temp file + ``os.replace`` so readers never see half."""
+    """Write weights to ``path`` atomically (:func:`posterml.io.atomic_write`): never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"{name}/{i}": w for name, ws in weights.items() for i, w in enumerate(ws)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache may be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:  # umask permissions: the cache may be shared
+        np.savez(f, **arrays)
 
 
 def _load_npz(path: Path) -> dict[str, list[np.ndarray]]:
