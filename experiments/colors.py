@@ -13,6 +13,7 @@ import argparse
 from collections.abc import Sequence
 
 from posterml.cli_args import parse_bool, parse_whole
+from posterml.io import run_interruptible
 from posterml.studies.colors import run_color_study
 from posterml.tracking import configure_tracking
 
@@ -65,4 +66,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Ctrl-C/SIGTERM unwind the run (the MLflow run ends, temp files go) and exit 130/143.
+    raise SystemExit(run_interruptible("colors", main))

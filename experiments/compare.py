@@ -4,6 +4,7 @@ mlflow run . -e compare -P n_trials=2 --env-manager local
 """
 
 from posterml.compare import run_comparison
+from posterml.io import run_interruptible
 from posterml.runner import parse_config
 
 
@@ -12,4 +13,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Ctrl-C/SIGTERM unwind the runs (MLflow runs end, temp files go) and exit 130/143.
+    raise SystemExit(run_interruptible("compare", main))
