@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import stat
 
@@ -173,11 +174,17 @@ def test_bom_and_multiline_fields_are_read_with_true_line_numbers(tmp_path):
         load_folder(root)
 
 
-def test_experiment_entry_reports_a_bad_labels_file_in_one_line(tmp_path, capsys):
-    from posterml.runner import main
-
+@pytest.mark.parametrize("entry", ["pca_classic", "compare", "colors"])
+def test_entry_points_report_a_bad_labels_file_in_one_line(tracking_uri, tmp_path, capsys, entry):
     (tmp_path / "labels.csv").write_bytes(HEADER + b"1,\xff,1990,Drama,x.jpg\n")
-    assert main("pca_classic", ["--data", str(tmp_path)]) == 2
+    if entry == "pca_classic":
+        from posterml.runner import main
+
+        code = main("pca_classic", ["--data", str(tmp_path)])
+    else:
+        main = importlib.import_module(f"experiments.{entry}").main
+        code = main(["--data", str(tmp_path)])
+    assert code == 2
     err = capsys.readouterr().err
     assert "not UTF-8 text (byte 0xff" in err and "Traceback" not in err
 
