@@ -251,20 +251,34 @@ class _LazyTensor:
     stride: tuple[int, ...]
 
     def materialize(self) -> np.ndarray:
-        """Copy the strided view of the storage into a standalone numpy array."""
+        """Copy the strided view of the storage into a standalone numpy array.
+
+        ``as_strided`` reads raw memory, so the view is bounds-checked first: the offset and
+        every stride must be non-negative (a negative one would read before the storage, and
+        the "last element" check below only holds without them) and the last element must
+        lie inside the storage. Any other shape is a ``CheckpointError``.
+        """
         data = self.storage.data
         if data is None:
             raise CheckpointError("tensor refers to a storage that the file never provided")
+        numbers = (self.offset, *self.shape, *self.stride)
+        if len(self.shape) != len(self.stride) or not all(type(v) is int for v in numbers):
+            raise CheckpointError("tensor has a malformed shape or stride")
+        if self.offset < 0 or min((*self.shape, *self.stride), default=0) < 0:
+            raise CheckpointError("tensor view has a negative offset, size or stride")
         if 0 in self.shape:
             return np.zeros(self.shape, dtype=data.dtype)
         last = self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride, strict=True))
-        if self.offset < 0 or last >= data.size:
+        if last >= data.size:
             raise CheckpointError("tensor view runs past the end of its storage")
         itemsize = data.dtype.itemsize
         view = np.lib.stride_tricks.as_strided(
             data[self.offset :],
             shape=self.shape,
-            strides=tuple(s * itemsize for s in self.stride),
+            # a size-1 dimension never steps: its stride may be anything, so use 0
+            strides=tuple(
+                s * itemsize if n > 1 else 0 for n, s in zip(self.shape, self.stride, strict=True)
+            ),
             writeable=False,
         )
         return np.array(view, dtype=data.dtype.newbyteorder("="))
