@@ -10,9 +10,12 @@ arguments, points MLflow at the tracking store and prints the run id.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from posterml.cli_args import parse_bool, parse_whole
+from posterml.data.dataset import DatasetError
+from posterml.io import run_interruptible
 from posterml.studies.colors import run_color_study
 from posterml.tracking import configure_tracking
 
@@ -52,17 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_tracking()
-    run_id = run_color_study(
-        data=args.data,
-        n_colors=args.n_colors,
-        drop_grays=args.drop_grays,
-        max_posters=args.max_posters,
-        seed=args.seed,
-        progress=not args.no_progress,
-    )
+    try:
+        run_id = run_color_study(
+            data=args.data,
+            n_colors=args.n_colors,
+            drop_grays=args.drop_grays,
+            max_posters=args.max_posters,
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
+    except DatasetError as exc:  # an unusable dataset: one line and status 2, no traceback
+        print(f"posterml colors: {exc}", file=sys.stderr)
+        return 2
     print(run_id)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Ctrl-C/SIGTERM unwind the run (the MLflow run ends, temp files go) and exit 130/143.
+    raise SystemExit(run_interruptible("colors", main))

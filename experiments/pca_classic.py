@@ -3,7 +3,11 @@
 mlflow run . -e pca_classic -P data=synthetic --env-manager local
 """
 
+from functools import partial
+
+from posterml.io import run_interruptible
 from posterml.runner import main
 
 if __name__ == "__main__":
-    raise SystemExit(main("pca_classic"))
+    # Ctrl-C/SIGTERM unwind the run (MLflow runs end, temp files go) and exit 130/143.
+    raise SystemExit(run_interruptible("pca_classic", partial(main, "pca_classic")))

@@ -3,7 +3,11 @@
 mlflow run . -e resnet_svm -P data=synthetic --env-manager local
 """
 
+from functools import partial
+
+from posterml.io import run_interruptible
 from posterml.runner import main
 
 if __name__ == "__main__":
-    raise SystemExit(main("resnet_svm"))
+    # Ctrl-C/SIGTERM unwind the run (MLflow runs end, temp files go) and exit 130/143.
+    raise SystemExit(run_interruptible("resnet_svm", partial(main, "resnet_svm")))

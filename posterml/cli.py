@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from posterml.io import run_interruptible
+
 
 def _where(args: argparse.Namespace) -> int:
     """Print the latest runs and how to look at them."""
@@ -84,13 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; Ctrl-C/SIGTERM unwind it (no temp files left) and exit 130/143."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "fetch-tmdb":  # its own parser, shared with the MLproject script
         from posterml.data.tmdb import cli_main
 
         return cli_main(argv[1:])
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    return run_interruptible(f"posterml {args.command}", lambda: args.handler(args))
 
 
 if __name__ == "__main__":

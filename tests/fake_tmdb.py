@@ -87,11 +87,13 @@ class FakeMovie:
 
 @dataclass
 class Fault:
-    """What to do instead of a normal answer: an HTTP error status, or cut the body short."""
+    """What to do instead of a normal answer: an HTTP error status, cut the body short, or
+    send half the body and hang until the server's ``release`` event is set."""
 
     status: int | None = None
     retry_after: str | None = None
     drop: bool = False
+    stall: bool = False
 
 
 def default_movies() -> list[FakeMovie]:
@@ -131,6 +133,7 @@ class FakeTMDbState:
     requests: list[str] = field(default_factory=list)
     faults: dict[str, deque[Fault]] = field(default_factory=lambda: defaultdict(deque))
     lock: threading.Lock = field(default_factory=threading.Lock)
+    release: threading.Event = field(default_factory=threading.Event)
 
     def next_fault(self, endpoint: str) -> Fault | None:
         """Count a hit on ``endpoint`` and pop the next queued fault for it, if any."""
@@ -239,19 +242,22 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_bytes(404, b"not found", "text/plain")
             return
         body = make_jpeg(movie.id)
-        if fault and fault.drop:
-            self._send_half_and_drop(body)
+        if fault and (fault.drop or fault.stall):
+            self._send_half_and_drop(body, stall=fault.stall)
             return
         self._send_bytes(200, body, "image/jpeg")
 
-    def _send_half_and_drop(self, body: bytes) -> None:
-        """Announce the full length, send half of it, then cut the connection."""
+    def _send_half_and_drop(self, body: bytes, stall: bool = False) -> None:
+        """Announce the full length, send half of it, then cut the connection (after waiting
+        for ``release`` when ``stall``: the client sits mid-download meanwhile)."""
         self.send_response(200)
         self.send_header("Content-Type", "image/jpeg")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body[: len(body) // 2])
         self.wfile.flush()
+        if stall:
+            self.server.state.release.wait(timeout=120)
         self.close_connection = True
         try:
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -301,11 +307,16 @@ class FakeTMDbServer(ThreadingHTTPServer):
         """Cut the next ``times`` image responses in the middle of the body."""
         self.add_faults("image", *[Fault(drop=True)] * times)
 
+    def stall_image(self) -> None:
+        """Hang the next image response in the middle of its body until ``__exit__``."""
+        self.add_faults("image", Fault(stall=True))
+
     def __enter__(self) -> FakeTMDbServer:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.state.release.set()
         self.shutdown()
         self.server_close()
         self._thread.join(timeout=5)

@@ -77,6 +77,32 @@ def test_unpickler_refuses_foreign_globals(tmp_path: Path) -> None:
         lite.load_torch_checkpoint(path, expected_sha256=None)
 
 
+def _lazy(offset: int, shape: tuple, stride: tuple) -> lite._LazyTensor:
+    """A tensor view over a 6-float storage, as a checkpoint's pickle would describe it."""
+    storage = lite._LazyStorage(np.dtype("<f4"), 6)
+    storage.data = np.arange(6, dtype="<f4")
+    return lite._LazyTensor(storage, offset, shape, stride)
+
+
+def test_lazy_tensor_refuses_negative_strides_and_offsets() -> None:
+    # Negative strides stay under the "last element" bound while reading before the storage.
+    for offset, shape, stride in [(5, (6,), (-1,)), (0, (3,), (-1000,)), (-1, (1,), (1,))]:
+        with pytest.raises(lite.CheckpointError, match="negative offset, size or stride"):
+            _lazy(offset, shape, stride).materialize()
+    with pytest.raises(lite.CheckpointError, match="negative"):
+        _lazy(0, (-1, 2), (2, 1)).materialize()
+
+
+def test_lazy_tensor_views_are_bounds_checked() -> None:
+    np.testing.assert_array_equal(_lazy(0, (2, 3), (1, 2)).materialize(), [[0, 2, 4], [1, 3, 5]])
+    np.testing.assert_array_equal(_lazy(5, (1, 1), (9**20, 1)).materialize(), [[5]])
+    with pytest.raises(lite.CheckpointError, match="past the end"):
+        _lazy(1, (2, 3), (3, 1)).materialize()
+    for shape, stride in [((2, 3), (1,)), ((2.0,), (1,))]:
+        with pytest.raises(lite.CheckpointError, match="malformed"):
+            _lazy(0, shape, stride).materialize()
+
+
 def test_convert_state_dict_layouts() -> None:
     rng = np.random.default_rng(0)
     state = {

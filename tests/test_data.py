@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+import os
+import stat
+
 import numpy as np
 import pytest
 from helpers import write_folder, write_image
 
+from posterml.data import synthetic
 from posterml.data.dataset import DatasetError, load_dataset, load_folder
 from posterml.data.images import ImageDecodeError, decode_image, load_image
 from posterml.data.synthetic import synthetic_dataset
@@ -65,6 +70,125 @@ def test_missing_labels_or_columns(tmp_path):
         load_folder(tmp_path)
 
 
+def test_image_paths_must_stay_inside_the_folder(tmp_path):
+    root = write_folder(tmp_path / "d", [{"poster_id": "ok", "year": 1990, "genres": "Drama"}])
+    secret = write_image(tmp_path / "secret.jpg", seed=7)  # a real image, outside the folder
+    (tmp_path / "elsewhere").mkdir()
+    write_image(tmp_path / "elsewhere" / "x.jpg")
+    (root / "images" / "out.jpg").symlink_to(secret)
+    (root / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (root / "images" / "in.jpg").symlink_to(root / "images" / "ok.jpg")  # stays inside: fine
+    escapes = {
+        "dots": "../secret.jpg",
+        "deep": "images/../../secret.jpg",
+        "abs": str(secret),
+        "link": "images/out.jpg",
+        "dir": "linked/x.jpg",
+        "etc": "../../../../../../../../etc/passwd",
+    }
+    rows = [{"poster_id": "ok", "year": 1990, "genres": "Drama"}]
+    rows += [
+        {"poster_id": k, "year": 1990, "genres": "Drama", "image": v} for k, v in escapes.items()
+    ]
+    rows += [{"poster_id": "in", "year": 1990, "genres": "Drama", "image": "images/in.jpg"}]
+    write_folder(root, rows, make_images=False)
+    with pytest.raises(DatasetError) as err:
+        load_folder(root)
+    message = str(err.value)
+    assert "1 row(s) with an absolute image path" in message
+    assert f"line 5 (poster_id=abs): {secret}" in message
+    assert "5 row(s) with an image path leading outside the folder" in message
+    for line, key in [(3, "dots"), (4, "deep"), (6, "link"), (7, "dir"), (8, "etc")]:
+        assert f"line {line} (poster_id={key}): {escapes[key]}" in message
+    assert "poster_id=in" not in message and "poster_id=ok" not in message
+    assert "missing image" not in message  # files outside are not even looked up
+
+    write_folder(root, [rows[0], rows[-1]], make_images=False)
+    data = load_folder(root)
+    assert all(path.startswith(str(root.resolve()) + "/") for path in data.image_paths)
+
+
+@pytest.mark.parametrize("empty", ["", "   "])
+def test_an_empty_poster_id_is_refused(tmp_path, empty):
+    rows = [{"poster_id": "1", "year": 1990, "genres": "Drama"}]
+    rows.append({"poster_id": empty, "year": 1991, "genres": "Drama", "image": "images/1.jpg"})
+    with pytest.raises(DatasetError, match=r"1 row\(s\) with an empty poster_id:\n    line 3 "):
+        load_folder(write_folder(tmp_path / "d", rows))
+
+
+GOOD_ROW = b"1,T,1990,Drama,images/1.jpg\n"
+HEADER = b"poster_id,title,year,genres,image\n"
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (
+            HEADER + b"1,Caf\xe9,1990,Drama,images/1.jpg\n",
+            r"not UTF-8 text \(byte 0xe9 at offset 39, line 2\)",
+        ),
+        ((HEADER + GOOD_ROW).decode().encode("utf-16"), "UTF-16 text, not UTF-8"),
+        ((HEADER + GOOD_ROW).decode().encode("utf-16-le"), "NUL byte at offset 1, line 1"),
+        (b"", "empty file"),
+        (b"\n\n", "empty file"),
+        (HEADER, r"no poster rows \(only the header line\)"),
+        (
+            HEADER + GOOD_ROW + b"2,T,1990,Drama,images/2.jpg,x,y\n",
+            "line 3: expected 5 fields, saw 7",
+        ),
+        (HEADER + GOOD_ROW + b"2,T,1990\n", "line 3: expected 5 fields, saw 3"),
+        (HEADER + b'1,"T,1990,Drama,images/1.jpg\n2,T,1990,Drama,x\n', "line 2: a quote is never"),
+        (HEADER + b'1,"T"x,1990,Drama,images/1.jpg\n', "line 2: malformed csv"),
+        (b"poster_id,title,year,year,genres,image\n1," + GOOD_ROW, "repeated column.*'year'"),
+    ],
+    ids=[
+        "latin1",
+        "utf16",
+        "utf16-no-bom",
+        "0-bytes",
+        "blank",
+        "header-only",
+        "too-many",
+        "too-few",
+        "unclosed-quote",
+        "bad-quote",
+        "repeated-column",
+    ],
+)
+def test_unreadable_labels_files_give_one_clear_error(tmp_path, content, expected):
+    root = write_folder(tmp_path / "d", [{"poster_id": "1", "year": 1990, "genres": "Drama"}])
+    (root / "labels.csv").write_bytes(content)
+    with pytest.raises(DatasetError, match=expected) as err:
+        load_folder(root)
+    assert str(err.value).startswith(f"{root / 'labels.csv'}: ")
+
+
+def test_bom_and_multiline_fields_are_read_with_true_line_numbers(tmp_path):
+    root = write_folder(tmp_path / "d", [{"poster_id": "1", "year": 1990, "genres": "Drama"}])
+    text = 'poster_id,title,year,genres,image\n1,"Two\nlines",1990,Drama,images/1.jpg\n'
+    (root / "labels.csv").write_bytes(("\ufeff" + text).encode())
+    data = load_folder(root)
+    assert data.frame.loc[0, "title"] == "Two\nlines" and data.ids.tolist() == ["1"]
+    (root / "labels.csv").write_text(text + "\n2,x,1990,Drama,images/nope.jpg\n")
+    with pytest.raises(DatasetError, match=r"line 5 \(poster_id=2\): images/nope.jpg"):
+        load_folder(root)
+
+
+@pytest.mark.parametrize("entry", ["pca_classic", "compare", "colors"])
+def test_entry_points_report_a_bad_labels_file_in_one_line(tracking_uri, tmp_path, capsys, entry):
+    (tmp_path / "labels.csv").write_bytes(HEADER + b"1,\xff,1990,Drama,x.jpg\n")
+    if entry == "pca_classic":
+        from posterml.runner import main
+
+        code = main("pca_classic", ["--data", str(tmp_path)])
+    else:
+        main = importlib.import_module(f"experiments.{entry}").main
+        code = main(["--data", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "not UTF-8 text (byte 0xff" in err and "Traceback" not in err
+
+
 def test_content_hash_changes_with_image_bytes(tmp_path):
     root = write_folder(tmp_path / "d", [{"poster_id": "1", "year": 1990, "genres": "Drama"}])
     before = load_folder(root).content_hash
@@ -106,6 +230,30 @@ def test_synthetic_is_deterministic_and_tagged_by_name():
     assert synthetic_dataset(n=40, seed=4).content_hash != a.content_hash
     assert (a.labels.sum(axis=1) >= 1).all()
     assert load_dataset("synthetic").name == "synthetic"
+
+
+def test_interrupted_synthetic_build_leaves_nothing(tmp_path, monkeypatch):
+    calls = []
+
+    def render_then_stop(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_render(*args)
+
+    real_render = synthetic.render_poster
+    monkeypatch.setattr(synthetic, "render_poster", render_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        synthetic.write_synthetic(tmp_path / "set", n=5)
+    assert list(tmp_path.iterdir()) == []  # no hidden half-built folder left behind
+    monkeypatch.setattr(synthetic, "render_poster", real_render)
+    saved = os.umask(0o022)
+    try:
+        folder = synthetic.write_synthetic(tmp_path / "set", n=5)
+    finally:
+        os.umask(saved)
+    assert [p.name for p in tmp_path.iterdir()] == ["set"]
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755  # the umask's, not mkdtemp's 0700
 
 
 @pytest.mark.shared

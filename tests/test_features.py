@@ -8,7 +8,9 @@ bad-image handling, train/serve consistency, save/load without the registry, and
 from __future__ import annotations
 
 import multiprocessing
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -245,6 +247,18 @@ def test_cache_keys_namespaces_and_unreadable_entries(tmp_path: Path) -> None:
     cache.put_many({key: np.arange(3, dtype=np.float32)})
     np.testing.assert_array_equal(cache.get_many([key, key])[key], [0, 1, 2])
     assert file_sha256(tmp_path / "nope.jpg") is None
+
+
+def test_cache_entries_follow_the_umask(tmp_path: Path) -> None:
+    cache = FeatureCache("x-1x1-v1", tmp_path)
+    key = "cd" * 32
+    saved = os.umask(0o022)
+    try:
+        cache.put_many({key: np.zeros(2, dtype=np.float32)})
+    finally:
+        os.umask(saved)
+    assert stat.S_IMODE(cache.path_for(key).stat().st_mode) == 0o644  # not mkstemp's 0600
+    assert [p.name for p in cache.path_for(key).parent.iterdir()] == [f"{key}.npy"]
 
 
 # --- every featurizer -------------------------------------------------------------------------

@@ -4,6 +4,14 @@
 # ruff: noqa: F811
 from __future__ import annotations
 
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +24,7 @@ from posterml.serving.predict import collect_files, predict_files, skipped_path
 from posterml.serving.pyfunc import SCORE_COLUMNS, load_pipeline
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -125,3 +134,61 @@ def test_cli_predict_reports_an_unknown_model(model_store, poster_folder, tmp_pa
     )
     assert code == 2 and not out.exists()
     assert "no-such-model" in capsys.readouterr().err
+
+
+def test_output_files_follow_the_umask(model_store, poster_folder, tmp_path):
+    folder, _ = poster_folder
+    out = tmp_path / "genres.csv"
+    old = os.umask(0o022)
+    try:
+        predict_files([folder], model_store.model_uri, out, progress=False)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644  # not mkstemp's 0600
+    assert stat.S_IMODE(skipped_path(out).stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_killed_predict_leaves_no_temp_file(tiny_model, tmp_path, signum):
+    """A real ``posterml predict`` process, signalled once its temp csv exists, removes it."""
+    image = write_image(tmp_path / "one.jpg", seed=1)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for k in range(1500):  # hard links: many inputs, one image's worth of disk
+        os.link(image, folder / f"p{k:04d}.jpg")
+    out = tmp_path / "results" / "genres.csv"
+    env = os.environ | {
+        "MLFLOW_TRACKING_URI": tiny_model.tracking_uri,
+        "MLFLOW_REGISTRY_URI": tiny_model.tracking_uri,
+        "PYTHONPATH": str(REPO),
+    }
+    command = [sys.executable, "-m", "posterml.cli", "predict", str(folder)]
+    command += ["--model", tiny_model.model_uri, "--out", str(out), "--batch-size", "1"]
+    process = subprocess.Popen(
+        [*command, "--no-progress"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Python only turns SIGINT into KeyboardInterrupt if it is not ignored at start.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+    def temp_files() -> list[Path]:
+        return list(out.parent.glob(".*.tmp")) if out.parent.is_dir() else []
+
+    try:
+        deadline = time.monotonic() + 120
+        while not temp_files():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "predict never started writing"
+            time.sleep(0.01)
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    left = sorted(p.name for p in out.parent.iterdir())
+    assert not left, (left, err[-2000:])  # no temp file, no output, no skipped list
+    assert process.returncode == 128 + signum, err[-2000:]  # 143/130, as a shell says
+    assert "Traceback" not in err

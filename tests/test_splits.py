@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
+from posterml.data.dataset import DatasetError, PosterDataset
 from posterml.data.splits import Period, make_splits
 from posterml.data.synthetic import synthetic_dataset
+from posterml.genres import GENRES, to_matrix
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +78,44 @@ def test_period_parse(text, expected):
 def test_bad_period(text):
     with pytest.raises(ValueError, match="bad period"):
         Period.parse(text)
+
+
+def tiny(genres: list[list[str]], years: list[int] | None = None) -> PosterDataset:
+    """A dataset of len(genres) posters (no image files: splits never read them)."""
+    frame = pd.DataFrame(
+        {
+            "poster_id": [f"p{i}" for i in range(len(genres))],
+            "year": years or [2000] * len(genres),
+            "genres": genres,
+            "image": "unused.jpg",
+        }
+    )
+    return PosterDataset("tiny", Path("."), frame, to_matrix(genres), "hash")
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_too_few_posters_is_a_dataset_error_with_counts(n):
+    with pytest.raises(
+        DatasetError, match=rf"tiny: {n} poster\(s\) in train period all.*at least 3"
+    ):
+        make_splits(tiny([["Drama"]] * n))
+
+
+def test_rare_genres_emptying_a_split_is_a_dataset_error():
+    # 6 posters of 6 different genres: giving train one of each leaves nothing to validate on.
+    data = tiny([[g] for g in GENRES[:6]])
+    with pytest.raises(DatasetError, match=r"6 poster\(s\).*val set is empty.*6 genres"):
+        make_splits(data)
+    assert len(make_splits(tiny([["Drama"]] * 6)).val) > 0  # one genre: the same count splits
+
+
+def test_an_empty_train_period_is_a_dataset_error(data):
+    with pytest.raises(DatasetError, match=r"0 poster\(s\) in train period 2030-2039"):
+        make_splits(data, train_years="2030-2039")
+
+
+def test_an_empty_cross_period_set_is_a_dataset_error(data):
+    with pytest.raises(DatasetError, match="test period 1900-1909.*the dataset has none"):
+        make_splits(data, train_years="1990-2019", test_years="1900-1909")
+    with pytest.raises(DatasetError, match=r"all \d+ of them are in train period all"):
+        make_splits(data, test_years="1970-1979")

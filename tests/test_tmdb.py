@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
+import signal
+import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +36,7 @@ KEY = "test-key-0123456789"
 SECRET = "SECRETKEY-1234567890abcdef"
 # per_decade=3 with the default fake movies: 101, 102, 105 (1970s) and 201, 202, 203 (2010s).
 EXPECTED_IDS = {101, 102, 105, 201, 202, 203}
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -94,6 +100,16 @@ def test_full_fetch_writes_folder_dataset(server, tmp_path):
     images = [r for r in server.state.requests if r.startswith("/t/p/")]
     assert images and all(r.startswith("/t/p/w342/") and "api_key" not in r for r in images)
     assert tmdbsimple.API_KEY != KEY  # module globals restored
+
+
+def test_downloaded_files_follow_the_umask(server, tmp_path):
+    saved = os.umask(0o022)
+    try:
+        run_fetch(server, tmp_path, decades=[1970], per_decade=1)
+    finally:
+        os.umask(saved)
+    for path in (tmp_path / "labels.csv", tmp_path / "images" / "101.jpg"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path  # not mkstemp's 0600
 
 
 def test_429_with_retry_after_then_success(server, tmp_path):
@@ -277,3 +293,50 @@ def test_secret_never_leaks(mlflow_tmp, capfd, caplog):
     assert not [m for m in messages if SECRET in m]
     assert SECRET not in caplog.text
     assert tmdbsimple.API_KEY != SECRET
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_killed_fetch_ends_its_run_killed_and_leaves_no_temp_file(server, tmp_path, signum):
+    """A real ``posterml fetch-tmdb`` process, signalled in the middle of a poster download,
+    removes its temp file and leaves its MLflow run KILLED, not RUNNING forever."""
+    server.stall_image()  # the first poster hangs half-sent: the client sits mid-download
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env |= {"MLFLOW_TRACKING_URI": uri, "TMDB_API_KEY": KEY, "PYTHONPATH": str(REPO)}
+    images = tmp_path / "data" / "images"
+    command = [sys.executable, "-m", "posterml.cli", "fetch-tmdb", "--out", "data"]
+    command += ["--decades", "1970", "--per-decade", "3", "--timeout", "60", "--no-progress"]
+    command += ["--api-base-url", server.base_url, "--image-base-url", server.image_base_url]
+    process = subprocess.Popen(
+        command,
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Python only turns SIGINT into KeyboardInterrupt if it is not ignored at start.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+    def temp_files() -> list[Path]:
+        return list(images.glob(".*")) if images.is_dir() else []
+
+    try:
+        deadline = time.monotonic() + 120
+        while not (temp_files() and server.hits["image"]):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "fetch never started a download"
+            time.sleep(0.01)
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+
+    assert temp_files() == [], err
+    from mlflow.tracking import MlflowClient
+
+    (run,) = MlflowClient(uri).search_runs(["0"])
+    assert run.info.status == "KILLED", err
+    assert process.returncode == 128 + signum, err
+    assert "Traceback" not in err

@@ -6,7 +6,12 @@ Sources (a folder with ``labels.csv``, TMDb downloads, the synthetic set) all en
 
 from __future__ import annotations
 
+import codecs
+import csv
 import hashlib
+import io
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,20 +79,31 @@ class PosterDataset:
         return self.subset(keep)
 
 
+def _listing(label: str, lines: list[str], count: int) -> str:
+    """``  N row(s) with LABEL:``, the first few ``lines``, then ``... and M more``."""
+    shown = [f"    {line}" for line in lines[:_SHOWN_ROWS]]
+    more = [f"    ... and {count - _SHOWN_ROWS} more"] if count > _SHOWN_ROWS else []
+    return "\n".join([f"  {count} row(s) with {label}:", *shown, *more])
+
+
 def _problem(label: str, rows: pd.DataFrame, detail: pd.Series | None = None) -> str:
+    """One problem and its rows; the frame's index holds each row's line in labels.csv."""
     lines = []
-    for index, row in rows.head(_SHOWN_ROWS).iterrows():
-        extra = f": {detail.loc[index]}" if detail is not None else ""
-        lines.append(f"    line {index + 2} (poster_id={row['poster_id']}){extra}")
-    more = f"\n    ... and {len(rows) - _SHOWN_ROWS} more" if len(rows) > _SHOWN_ROWS else ""
-    return f"  {len(rows)} row(s) with {label}:\n" + "\n".join(lines) + more
+    for line, row in rows.head(_SHOWN_ROWS).iterrows():
+        extra = f": {detail.loc[line]}" if detail is not None else ""
+        poster_id = "" if pd.isna(row["poster_id"]) else row["poster_id"]
+        lines.append(f"line {line} (poster_id={poster_id}){extra}")
+    return _listing(label, lines, len(rows))
 
 
-def _validate(raw: pd.DataFrame, root: Path) -> list[str]:
-    """Every problem found in a labels table, each with its rows (line numbers are 1-based)."""
+def _validate(raw: pd.DataFrame, root: Path) -> tuple[list[str], pd.Series]:
+    """Every problem found in a labels table, each with its rows, and the image files.
+
+    The images are the resolved file paths (None where a row's image is unusable).
+    """
     problems = []
-    ids = raw["poster_id"].astype(str).str.strip()
-    empty_id = ids.isin(["", "nan"])
+    ids = raw["poster_id"].fillna("").astype(str).str.strip()
+    empty_id = ids.eq("")
     if empty_id.any():
         problems.append(_problem("an empty poster_id", raw[empty_id]))
     dup = ids.duplicated(keep=False) & ~empty_id
@@ -120,11 +136,55 @@ def _validate(raw: pd.DataFrame, root: Path) -> list[str]:
     if no_genre.any():
         problems.append(_problem("no genres", raw[no_genre]))
 
-    paths = raw["image"].fillna("").astype(str).map(lambda p: root / p if p else None)
-    missing = paths.map(lambda p: p is None or not p.is_file())
-    if missing.any():
-        problems.append(_problem("a missing image file", raw[missing], raw["image"].astype(str)))
-    return problems
+    images = raw["image"].fillna("").astype(str)
+    folders: dict[str, str] = {}
+    located = [_locate_image(value, str(root), folders) for value in images]
+    kinds = pd.Series([kind for kind, _ in located], index=raw.index)
+    for kind, label in _IMAGE_PROBLEMS.items():
+        if kinds.eq(kind).any():
+            problems.append(_problem(label, raw[kinds.eq(kind)], images))
+    return problems, pd.Series([path for _, path in located], index=raw.index, dtype=object)
+
+
+_IMAGE_PROBLEMS = {
+    "absolute": "an absolute image path (images must be given relative to the folder)",
+    "outside": "an image path leading outside the folder (through '..' or a symlink)",
+    "missing": "a missing image file",
+}
+
+
+def _locate_image(value: str, root: str, folders: dict[str, str]) -> tuple[str, str | None]:
+    """``("ok", resolved file)`` when ``value`` names a file inside the resolved folder
+    ``root``, else ``("absolute" | "outside" | "missing", None)``.
+
+    Why: a labels.csv is data, possibly from someone else; it must not make posterml read (and
+    hash, decode and train on) ``/etc/passwd`` or ``../../secret.jpg``. Symlinks are followed
+    before the check, so one inside the folder that points out of it is refused too, and
+    files outside are never even tested for existence. ``folders`` caches resolved parent
+    folders and plain ``os.path`` is used: this runs once per poster.
+    """
+    if not value.strip():
+        return "missing", None
+    if os.path.isabs(value):
+        return "absolute", None
+    head, name = os.path.split(value)
+    inside = os.path.join(root, "")  # root and a separator: what every path must start with
+    try:
+        folder = folders.get(head)
+        if folder is None:
+            folder = folders[head] = os.path.realpath(os.path.join(root, head))
+        if not os.path.join(folder, "").startswith(inside):
+            return "outside", None
+        resolved = os.path.join(folder, name)
+        if name in ("", ".", ".."):
+            resolved = os.path.realpath(os.path.join(root, value))
+        elif stat.S_ISLNK(os.lstat(resolved).st_mode):
+            resolved = os.path.realpath(resolved)
+        if resolved != root and not resolved.startswith(inside):
+            return "outside", None
+        return ("ok", resolved) if os.path.isfile(resolved) else ("missing", None)
+    except (OSError, ValueError):  # no such file, not a folder on the way, a NUL byte
+        return "missing", None
 
 
 def content_hash(frame: pd.DataFrame) -> str:
@@ -140,24 +200,125 @@ def content_hash(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
+def _decode_labels(data: bytes, labels_path: Path) -> str:
+    """The file's text; UTF-8 with or without a byte order mark, anything else refused."""
+    for bom, name in (
+        (codecs.BOM_UTF32_LE, "UTF-32"),
+        (codecs.BOM_UTF32_BE, "UTF-32"),
+        (codecs.BOM_UTF16_LE, "UTF-16"),
+        (codecs.BOM_UTF16_BE, "UTF-16"),
+    ):
+        if data.startswith(bom):
+            raise DatasetError(f"{labels_path}: {name} text, not UTF-8: save it as UTF-8")
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    if b"\0" in data:
+        offset = data.index(b"\0")
+        raise DatasetError(
+            f"{labels_path}: not UTF-8 text (NUL byte at offset {offset}, line "
+            f"{_line_at(data, offset)}; UTF-16 without a byte order mark?)"
+        )
+    try:
+        return data[start:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = start + exc.start
+        raise DatasetError(
+            f"{labels_path}: not UTF-8 text (byte 0x{data[offset]:02x} at offset {offset}, "
+            f"line {_line_at(data, offset)}): save it as UTF-8"
+        ) from None
+
+
+def _line_at(data: bytes, offset: int) -> int:
+    """The 1-based line holding byte ``offset``."""
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _parse_labels(text: str, labels_path: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, records and each record's first line, with the csv structure checked.
+
+    Every record must have as many fields as the header (blank lines are skipped); an
+    unclosed quote or other malformed quoting is refused with the line it starts on.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    records: list[list[str]] = []
+    starts: list[int] = []
+    ragged: list[str] = []
+    consumed = 0  # physical lines read so far
+    try:
+        for row in reader:
+            first, consumed = consumed + 1, reader.line_num
+            if not row:
+                continue
+            if header is None:
+                header = [name.strip() for name in row]
+            elif len(row) != len(header):
+                ragged.append(f"line {first}: expected {len(header)} fields, saw {len(row)}")
+            else:
+                records.append(row)
+                starts.append(first)
+    except csv.Error as exc:
+        reason = (
+            "a quote is never closed (the field runs to the end of the file)"
+            if "unexpected end of data" in str(exc)
+            else f"malformed csv ({exc})"
+        )
+        raise DatasetError(f"{labels_path}: line {consumed + 1}: {reason}") from None
+    if header is None:
+        raise DatasetError(
+            f"{labels_path}: empty file (expected a header line "
+            f"{','.join(REQUIRED_COLUMNS)} and one row per poster)"
+        )
+    if ragged:
+        raise DatasetError(
+            f"{labels_path}: malformed csv:\n"
+            + _listing("the wrong number of fields", ragged, len(ragged))
+        )
+    return header, records, starts
+
+
+def read_labels(labels_path: str | Path) -> pd.DataFrame:
+    """A folder's ``labels.csv`` as text columns, indexed by each row's line in the file.
+
+    Any unreadable file (not UTF-8, empty, ragged rows, unclosed quotes, missing or
+    repeated columns, no rows) raises one ``DatasetError`` naming the file and the problem.
+    Empty cells are NaN.
+    """
+    labels_path = Path(labels_path)
+    try:
+        data = labels_path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"{labels_path}: cannot read ({exc.strerror or exc})") from None
+    header, records, starts = _parse_labels(_decode_labels(data, labels_path), labels_path)
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        shown = ", ".join(repr(name) for name in repeated)
+        raise DatasetError(f"{labels_path}: repeated column(s) {shown}")
+    missing_cols = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing_cols:
+        raise DatasetError(f"{labels_path}: missing column(s) {', '.join(missing_cols)}")
+    if not records:
+        raise DatasetError(f"{labels_path}: no poster rows (only the header line)")
+    raw = pd.DataFrame(records, columns=header, index=starts, dtype=object)
+    return raw.mask(raw.eq(""))
+
+
 def load_folder(root: str | Path, name: str | None = None) -> PosterDataset:
     """Load a folder holding ``labels.csv`` and images, in the format of ``../shared/posters``.
 
-    Columns ``poster_id, title, year, genres, image`` are required (others are kept as
-    metadata); ``genres`` are TMDb names joined by ``|`` (first five kept) and ``image`` is a
-    path relative to the folder. All problems are reported together in one ``DatasetError``.
-    Image *contents* are checked later, when features are computed, so one bad JPEG is
-    skipped rather than failing the load.
+    ``labels.csv`` is UTF-8 (a byte order mark is fine). Columns ``poster_id, title, year,
+    genres, image`` are required (others are kept as metadata, as text); ``genres`` are TMDb
+    names joined by ``|`` (first five kept) and ``image`` is a path relative to the folder
+    that must stay inside it: absolute paths, ``..`` and symlinks leading out are refused.
+    All row problems are reported together in one ``DatasetError``. Image *contents* are
+    checked later, when features are computed, so one bad JPEG is skipped rather than
+    failing the load. ``frame["image"]`` holds the resolved paths.
     """
     root = Path(root).expanduser().resolve()
     labels_path = root / "labels.csv"
     if not labels_path.is_file():
         raise DatasetError(f"{root}: no labels.csv (expected a folder like ../shared/posters)")
-    raw = pd.read_csv(labels_path, dtype={"poster_id": str}, keep_default_na=False, na_values=[""])
-    missing_cols = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
-    if missing_cols:
-        raise DatasetError(f"{labels_path}: missing column(s) {', '.join(missing_cols)}")
-    problems = _validate(raw, root)
+    raw = read_labels(labels_path)
+    problems, images = _validate(raw, root)
     if problems:
         raise DatasetError(
             f"{labels_path}: {len(raw)} rows, problems found:\n" + "\n".join(problems)
@@ -167,7 +328,7 @@ def load_folder(root: str | Path, name: str | None = None) -> PosterDataset:
     frame["poster_id"] = frame["poster_id"].astype(str).str.strip()
     frame["year"] = pd.to_numeric(frame["year"]).astype(int)
     frame["genres"] = frame["genres"].map(split_genres)
-    frame["image"] = [str(root / p) for p in frame["image"]]
+    frame["image"] = images
     frame = frame.reset_index(drop=True)
     return PosterDataset(
         name=name or root.name,

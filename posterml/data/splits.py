@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
-from posterml.data.dataset import PosterDataset
+from posterml.data.dataset import DatasetError, PosterDataset
 
+MIN_POSTERS = 3  # one each for train, validation and test
 _PERIOD = re.compile(r"^\s*(\d{4})?\s*(-)?\s*(\d{4})?\s*$")
 
 
@@ -120,7 +121,9 @@ def make_splits(
     different ``test_years`` period form the cross-period test set.
 
     The same seed and data always give the same ids. When both periods are given and
-    differ, posters in both (overlapping ranges) stay in-period only.
+    differ, posters in both (overlapping ranges) stay in-period only. Raises
+    ``DatasetError`` (with the counts) when the period has too few posters for non-empty
+    splits, or when a distinct test period has no posters outside the train period.
     """
     train_period, test_period = Period.parse(train_years), Period.parse(test_years)
     years = dataset.years
@@ -129,13 +132,40 @@ def make_splits(
     xperiod_rows = np.flatnonzero(test_period.mask(years) & ~in_period) if distinct else []
 
     rows = np.flatnonzero(in_period)
-    if len(rows) < 3:
-        raise ValueError(f"only {len(rows)} posters in train period {train_period}: need >= 3")
+    where = f"{len(rows)} poster(s) in train period {train_period}"
+    if len(rows) < MIN_POSTERS:
+        raise DatasetError(
+            f"{dataset.name}: {where}: too few to split into train/val/test "
+            f"(need at least {MIN_POSTERS})"
+        )
+    if distinct and not len(xperiod_rows):
+        n_test = int(test_period.mask(years).sum())
+        why = (
+            f"all {n_test} of them are in train period {train_period} too: the periods must "
+            "not overlap"
+            if n_test
+            else "the dataset has none"
+        )
+        raise DatasetError(
+            f"{dataset.name}: no cross-period test set: no posters of test period "
+            f"{test_period} outside train period {train_period} ({why})"
+        )
     labels = dataset.labels[rows]
-    rest, test = _stratified_cut(labels, test_fraction, seed)
-    keep, val = _stratified_cut(labels[rest], val_fraction / (1 - test_fraction), seed)
+    try:
+        rest, test = _stratified_cut(labels, test_fraction, seed)
+        keep, val = _stratified_cut(labels[rest], val_fraction / (1 - test_fraction), seed)
+    except ValueError as exc:  # the stratifier's own size checks
+        raise DatasetError(f"{dataset.name}: {where}: too few to split ({exc})") from None
     train, val, test = list(rest[keep]), list(rest[val]), list(test)
     _ensure_genres_in_train(labels, train, [val, test])
+    for name, split in (("val", val), ("test", test)):
+        if not split:
+            n_genres = int((labels.sum(axis=0) > 0).sum())
+            raise DatasetError(
+                f"{dataset.name}: {where}: too few to split: the {name} set is empty once "
+                f"train holds a poster of each of the {n_genres} genres present (need at "
+                f"least {MIN_POSTERS} posters, and more than one per rare genre)"
+            )
 
     ids = dataset.ids
     return Splits(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import colorsys
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from PIL import Image, ImageDraw
 from posterml.config import cache_dir
 from posterml.data.dataset import PosterDataset, load_folder
 from posterml.genres import GENRES
+from posterml.io import make_temp_dir
 
 GENERATOR_VERSION = 2  # bump when images change, so cached copies are regenerated
 POSTER_SIZE = (100, 150)  # width, height: a 2:3 poster
@@ -116,6 +116,28 @@ def _sample_genres(rng: np.random.Generator) -> list[int]:
     return [int(g) for g in chosen]
 
 
+def _render_into(folder: Path, n: int, seed: int) -> None:
+    """Draw ``n`` posters into ``folder/images`` and write ``folder/labels.csv``."""
+    (folder / "images").mkdir()
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        decade = int(rng.choice(DECADES))
+        year = decade + int(rng.integers(0, 10))
+        genres = _sample_genres(rng)
+        render_poster(genres, decade, rng).save(folder / "images" / f"s{i:05d}.jpg", quality=90)
+        rows.append(
+            {
+                "poster_id": f"s{i:05d}",
+                "title": f"Synthetic Poster {i} ({year})",
+                "year": year,
+                "genres": "|".join(GENRES[g] for g in genres),
+                "image": f"images/s{i:05d}.jpg",
+            }
+        )
+    pd.DataFrame(rows).to_csv(folder / "labels.csv", index=False)
+
+
 def write_synthetic(out_dir: str | Path, n: int = 300, seed: int = 0) -> Path:
     """Write ``n`` synthetic posters and a ``labels.csv`` into ``out_dir`` (a new folder).
 
@@ -126,28 +148,14 @@ def write_synthetic(out_dir: str | Path, n: int = 300, seed: int = 0) -> Path:
     if (out_dir / "labels.csv").is_file():
         return out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    (tmp / "images").mkdir()
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        decade = int(rng.choice(DECADES))
-        year = decade + int(rng.integers(0, 10))
-        genres = _sample_genres(rng)
-        render_poster(genres, decade, rng).save(tmp / "images" / f"s{i:05d}.jpg", quality=90)
-        rows.append(
-            {
-                "poster_id": f"s{i:05d}",
-                "title": f"Synthetic Poster {i} ({year})",
-                "year": year,
-                "genres": "|".join(GENRES[g] for g in genres),
-                "image": f"images/s{i:05d}.jpg",
-            }
-        )
-    pd.DataFrame(rows).to_csv(tmp / "labels.csv", index=False)
+    tmp = make_temp_dir(out_dir)  # umask permissions, like the folder it becomes
     try:
+        _render_into(tmp, n, seed)
         os.replace(tmp, out_dir)
-    except OSError:  # another process created it meanwhile: keep theirs
+    except OSError:
+        if not (out_dir / "labels.csv").is_file():
+            raise
+    finally:  # another process created it meanwhile (keep theirs), or we were interrupted
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 

@@ -12,9 +12,10 @@ Why the care around it:
 * The v3 API key travels as ``?api_key=...`` in every URL, and requests/tmdbsimple/urllib3 put
   that URL into exception messages and debug logs. Everything we raise, log or print goes
   through :func:`scrub_secrets`, and urllib3's loggers get a scrubbing filter while we run.
-* Runs are long and get interrupted: posters are written atomically (temp file +
-  ``os.replace``), existing posters are skipped, and ``labels.csv`` is rewritten atomically after
-  every decade, so a rerun resumes where the last one stopped.
+* Runs are long and get interrupted: posters are written atomically
+  (:func:`posterml.io.atomic_write`), existing posters are skipped, and ``labels.csv`` is
+  rewritten atomically after every decade, so a rerun resumes where the last one stopped.
+  Ctrl-C and SIGTERM unwind the run: temp files are removed and the MLflow run ends KILLED.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -42,6 +42,7 @@ import tmdbsimple
 from tqdm import tqdm
 
 from posterml.data.images import ImageDecodeError, load_image
+from posterml.io import Terminated, atomic_write, run_interruptible
 
 logger = logging.getLogger(__name__)
 
@@ -378,31 +379,34 @@ def is_valid_image(path: Path) -> bool:
     return True
 
 
-def _download_once(session: requests.Session, url: str, dest: Path, timeout: float) -> None:
-    """Stream ``url`` into a temp file beside ``dest``, verify it, then ``os.replace`` it.
+def _require_image(path: Path, poster: str) -> None:
+    """Reject a download that posterml's decoder cannot read (``atomic_write``'s check)."""
+    if not is_valid_image(path):
+        raise PosterError(f"poster {poster}: downloaded bytes are not a decodable image")
 
-    Why: a crash or dropped connection must never leave a partial ``.jpg`` that a resumed run
-    would take for a finished poster. The temp file is removed on any failure.
+
+def _download_once(session: requests.Session, url: str, dest: Path, timeout: float) -> None:
+    """Stream ``url`` into a temp file beside ``dest``, verify it, then rename it into place.
+
+    Why: a crash, a SIGTERM or a dropped connection must never leave a partial ``.jpg`` that a
+    resumed run would take for a finished poster. The temp file is removed on any failure.
     """
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh, session.get(url, stream=True, timeout=timeout) as resp:
-            resp.raise_for_status()
-            for chunk in resp.iter_content(chunk_size=64 * 1024):
-                fh.write(chunk)
-        if not is_valid_image(tmp):
-            raise PosterError(f"poster {dest.stem}: downloaded bytes are not a decodable image")
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    check = partial(_require_image, poster=dest.stem)
+    with (
+        atomic_write(dest, check=check) as fh,
+        session.get(url, stream=True, timeout=timeout) as resp,
+    ):
+        resp.raise_for_status()
+        for chunk in resp.iter_content(chunk_size=64 * 1024):
+            fh.write(chunk)
 
 
 def _remove_stale_parts(images_dir: Path) -> None:
-    """Delete temp files a killed earlier run left behind (ours start with '.' and end '.part')."""
-    for part in images_dir.glob(".*.part"):
-        part.unlink(missing_ok=True)
+    """Delete temp files a killed earlier run left behind (hidden ``.*.tmp``, or older
+    ``.*.part``): only a SIGKILL or power cut can still leave one."""
+    for pattern in (".*.tmp", ".*.part"):
+        for part in images_dir.glob(pattern):
+            part.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- labels.csv
@@ -427,18 +431,12 @@ def _label_row(movie: _Movie) -> dict[str, Any]:
 
 
 def _write_labels(out_dir: Path, rows: list[dict[str, Any]]) -> Path:
-    """Write labels.csv atomically (temp file + ``os.replace``) so readers never see half."""
+    """Write labels.csv atomically (:func:`posterml.io.atomic_write`): never half a file."""
     path = out_dir / "labels.csv"
-    fd, tmp_name = tempfile.mkstemp(prefix=".labels.", suffix=".csv.tmp", dir=out_dir)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=LABEL_COLUMNS + EXTRA_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=LABEL_COLUMNS + EXTRA_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
     return path
 
 
@@ -675,8 +673,13 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, fetch inside an MLflow run (tag ``dataset=tmdb``), return an exit code.
 
     0 on success (individual failed posters are reported, not fatal), 1 when TMDb fails or
-    rejects the key, 2 when no key is given.
+    rejects the key, 2 when no key is given, 130/143 after Ctrl-C/SIGTERM (the run is then
+    marked KILLED and no temp file is left).
     """
+    return run_interruptible("fetch_tmdb", partial(_cli_main, argv))
+
+
+def _cli_main(argv: Sequence[str] | None) -> int:
     import mlflow
 
     from posterml.tracking import configure_tracking
@@ -711,6 +714,9 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
         mlflow.set_tag("error", message)
         print(f"error: {message}", file=sys.stderr)
         return 1
+    except (KeyboardInterrupt, Terminated):
+        status = "KILLED"
+        raise
     finally:
         mlflow.end_run(status=status)
     print(

@@ -6,18 +6,16 @@ copy of a poster hits, a re-encoded poster misses, and a new preprocessing never
 features. Every Optuna trial after the first reads features instead of running the CNN.
 
 Layout: ``root/<namespace>/<key[:2]>/<key>.npy``, one small ``.npy`` per image. Writes go to a
-temporary file in the same folder and are renamed into place with ``os.replace`` (atomic on
-POSIX), so two processes can fill the same cache at once and a reader sees either nothing or
-a whole entry, never a torn one. Concurrent writers of one key write identical bytes, so
-whichever rename lands last is equally right.
+temporary file in the same folder that is renamed into place (:func:`posterml.io.atomic_write`;
+atomic on POSIX), so two processes can fill the same cache at once and a reader sees either
+nothing or a whole entry, never a torn one. Concurrent writers of one key write identical
+bytes, so whichever rename lands last is equally right.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from posterml.config import cache_dir
+from posterml.io import atomic_write
 
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -93,18 +92,16 @@ class FeatureCache:
         return found
 
     def put_many(self, entries: Mapping[str, np.ndarray]) -> None:
-        """Store vectors atomically (temp file in the same folder, then ``os.replace``)."""
+        """Store vectors atomically (:func:`posterml.io.atomic_write`, umask permissions).
+
+        No fsync: an entry torn by a power cut fails to load and is simply recomputed, and
+        syncing thousands of tiny files would dominate feature extraction.
+        """
         for key, value in entries.items():
             target = self.path_for(key)
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{key[:8]}-", suffix=".tmp", dir=target.parent)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    np.save(handle, np.ascontiguousarray(value), allow_pickle=False)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_write(target, durable=False) as handle:
+                np.save(handle, np.ascontiguousarray(value), allow_pickle=False)
 
     def __contains__(self, key: str) -> bool:
         return self.path_for(key).is_file()

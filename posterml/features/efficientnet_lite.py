@@ -30,7 +30,6 @@ import math
 import os
 import pickle
 import struct
-import tempfile
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from posterml.config import cache_dir as posterml_cache_dir
+from posterml.io import atomic_write
 
 if TYPE_CHECKING:  # keras is imported lazily: importing TensorFlow takes seconds
     import keras
@@ -251,20 +251,34 @@ class _LazyTensor:
     stride: tuple[int, ...]
 
     def materialize(self) -> np.ndarray:
-        """Copy the strided view of the storage into a standalone numpy array."""
+        """Copy the strided view of the storage into a standalone numpy array.
+
+        ``as_strided`` reads raw memory, so the view is bounds-checked first: the offset and
+        every stride must be non-negative (a negative one would read before the storage, and
+        the "last element" check below only holds without them) and the last element must
+        lie inside the storage. Any other shape is a ``CheckpointError``.
+        """
         data = self.storage.data
         if data is None:
             raise CheckpointError("tensor refers to a storage that the file never provided")
+        numbers = (self.offset, *self.shape, *self.stride)
+        if len(self.shape) != len(self.stride) or not all(type(v) is int for v in numbers):
+            raise CheckpointError("tensor has a malformed shape or stride")
+        if self.offset < 0 or min((*self.shape, *self.stride), default=0) < 0:
+            raise CheckpointError("tensor view has a negative offset, size or stride")
         if 0 in self.shape:
             return np.zeros(self.shape, dtype=data.dtype)
         last = self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride, strict=True))
-        if self.offset < 0 or last >= data.size:
+        if last >= data.size:
             raise CheckpointError("tensor view runs past the end of its storage")
         itemsize = data.dtype.itemsize
         view = np.lib.stride_tricks.as_strided(
             data[self.offset :],
             shape=self.shape,
-            strides=tuple(s * itemsize for s in self.stride),
+            # a size-1 dimension never steps: its stride may be anything, so use 0
+            strides=tuple(
+                s * itemsize if n > 1 else 0 for n, s in zip(self.shape, self.stride, strict=True)
+            ),
             writeable=False,
         )
         return np.array(view, dtype=data.dtype.newbyteorder("="))
@@ -429,18 +443,11 @@ def convert_state_dict(state: dict[str, np.ndarray]) -> dict[str, list[np.ndarra
 
 
 def _save_npz_atomically(path: Path, weights: dict[str, list[np.ndarray]]) -> None:
-    """Write weights to ``path`` via a temp file + ``os.replace`` so readers never see half."""
+    """Write weights to ``path`` atomically (:func:`posterml.io.atomic_write`): never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"{name}/{i}": w for name, ws in weights.items() for i, w in enumerate(ws)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache may be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:  # umask permissions: the cache may be shared
+        np.savez(f, **arrays)
 
 
 def _load_npz(path: Path) -> dict[str, list[np.ndarray]]:

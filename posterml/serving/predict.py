@@ -2,8 +2,9 @@
 
 The registered model is loaded in-process (``load_pipeline``, no scoring server), posters are
 decoded with the same ``load_image`` as training and serving, and predictions are streamed
-in batches into a csv that only appears, complete, when the run ends (tmp file +
-``os.replace``): a crash never leaves a half-written ``genres.csv`` behind.
+in batches into a csv that only appears, complete, when the run ends
+(:func:`posterml.io.atomic_write`): a crash, Ctrl-C or SIGTERM never leaves a half-written
+``genres.csv`` or its temp file behind.
 
 An unreadable file (truncated JPEG, text named ``.jpg``, missing path) is never fatal: it is
 printed with its reason and listed in ``<out stem>.skipped.csv`` next to the output.
@@ -13,18 +14,18 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from posterml.data.images import ImageDecodeError, load_image
 from posterml.features.extract import default_workers, progress_bar
+from posterml.io import atomic_write
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 DEFAULT_MODEL_URI = "models:/poster-genre-classifier@champion"
@@ -105,27 +106,13 @@ def iter_decoded(
 
 # --------------------------------------------------------------------------- outputs
 @contextmanager
-def atomic_csv(path: Path, header: Sequence[str]):
+def atomic_csv(path: Path, header: Sequence[str]) -> Iterator[Any]:
     """A csv writer on a temp file next to ``path``, moved over ``path`` only on success."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(
-        "w",
-        newline="",
-        encoding="utf-8",
-        dir=path.parent,
-        prefix=f".{path.name}.",
-        suffix=".tmp",
-        delete=False,
-    )
-    try:
-        with handle:
-            writer = csv.writer(handle)
-            writer.writerow(header)
-            yield writer
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        yield writer
 
 
 def _write_skipped(out: Path, skipped: list[tuple[str, str]]) -> Path | None:

@@ -1,0 +1,172 @@
+"""Files that appear whole or not at all, and commands that clean up when they are stopped.
+
+``atomic_write`` is the one way posterml writes an output file (predictions csv, downloaded
+poster, ``labels.csv``, feature cache entries, converted weights): bytes go to a hidden temp
+file in the same folder, which is renamed over the target only when the ``with`` block ends
+without an exception, and removed otherwise. Readers never see half a file, and a crashed
+run leaves nothing behind.
+
+The temp file is created with mode ``0o666`` so the kernel applies the user's umask, exactly
+as for ``open(path, "w")``: outputs are ``0644`` under umask ``022`` (``tempfile.mkstemp``
+would make them ``0600``). Secrets pass ``permissions=0o600``.
+
+Exceptions only unwind the ``with`` blocks if the process is not simply killed. Python turns
+SIGINT into ``KeyboardInterrupt``, but SIGTERM (what ``kill``, ``timeout``, systemd and
+container runtimes send) and SIGHUP (a closed terminal) end the process on the spot.
+``unwind_on_signals`` turns them into a :class:`Terminated` exception, and
+``run_interruptible`` wraps a command's entry point with it: temp files are removed, MLflow
+runs are ended, and the process exits 130/143 with one line on stderr instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+_TEMP_ATTEMPTS = 100
+# Signals whose default action kills the process without unwinding (SIGINT already raises).
+UNWOUND_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+# --------------------------------------------------------------------------- atomic files
+def temp_name(target: Path) -> str:
+    """``.<target name>.<random>.tmp``: hidden, in the target's folder, never a real output."""
+    return f".{target.name}.{secrets.token_hex(4)}.tmp"
+
+
+def _create_temp(target: Path, permissions: int) -> tuple[int, Path]:
+    """Create an exclusive new temp file beside ``target``; the umask applies to its mode."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(_TEMP_ATTEMPTS):
+        tmp = target.parent / temp_name(target)
+        try:
+            return os.open(tmp, flags, permissions), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temp file name beside {target}")
+
+
+def make_temp_dir(target: Path) -> Path:
+    """Create an empty hidden folder beside ``target`` (mode ``0o777`` less the umask)."""
+    for _ in range(_TEMP_ATTEMPTS):
+        tmp = target.parent / temp_name(target)
+        try:
+            tmp.mkdir(0o777)
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temp folder name beside {target}")
+
+
+@contextmanager
+def atomic_write(
+    path: str | os.PathLike[str],
+    mode: str = "wb",
+    *,
+    encoding: str | None = None,
+    newline: str | None = None,
+    durable: bool = True,
+    permissions: int = 0o666,
+    check: Callable[[Path], None] | None = None,
+) -> Iterator[IO[Any]]:
+    """Open a temp file beside ``path`` for writing; on success it replaces ``path``.
+
+    ``mode`` is ``"wb"`` or ``"w"`` (``encoding``/``newline`` as for ``open``). The file is
+    created with ``permissions`` less the umask (``0o600`` for secrets). ``durable`` fsyncs
+    the data before the rename, so a power cut never leaves an empty or torn file under the
+    real name; caches of recomputable data may skip it for speed. ``check``, if given, gets
+    the closed temp file's path before the rename and may raise to reject the content. On any
+    exception (``KeyboardInterrupt`` and :class:`Terminated` included) the temp file is
+    removed and ``path`` is left as it was.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
+    target = Path(path)
+    fd, tmp = _create_temp(target, permissions)
+    try:
+        handle = os.fdopen(fd, mode, encoding=encoding, newline=newline)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
+        with handle:
+            yield handle
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+        if check is not None:
+            check(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------- interruption
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: raised in the main thread so ``with``/``finally`` unwind.
+
+    A ``BaseException`` like ``KeyboardInterrupt``: ``except Exception`` must not swallow it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+
+
+def interrupt_exit_status(exc: BaseException) -> int:
+    """The shell's status for a process stopped by this signal: 128 + its number."""
+    if isinstance(exc, Terminated):
+        return 128 + exc.signum
+    return 128 + signal.SIGINT
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+@contextmanager
+def unwind_on_signals() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP raise :class:`Terminated` in the main thread.
+
+    Previous handlers are restored on exit. Outside the main thread (where Python cannot set
+    handlers) this does nothing. A signal the parent set to be ignored stays ignored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for signum in UNWOUND_SIGNALS:
+        if signal.getsignal(signum) is signal.SIG_IGN:
+            continue
+        previous[signum] = signal.signal(signum, _raise_terminated)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run_interruptible(command: str, main: Callable[[], int | None]) -> int:
+    """Run a command's ``main`` with :func:`unwind_on_signals`; return its exit status.
+
+    Ctrl-C, SIGTERM and SIGHUP unwind ``main`` (temp files removed, runs ended) and give
+    ``128 + signal`` with one line on stderr, no traceback.
+    """
+    try:
+        with unwind_on_signals():
+            return main() or 0
+    except (KeyboardInterrupt, Terminated) as exc:
+        reason = exc if isinstance(exc, Terminated) else "interrupted"
+        print(f"{command}: {reason}", file=sys.stderr)
+        return interrupt_exit_status(exc)

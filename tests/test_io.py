@@ -1,0 +1,117 @@
+"""Atomic writes (umask-respecting modes, nothing left on failure) and signal unwinding."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+from pathlib import Path
+
+import pytest
+
+from posterml.io import Terminated, atomic_write, run_interruptible, unwind_on_signals
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def umask():
+    """Set a umask for one test, restoring the previous one."""
+    saved = os.umask(0o022)
+    yield lambda value: os.umask(value)
+    os.umask(saved)
+
+
+@pytest.mark.parametrize("value, expected", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_write_follows_the_umask(tmp_path, umask, value, expected):
+    umask(value)
+    with atomic_write(tmp_path / "out.bin") as fh:
+        fh.write(b"data")
+    assert (tmp_path / "out.bin").read_bytes() == b"data"
+    assert mode_of(tmp_path / "out.bin") == expected
+
+
+def test_secrets_can_ask_for_0600(tmp_path, umask):
+    umask(0o022)
+    with atomic_write(tmp_path / "token", "w", permissions=0o600) as fh:
+        fh.write("secret")
+    assert mode_of(tmp_path / "token") == 0o600
+
+
+def test_text_mode_and_replacing_an_existing_file(tmp_path):
+    target = tmp_path / "a.csv"
+    target.write_text("old\n")
+    with atomic_write(target, "w", newline="", encoding="utf-8") as fh:
+        fh.write("é\r\n")
+    assert target.read_bytes() == "é\r\n".encode()
+    assert os.listdir(tmp_path) == ["a.csv"]
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_failure_keeps_the_old_file_and_removes_the_temp(tmp_path, error):
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    with pytest.raises(error):
+        with atomic_write(target, "w") as fh:
+            fh.write("half")
+            assert len(os.listdir(tmp_path)) == 2  # the hidden temp file beside it
+            raise error()
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["a.txt"]
+
+
+def test_check_can_reject_the_content(tmp_path):
+    def must_not_be_empty(tmp: Path) -> None:
+        if tmp.stat().st_size == 0:
+            raise ValueError("empty")
+
+    with pytest.raises(ValueError, match="empty"):
+        with atomic_write(tmp_path / "x.jpg", check=must_not_be_empty):
+            pass
+    assert os.listdir(tmp_path) == []
+    with atomic_write(tmp_path / "x.jpg", check=must_not_be_empty) as fh:
+        fh.write(b"\xff")
+    assert os.listdir(tmp_path) == ["x.jpg"]
+
+
+def test_bad_mode_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="mode"):
+        with atomic_write(tmp_path / "x", "a"):
+            pass
+
+
+def test_sigterm_unwinds_and_handlers_are_restored():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated) as caught:
+        with unwind_on_signals():
+            os.kill(os.getpid(), signal.SIGTERM)
+            pytest.fail("SIGTERM did not raise")  # the handler runs before this call
+    assert caught.value.signum == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_an_ignored_signal_stays_ignored():
+    saved = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with unwind_on_signals():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, saved)
+
+
+def test_run_interruptible_gives_the_shell_status(capsys):
+    def killed() -> int:
+        raise Terminated(signal.SIGTERM)
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    assert run_interruptible("posterml x", killed) == 143
+    assert run_interruptible("posterml x", interrupted) == 130
+    assert run_interruptible("posterml x", lambda: None) == 0
+    assert run_interruptible("posterml x", lambda: 3) == 3
+    err = capsys.readouterr().err
+    assert "posterml x: terminated by SIGTERM" in err and "posterml x: interrupted" in err
