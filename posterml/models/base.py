@@ -7,9 +7,9 @@ into genres. ``fit`` receives validation data too, for early stopping where a fa
 A saved classifier is data, never code: a directory with ``classifier.json`` (its kind, the
 format version, the constructor's hyperparameters and fitted scalars) and ``arrays.npz``
 (fitted arrays, read with ``allow_pickle=False``), plus whatever plain files a family adds
-(the Keras families: ``network.keras``, loaded in Keras' safe mode). Nothing is unpickled
-and no class is looked up by a name read from disk: ``load_classifier`` dispatches on the
-``kind`` through a registry that the classifier classes fill themselves
+(the Keras families: ``network.keras``, loaded in Keras' safe mode). No Python object is
+deserialised and no class is looked up by a name read from disk: ``load_classifier``
+dispatches on the ``kind`` through a registry that the classifier classes fill themselves
 (``@register_classifier``), so a tampered model can at worst fail to load.
 """
 
@@ -144,7 +144,7 @@ def _plain(value: Any) -> Any:
 
 
 def save_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Save named numeric arrays as an ``.npz`` that loads without pickle."""
+    """Save named numeric arrays as an ``.npz`` that loads with ``allow_pickle=False``."""
     plain = {}
     for name, value in arrays.items():
         array = np.asarray(value)
@@ -157,8 +157,8 @@ def save_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
 def load_arrays(path: Path) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` written by ``save_arrays``, read with ``allow_pickle=False``.
 
-    Anything that only unpickling could read (a pickle, an array of Python objects) is a
-    ``ValueError`` naming the file and the array.
+    Anything that would need Python objects rebuilt (a serialised object instead of an
+    archive, an array of objects) is a ``ValueError`` naming the file and the array.
     """
     path = Path(path)
     if not path.is_file():
@@ -166,7 +166,7 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: not a pickle-free .npz archive ({exc})") from None
+        raise ValueError(f"{path}: not a plain .npz archive of numeric arrays ({exc})") from None
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise ValueError(f"{path}: a single array, not an .npz archive of named arrays")
     arrays = {}
@@ -176,8 +176,8 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
                 arrays[name] = loaded[name]
             except ValueError as exc:  # numpy's "Object arrays cannot be loaded ..."
                 raise ValueError(
-                    f"{path}: array {name!r} holds Python objects, which only unpickling could "
-                    f"read; posterml refuses ({exc})"
+                    f"{path}: array {name!r} holds Python objects (rebuilding them could run "
+                    f"code), refused ({exc})"
                 ) from None
             except (OSError, zipfile.BadZipFile) as exc:
                 raise ValueError(f"{path}: array {name!r} is unreadable ({exc})") from None
@@ -195,11 +195,11 @@ def read_meta(directory: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: expected a JSON object")
-    if "kind" not in meta and meta.get("format") in ("joblib", "keras"):
+    if "kind" not in meta and "format" in meta:
         raise ValueError(
-            f"{path}: an old pickled classifier ({meta['format']!r} format); posterml no longer "
-            "loads pickles, because unpickling a tampered file runs arbitrary code. "
-            "Retrain the model (or re-save it from a trusted session)."
+            f"{path}: a classifier saved by an older posterml as serialised Python objects "
+            f"({meta['format']!r} format); loading those can run arbitrary code from the file, "
+            "so posterml no longer does. Retrain the model."
         )
     kinds = registered_kinds()
     kind = meta.get("kind")

@@ -3,10 +3,10 @@
 Scores are per-genre probabilities. Genres constant in training (a rare genre absent from a
 small train split) get a constant score instead of crashing the one-vs-rest fit.
 
-Saved as arrays, never as pickled estimators: logistic regression as its scaler statistics,
-coefficients and intercepts; KNN as its scaler statistics, the standardised training matrix
-and labels (refit on load: KNN fitting only indexes them); the random forest as its trees'
-node arrays, predicted by ``ForestArrays`` exactly as scikit-learn walks them.
+Saved as arrays, never as serialised estimator objects: logistic regression as its scaler
+statistics, coefficients and intercepts; KNN as its scaler statistics, the standardised
+training matrix and labels (refit on load: KNN fitting only indexes them); the random forest
+as its trees' node arrays, predicted by ``ForestArrays`` exactly as scikit-learn walks them.
 """
 
 from __future__ import annotations

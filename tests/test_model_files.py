@@ -1,0 +1,272 @@
+"""Saved classifiers are data, not code: exact round trips, tampered files refused.
+
+A saved classifier is ``classifier.json`` + ``arrays.npz`` (+ ``network.keras`` for the Keras
+families). Loading must never unpickle, import a module named on disk, or run a Lambda: the
+tampered-file tests plant payloads that would create a marker file if anything executed them.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from posterml.models.base import (
+    ARRAYS_FILE,
+    META_FILE,
+    load_arrays,
+    load_classifier,
+    registered_kinds,
+)
+from posterml.models.classic import ClassicClassifier, ForestArrays
+from posterml.models.keras_models import MLPClassifier, ScratchCNNClassifier
+from posterml.models.svm import RBFSVMClassifier
+
+PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
+
+
+def _toy(n: int = 240, d: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Features with a few learnable genres, one rare genre and never-seen genres."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    Y = np.zeros((n, 19), np.uint8)
+    Y[:, 0] = X[:, 0] > 0.5
+    Y[:, 6] = X[:, 1] + X[:, 2] > 0
+    Y[:, 3] = rng.random(n) < 0.1
+    Y[:5, 18] = 1
+    return X, Y
+
+
+class Payload:
+    """Unpickling this creates ``marker``: proof that a load ran code from the file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def _payload_bytes(marker: Path) -> bytes:
+    return pickle.dumps(Payload(marker))
+
+
+def test_payload_is_live(tmp_path: Path) -> None:
+    """The tampered-file tests mean something only if the payload does run when unpickled."""
+    marker = tmp_path / "ran"
+    pickle.loads(_payload_bytes(marker)).close()
+    assert marker.exists()
+
+
+# --- round trips ---------------------------------------------------------------------------
+
+FITTED = {
+    "logreg": lambda: ClassicClassifier("logreg", C=0.5, class_weight="balanced"),
+    "knn": lambda: ClassicClassifier("knn", n_neighbors=7),
+    "random_forest": lambda: ClassicClassifier("random_forest", n_estimators=30, seed=3),
+    "random_forest_shallow": lambda: ClassicClassifier(
+        "random_forest", n_estimators=10, max_depth=3, class_weight="balanced"
+    ),
+    "rbf_svm": lambda: RBFSVMClassifier(C=3.0, gamma_scale=0.7, class_weight="balanced"),
+}
+
+
+def _assert_plain_files(directory: Path, expected: set[str]) -> dict:
+    """Only the expected files, none a pickle; returns the parsed classifier.json."""
+    assert {p.name for p in directory.iterdir()} == expected
+    for path in directory.iterdir():
+        assert path.suffix not in PICKLE_SUFFIXES
+        assert not path.read_bytes().startswith(b"\x80"), f"{path.name} is a pickle"
+    load_arrays(directory / ARRAYS_FILE)  # readable without pickle
+    return json.loads((directory / META_FILE).read_text())
+
+
+@pytest.mark.parametrize("name", sorted(FITTED))
+def test_classifier_round_trips_exactly(name: str, tmp_path: Path) -> None:
+    X, Y = _toy()
+    X_new = np.random.default_rng(1).normal(size=(50, X.shape[1])).astype(np.float32)
+    model = FITTED[name]().fit(X, Y)
+    before = model.predict_scores(X_new)
+    model.save(tmp_path / "saved")
+    meta = _assert_plain_files(tmp_path / "saved", {META_FILE, ARRAYS_FILE})
+    assert meta["kind"] == type(model).saved_kind and meta["format_version"] == 1
+    assert meta["params"] == json.loads(json.dumps(model.get_params()))
+
+    loaded = load_classifier(tmp_path / "saved")
+    assert type(loaded) is type(model) and loaded.get_params() == model.get_params()
+    np.testing.assert_allclose(loaded.predict_scores(X_new), before, rtol=0, atol=1e-12)
+    loaded.save(tmp_path / "again")  # a loaded model saves again, to the same predictions
+    again = load_classifier(tmp_path / "again").predict_scores(X_new)
+    np.testing.assert_allclose(again, before, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["logreg", "knn", "random_forest"])
+def test_classic_round_trip_with_a_single_learnable_genre(kind: str, tmp_path: Path) -> None:
+    """One non-constant genre: sklearn returns a bare array, not a list, for multilabel."""
+    X, Y = _toy()
+    Y[:, [3, 6, 18]] = 0
+    model = ClassicClassifier(kind, n_estimators=8).fit(X, Y)
+    model.save(tmp_path)
+    np.testing.assert_allclose(
+        load_classifier(tmp_path).predict_scores(X), model.predict_scores(X), rtol=0, atol=1e-12
+    )
+
+
+def test_forest_arrays_match_sklearn_with_missing_values() -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, Y = _toy()
+    X[::7, 2] = np.nan  # trees learn where missing values go
+    forest = RandomForestClassifier(20, random_state=0).fit(X, Y[:, [0, 3, 6]])
+    X_new = np.random.default_rng(2).normal(size=(40, X.shape[1])).astype(np.float32)
+    X_new[::3, 2] = np.nan
+    for got, want in zip(
+        ForestArrays.from_sklearn(forest).predict_proba(X_new),
+        forest.predict_proba(X_new),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_keras_classifiers_round_trip_as_plain_files(tmp_path: Path) -> None:
+    X, Y = _toy(n=128)
+    mlp = MLPClassifier(epochs=3, hidden=(16, 8), positive_weighting="sqrt").fit(X, Y)
+    images = np.random.default_rng(0).integers(0, 255, (24, 24, 16, 3), dtype=np.uint8)
+    cnn = ScratchCNNClassifier(epochs=1, filters=(4, 4, 4), dense_units=8).fit(images, Y[:24])
+    for name, model, inputs in (("mlp", mlp, X), ("cnn", cnn, images)):
+        model.save(tmp_path / name)
+        meta = _assert_plain_files(tmp_path / name, {META_FILE, ARRAYS_FILE, "network.keras"})
+        assert meta["fitted"] == {"epochs_trained_": model.epochs_trained_}
+        loaded = load_classifier(tmp_path / name)
+        assert loaded.get_params() == model.get_params()
+        np.testing.assert_allclose(
+            loaded.predict_scores(inputs), model.predict_scores(inputs), atol=1e-6
+        )
+
+
+@pytest.mark.slow
+def test_keras_network_with_a_lambda_is_refused(tmp_path: Path) -> None:
+    """safe_mode: a network.keras carrying Python code (a Lambda layer) does not load."""
+    import keras
+
+    X, Y = _toy(n=64)
+    MLPClassifier(epochs=1, hidden=(4,)).fit(X, Y).save(tmp_path)
+    marker = tmp_path / "ran"
+    # No closure (Keras stores the lambda's bytecode): the marker path is a literal.
+    function = eval(f"lambda x: x[:, :19] + 0.0 * len(open({str(marker)!r}, 'w').name)")
+    inputs = keras.Input((X.shape[1],))
+    outputs = keras.layers.Lambda(function)(inputs)
+    keras.Model(inputs, outputs).save(tmp_path / "network.keras")
+    marker.unlink(missing_ok=True)  # building the model traced the lambda once
+    with pytest.raises(ValueError, match=r"(?is)classifier\.json: saved 'mlp'.*lambda"):
+        load_classifier(tmp_path)
+    assert not marker.exists()
+
+
+# --- tampered files --------------------------------------------------------------------------
+
+
+def _saved_svm(directory: Path) -> Path:
+    X, Y = _toy(n=60)
+    RBFSVMClassifier().fit(X, Y).save(directory)
+    return directory
+
+
+def test_old_joblib_classifier_is_refused_unopened(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    (tmp_path / "classifier.joblib").write_bytes(_payload_bytes(marker))
+    (tmp_path / META_FILE).write_text(json.dumps({"format": "joblib"}))
+    with pytest.raises(
+        ValueError, match=r"classifier\.json: a classifier saved by an older posterml"
+    ):
+        load_classifier(tmp_path)
+    assert not marker.exists()
+
+
+def test_old_keras_state_naming_any_class_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    (tmp_path / "state.joblib").write_bytes(_payload_bytes(marker))
+    (tmp_path / META_FILE).write_text(json.dumps({"format": "keras", "class": "os:system"}))
+    with pytest.raises(
+        ValueError, match=r"classifier\.json: a classifier saved by an older posterml"
+    ):
+        load_classifier(tmp_path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("kind", ["os:system", "posterml.models.svm:RBFSVMClassifier", None, 3])
+def test_unknown_kind_is_refused(kind: object, tmp_path: Path) -> None:
+    directory = _saved_svm(tmp_path)
+    meta = json.loads((directory / META_FILE).read_text())
+    (directory / META_FILE).write_text(json.dumps({**meta, "kind": kind, "class": "os:system"}))
+    with pytest.raises(ValueError, match=r"classifier\.json: unknown classifier kind"):
+        load_classifier(directory)
+
+
+@pytest.mark.parametrize("version", [2, 0, "1", True, None])
+def test_other_format_version_is_refused(version: object, tmp_path: Path) -> None:
+    directory = _saved_svm(tmp_path)
+    meta = json.loads((directory / META_FILE).read_text())
+    (directory / META_FILE).write_text(json.dumps({**meta, "format_version": version}))
+    with pytest.raises(ValueError, match=r"classifier\.json: 'rbf_svm' classifier in format"):
+        load_classifier(directory)
+
+
+def test_unexpected_hyperparameters_are_refused(tmp_path: Path) -> None:
+    directory = _saved_svm(tmp_path)
+    meta = json.loads((directory / META_FILE).read_text())
+    meta["params"]["distance_cache"] = "os:system"
+    (directory / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"unknown: \['distance_cache'\]"):
+        load_classifier(directory)
+
+
+def test_pickle_in_place_of_the_arrays_is_refused(tmp_path: Path) -> None:
+    directory = _saved_svm(tmp_path / "model")
+    marker = tmp_path / "ran"
+    (directory / ARRAYS_FILE).write_bytes(_payload_bytes(marker))
+    with pytest.raises(ValueError, match=r"arrays\.npz: not a plain \.npz archive"):
+        load_classifier(directory)
+    assert not marker.exists()
+
+
+def test_object_array_in_the_npz_is_refused(tmp_path: Path) -> None:
+    directory = _saved_svm(tmp_path / "model")
+    marker = tmp_path / "ran"
+    arrays = dict(np.load(directory / ARRAYS_FILE))
+    arrays["duals"] = np.array([Payload(marker)], dtype=object)
+    np.savez(directory / ARRAYS_FILE, allow_pickle=True, **arrays)
+    with pytest.raises(ValueError, match=r"arrays\.npz: array 'duals' holds Python objects"):
+        load_classifier(directory)
+    assert not marker.exists()
+
+
+def test_inconsistent_arrays_are_a_clear_error(tmp_path: Path) -> None:
+    directory = _saved_svm(tmp_path)
+    arrays = dict(np.load(directory / ARRAYS_FILE))
+    arrays["dual_offsets"] = arrays["dual_offsets"][::-1]
+    del arrays["gamma"]
+    np.savez(directory / ARRAYS_FILE, **arrays)
+    with pytest.raises(ValueError, match=r"classifier\.json: saved 'rbf_svm' classifier lacks"):
+        load_classifier(directory)
+    arrays["gamma"] = np.float32(0.1)
+    np.savez(directory / ARRAYS_FILE, **arrays)
+    with pytest.raises(ValueError, match=r"unusable: duals: offsets"):
+        load_classifier(directory)
+
+
+def test_every_registered_kind_is_a_known_family() -> None:
+    assert registered_kinds() == ["classic", "mlp", "rbf_svm", "scratch_cnn"]
+
+
+def test_models_package_neither_pickles_nor_imports_by_name() -> None:
+    root = Path(__file__).resolve().parents[1] / "posterml" / "models"
+    banned = ("joblib", "import pickle", "allow_pickle=True", "import_module", "safe_mode=False")
+    for path in root.glob("*.py"):
+        text = path.read_text()
+        for word in (*banned, "Lambda("):
+            assert word not in text, f"{path.name} uses {word}"
