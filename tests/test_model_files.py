@@ -14,13 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from posterml.models.base import (
-    ARRAYS_FILE,
-    META_FILE,
-    load_arrays,
-    load_classifier,
-    registered_kinds,
-)
+from posterml.arrays import load_arrays
+from posterml.models.base import ARRAYS_FILE, META_FILE, load_classifier, registered_kinds
 from posterml.models.classic import ClassicClassifier, ForestArrays
 from posterml.models.keras_models import MLPClassifier, ScratchCNNClassifier
 from posterml.models.svm import RBFSVMClassifier

@@ -18,13 +18,14 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
+
+from posterml.arrays import load_arrays, save_arrays
 
 META_FILE = "classifier.json"
 ARRAYS_FILE = "arrays.npz"
@@ -141,47 +142,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and math.isfinite(value):
         return value
     raise TypeError(f"cannot save {value!r} ({type(value).__name__}) as a JSON value")
-
-
-def save_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Save named numeric arrays as an ``.npz`` that loads with ``allow_pickle=False``."""
-    plain = {}
-    for name, value in arrays.items():
-        array = np.asarray(value)
-        if array.dtype.hasobject:
-            raise TypeError(f"{path}: array {name!r} holds Python objects; save numbers only")
-        plain[name] = array
-    np.savez(path, allow_pickle=False, **plain)
-
-
-def load_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` written by ``save_arrays``, read with ``allow_pickle=False``.
-
-    Anything that would need Python objects rebuilt (a serialised object instead of an
-    archive, an array of objects) is a ``ValueError`` naming the file and the array.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing (a saved classifier keeps its arrays here)")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: not a plain .npz archive of numeric arrays ({exc})") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: a single array, not an .npz archive of named arrays")
-    arrays = {}
-    with loaded:
-        for name in loaded.files:
-            try:
-                arrays[name] = loaded[name]
-            except ValueError as exc:  # numpy's "Object arrays cannot be loaded ..."
-                raise ValueError(
-                    f"{path}: array {name!r} holds Python objects (rebuilding them could run "
-                    f"code), refused ({exc})"
-                ) from None
-            except (OSError, zipfile.BadZipFile) as exc:
-                raise ValueError(f"{path}: array {name!r} is unreadable ({exc})") from None
-    return arrays
 
 
 def read_meta(directory: Path) -> dict[str, Any]:
