@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from model_fixture import CHAMPION_URI, model_store, tiny_model  # noqa: F401
 
 from posterml.arrays import load_arrays
 from posterml.models.base import ARRAYS_FILE, META_FILE, load_classifier, registered_kinds
@@ -265,3 +266,89 @@ def test_models_package_neither_pickles_nor_imports_by_name() -> None:
         text = path.read_text()
         for word in (*banned, "Lambda("):
             assert word not in text, f"{path.name} uses {word}"
+
+
+# --- a whole saved pipeline --------------------------------------------------------------------
+
+
+def assert_no_pickles(root: Path) -> list[str]:
+    """Walk ``root``: no pickle-named file, none starting with the pickle protocol byte, every
+    ``.npz`` readable without pickle and no zip member (``.keras``) a pickle. Returns the
+    relative paths seen."""
+    import zipfile
+
+    seen = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        seen.append(path.relative_to(root).as_posix())
+        assert path.suffix not in PICKLE_SUFFIXES, path
+        assert not path.read_bytes().startswith(b"\x80"), f"{path} is a pickle"
+        if path.suffix == ".npz":
+            load_arrays(path)
+        elif zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                for member in archive.namelist():
+                    assert Path(member).suffix not in PICKLE_SUFFIXES, (path, member)
+                    assert not archive.read(member).startswith(b"\x80"), (path, member)
+    return seen
+
+
+def _pipeline_inputs(tmp_path: Path, n: int = 12) -> tuple[list[str], np.ndarray]:
+    from helpers import write_image
+
+    paths = [str(write_image(tmp_path / "posters" / f"p{i}.jpg", seed=i)) for i in range(n)]
+    Y = np.zeros((n, 19), np.uint8)
+    Y[::2, 0] = 1
+    Y[1::3, 6] = 1
+    return paths, Y
+
+
+@pytest.mark.parametrize("name", ["logreg", "knn", "random_forest", "rbf_svm"])
+def test_saved_pipeline_holds_no_pickle(name: str, tmp_path: Path) -> None:
+    from posterml.data.images import load_image
+    from posterml.evaluation.thresholds import DecisionRule
+    from posterml.features.pixels import PixelPCAFeaturizer
+    from posterml.serving.pyfunc import PosterPipeline
+
+    paths, Y = _pipeline_inputs(tmp_path)
+    featurizer = PixelPCAFeaturizer((30, 20), n_components=4, batch_size=5, progress=False)
+    X = featurizer.fit(paths).transform_paths(paths).features
+    model = {**FITTED, "knn": lambda: ClassicClassifier("knn", n_neighbors=3)}[name]()
+    pipeline = PosterPipeline(featurizer, model.fit(X, Y), DecisionRule(), {"family": name})
+    pipeline.save(tmp_path / "pipeline")
+
+    seen = assert_no_pickles(tmp_path / "pipeline")
+    assert "classifier/arrays.npz" in seen and "featurizer/pca.npz" in seen
+    images = [load_image(p) for p in paths[:4]]
+    loaded = PosterPipeline.load(tmp_path / "pipeline")
+    np.testing.assert_allclose(loaded.scores(images), pipeline.scores(images), rtol=0, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_saved_keras_pipeline_holds_no_pickle(tmp_path: Path) -> None:
+    from posterml.data.images import load_image
+    from posterml.evaluation.thresholds import DecisionRule
+    from posterml.features.pixels import PixelFeaturizer
+    from posterml.serving.pyfunc import PosterPipeline
+
+    paths, Y = _pipeline_inputs(tmp_path)
+    featurizer = PixelFeaturizer((24, 16), progress=False)
+    model = ScratchCNNClassifier(epochs=1, filters=(4, 4, 4), dense_units=8)
+    model.fit(featurizer.transform_paths(paths).features, Y)
+    pipeline = PosterPipeline(featurizer, model, DecisionRule(), {"family": "scratch_cnn"})
+    pipeline.save(tmp_path / "pipeline")
+
+    assert "classifier/network.keras" in assert_no_pickles(tmp_path / "pipeline")
+    images = [load_image(p) for p in paths[:4]]
+    loaded = PosterPipeline.load(tmp_path / "pipeline")
+    np.testing.assert_allclose(loaded.scores(images), pipeline.scores(images), atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("model_store")  # the session's tiny registered model, trained once
+def test_registered_model_holds_no_pickle(tmp_path: Path) -> None:
+    """What ``mlflow models serve`` and ``posterml predict`` download: no pickle anywhere."""
+    import mlflow
+
+    local = Path(mlflow.artifacts.download_artifacts(CHAMPION_URI, dst_path=str(tmp_path)))
+    seen = assert_no_pickles(local)
+    assert "artifacts/pipeline/classifier/classifier.json" in seen and "MLmodel" in seen
