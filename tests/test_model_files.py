@@ -183,10 +183,11 @@ def test_old_joblib_classifier_is_refused_unopened(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-def test_old_keras_state_naming_any_class_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["os:system", "posterml.models.keras_models:MLPClassifier"])
+def test_old_keras_state_naming_any_class_is_refused(name: str, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     (tmp_path / "state.joblib").write_bytes(_payload_bytes(marker))
-    (tmp_path / META_FILE).write_text(json.dumps({"format": "keras", "class": "os:system"}))
+    (tmp_path / META_FILE).write_text(json.dumps({"format": "keras", "class": name}))
     with pytest.raises(
         ValueError, match=r"classifier\.json: a classifier saved by an older posterml"
     ):
