@@ -256,8 +256,15 @@ def test_inconsistent_arrays_are_a_clear_error(tmp_path: Path) -> None:
         load_classifier(directory)
 
 
-def test_every_registered_kind_is_a_known_family() -> None:
+def test_every_registered_kind_is_a_known_family(tmp_path: Path) -> None:
     assert registered_kinds() == ["classic", "mlp", "rbf_svm", "scratch_cnn"]
+
+    class Unregistered(RBFSVMClassifier):
+        pass
+
+    X, Y = _toy(n=40)
+    with pytest.raises(TypeError, match="Unregistered cannot be saved"):
+        Unregistered().fit(X, Y).save(tmp_path)  # would otherwise load back as an rbf_svm
 
 
 def test_models_package_neither_pickles_nor_imports_by_name() -> None:

@@ -115,13 +115,18 @@ class GenreClassifier(ABC):
 
     def save(self, directory: Path) -> None:
         """Write ``classifier.json`` + ``arrays.npz`` (+ family files) into ``directory``."""
+        cls = type(self)
+        if _REGISTRY.get(getattr(cls, "saved_kind", None)) is not cls:
+            # An unregistered subclass would otherwise save under its parent's kind and
+            # silently load back as the parent.
+            raise TypeError(f"{cls.__name__} cannot be saved: register it (@register_classifier)")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         fitted, arrays = self._save_fitted(directory)
         save_arrays(directory / ARRAYS_FILE, arrays)
         meta = {
-            "kind": type(self).saved_kind,
-            "format_version": type(self).format_version,
+            "kind": cls.saved_kind,
+            "format_version": cls.format_version,
             "params": self.get_params(),
             "fitted": {key: _plain(value) for key, value in fitted.items()},
         }
