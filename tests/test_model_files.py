@@ -256,6 +256,17 @@ def test_inconsistent_arrays_are_a_clear_error(tmp_path: Path) -> None:
         load_classifier(directory)
 
 
+def test_forest_with_a_cycle_is_refused(tmp_path: Path) -> None:
+    """A tampered tree must not make prediction loop forever."""
+    X, Y = _toy(n=60)
+    ClassicClassifier("random_forest", n_estimators=3).fit(X, Y).save(tmp_path)
+    arrays = dict(np.load(tmp_path / ARRAYS_FILE))
+    arrays["tree_left"][1] = 0  # node 1 (internal at depth 1) points back to the root
+    np.savez(tmp_path / ARRAYS_FILE, **arrays)
+    with pytest.raises(ValueError, match="not after its parent"):
+        load_classifier(tmp_path)
+
+
 def test_every_registered_kind_is_a_known_family(tmp_path: Path) -> None:
     assert registered_kinds() == ["classic", "mlp", "rbf_svm", "scratch_cnn"]
 

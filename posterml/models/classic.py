@@ -218,9 +218,13 @@ class ForestArrays:
         children = np.stack([self._arrays["tree_left"], self._arrays["tree_right"]])
         children = children.astype(np.int64)
         leaf = children < 0
-        if ((leaf[0] != leaf[1]) | (~leaf & (children >= np.repeat(sizes, sizes)))).any():
-            raise ValueError("random forest: a child index outside its tree")
         first = np.repeat(offsets[:-1], sizes)  # global index of each node's tree root
+        local = np.arange(n_nodes) - first
+        # sklearn numbers children after their parent; requiring it also rules out cycles,
+        # so the walk in predict_proba ends after at most one tree's size of steps.
+        after_parent = (children > local) & (children < np.repeat(sizes, sizes))
+        if ((leaf[0] != leaf[1]) | (~leaf & ~after_parent)).any():
+            raise ValueError("random forest: a child outside its tree or not after its parent")
         self.roots = offsets[:-1]
         self.internal = ~leaf[0]
         self.left = np.where(leaf[0], -1, children[0] + first)
