@@ -323,6 +323,47 @@ def test_save_load_roundtrip(
     )
 
 
+def test_tampered_saved_featurizer_is_refused(tmp_path: Path, posters: list[str]) -> None:
+    """Loading reads data only: no file, class or module is chosen by the saved JSON."""
+    import json
+    import pickle
+
+    saved = tmp_path / "backbone"
+    tiny(tmp_path).save(saved)
+    spec = json.loads((saved / "featurizer.json").read_text())
+    tampered = [
+        ({**spec, "kind": "posterml.features.featurizers:BackboneFeaturizer"}, "unknown"),
+        ({**spec, "model_file": "../elsewhere.h5"}, "model_file must be"),
+        (
+            {**spec, "preprocessing": {"type": "import", "ref": "os:system"}},
+            "not the preprocessing of a registered backbone",
+        ),
+        ({**spec, "format_version": True}, "unsupported featurizer format"),
+    ]
+    for changed, message in tampered:
+        (saved / "featurizer.json").write_text(json.dumps(changed))
+        with pytest.raises(ValueError, match=message):
+            load_featurizer(saved)
+
+    pca = PixelPCAFeaturizer((30, 20), n_components=4, batch_size=5, progress=False)
+    pca.fit(posters).save(tmp_path / "pca")
+    marker = tmp_path / "ran"
+    (tmp_path / "pca" / "pca.npz").write_bytes(pickle.dumps(_Payload(str(marker))))
+    with pytest.raises(ValueError, match=r"pca\.npz: not a plain \.npz archive"):
+        load_featurizer(tmp_path / "pca")
+    assert not marker.exists()
+
+
+class _Payload:
+    """Unpickling this would create a marker file."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
 def test_backbone_params_and_lazy_tensorflow() -> None:
     params = BackboneFeaturizer(TINY).params()
     assert params["backbone"] == TINY and params["input_size"] == "32x24"
@@ -352,9 +393,28 @@ def test_preprocessing_is_saved_as_numbers_when_affine() -> None:
         assert spec["type"] == "affine"
         np.testing.assert_allclose(preprocessing_from_spec(spec)(x), preprocess(x), atol=1e-4)
     assert affine_preprocessing(np.sqrt) is None
-    assert preprocessing_spec(np.sqrt) == {"type": "import", "ref": "numpy:sqrt"}
+    with pytest.raises(ValueError, match="registered backbone"):
+        preprocessing_spec(np.sqrt)  # not affine, and no backbone's preprocessing
     with pytest.raises(ValueError):
         preprocessing_spec(lambda v: np.asarray(v, np.float32) ** 2)
+
+
+def test_non_affine_preprocessing_is_named_only_from_registered_backbones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A saved featurizer names a registered backbone's function; it never imports code."""
+    monkeypatch.setattr(backbones, "_REGISTRY", dict(backbones._REGISTRY))
+    register_backbone(
+        Backbone("sqrt_test", TINY_SIZE, TINY_DIM, "sqrt-v1", _build_tiny, preprocess=np.sqrt)
+    )
+    spec = preprocessing_spec(np.sqrt)
+    assert spec == {"type": "import", "ref": "numpy:sqrt"}
+    assert preprocessing_from_spec(spec) is np.sqrt
+    for ref in ("os:system", "builtins:eval", "posterml.features.backbones:build_resnet50"):
+        with pytest.raises(ValueError, match="not the preprocessing of a registered backbone"):
+            preprocessing_from_spec({"type": "import", "ref": ref})
+    with pytest.raises(ValueError, match="unknown preprocessing type"):
+        preprocessing_from_spec({"type": "eval", "ref": "numpy:sqrt"})
 
 
 # --- pixel PCA --------------------------------------------------------------------------------

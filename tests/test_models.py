@@ -38,7 +38,7 @@ def test_shared_kernel_svm_matches_sklearn_and_keeps_only_support_vectors():
     assert len(model.support_vectors_) <= len(X)
     scores = model.predict_scores(X_new)
     assert scores.shape == (30, 19) and (scores[:, 1] < 0.01).all()  # never-seen genre
-    assert model.distance_cache is None  # the trial cache is not pickled with the model
+    assert model.distance_cache is None  # the trial cache is not part of the fitted model
 
 
 def test_distance_cache_reuses_by_content():

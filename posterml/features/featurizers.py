@@ -6,12 +6,16 @@ reported), ``transform_images`` for already-decoded images (serving, same math, 
 ``save``/``load`` so a logged model transforms offline. ``load_featurizer`` reopens any of
 them from the ``featurizer.json`` that ``save`` writes.
 
+A saved featurizer is data: JSON, ``.npz`` arrays read with ``allow_pickle=False`` and a
+``model.keras`` loaded in Keras' safe mode. Loading dispatches on the kind through a fixed
+allow-list, never opens a file named by the JSON, and imports no module named by it (a
+non-affine preprocessing must be the registered function of a known backbone).
+
 This module imports no TensorFlow: keras loads only when a backbone model is built or loaded.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from abc import ABC, abstractmethod
@@ -86,8 +90,14 @@ def read_spec(directory: Path, kind: str | None = None) -> dict[str, Any]:
     path = Path(directory) / SPEC_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no saved featurizer here")
-    spec = json.loads(path.read_text())
-    if spec.get("format_version") != FORMAT_VERSION:
+    try:
+        spec = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    version = spec.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
         raise ValueError(f"{path}: unsupported featurizer format {spec.get('format_version')!r}")
     if kind is not None and spec.get("kind") != kind:
         raise ValueError(f"{path}: holds a {spec.get('kind')!r} featurizer, not {kind!r}")
@@ -95,15 +105,18 @@ def read_spec(directory: Path, kind: str | None = None) -> dict[str, Any]:
 
 
 def load_featurizer(directory: Path) -> Featurizer:
-    """Reopen whichever featurizer ``save`` wrote into ``directory``."""
+    """Reopen whichever featurizer ``save`` wrote into ``directory``.
+
+    The kind read from disk only selects among the featurizer classes listed here.
+    """
     from posterml.features.pixels import PixelFeaturizer, PixelPCAFeaturizer
 
     kinds: dict[str, type[Featurizer]] = {
         cls.kind: cls for cls in (BackboneFeaturizer, PixelPCAFeaturizer, PixelFeaturizer)
     }
     kind = read_spec(directory).get("kind")
-    if kind not in kinds:
-        raise ValueError(f"{directory}: unknown featurizer kind {kind!r}")
+    if not isinstance(kind, str) or kind not in kinds:
+        raise ValueError(f"{Path(directory) / SPEC_FILE}: unknown featurizer kind {kind!r}")
     return kinds[kind].load(directory)
 
 
@@ -159,36 +172,61 @@ def affine_preprocessing(preprocess: Callable[[np.ndarray], np.ndarray]) -> dict
     return {"type": "affine", "matrix": matrix.tolist(), "bias": bias.tolist()}
 
 
+def _function_ref(function: Callable) -> str | None:
+    """``"module:qualname"`` of a module-level function, else None."""
+    module, name = getattr(function, "__module__", None), getattr(function, "__qualname__", "")
+    return f"{module}:{name}" if module and name and "<" not in name else None
+
+
+def registered_preprocessing() -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """The preprocessing functions of the registered backbones, by ``module:qualname``.
+
+    The allow-list for saved ``"import"`` preprocessing: a saved featurizer may name one of
+    these (code this process already trusts), never an arbitrary function to import.
+    """
+    from posterml.features.backbones import available_backbones, get_backbone
+
+    functions = (get_backbone(name).preprocess for name in available_backbones())
+    return {ref: f for f in functions if (ref := _function_ref(f)) is not None}
+
+
 def preprocessing_spec(preprocess: Callable[[np.ndarray], np.ndarray]) -> dict:
-    """How to rebuild ``preprocess`` offline: as an affine map, else as an importable name."""
+    """How to rebuild ``preprocess`` offline: as an affine map, else as a registered
+    backbone's preprocessing function (by name)."""
     affine = affine_preprocessing(preprocess)
     if affine is not None:
         return affine
-    module, name = getattr(preprocess, "__module__", None), getattr(preprocess, "__qualname__", "")
-    if not module or "<" in name:
+    ref = _function_ref(preprocess)
+    if ref is None or ref not in registered_preprocessing():
         raise ValueError(
             f"cannot save preprocessing {preprocess!r}: it is not an affine map of the RGB "
-            "channels and not an importable module-level function"
+            "channels and not the module-level preprocessing function of a registered backbone"
         )
-    return {"type": "import", "ref": f"{module}:{name}"}
+    return {"type": "import", "ref": ref}
 
 
 def preprocessing_from_spec(spec: dict) -> Callable[[np.ndarray], np.ndarray]:
-    """The inverse of ``preprocessing_spec``."""
-    if spec["type"] == "affine":
+    """The inverse of ``preprocessing_spec``; a name outside the allow-list is refused."""
+    if spec.get("type") == "affine":
         matrix = np.asarray(spec["matrix"], dtype=np.float32)
         bias = np.asarray(spec["bias"], dtype=np.float32)
+        if matrix.shape != (3, 3) or bias.shape != (3,):
+            raise ValueError("affine preprocessing needs a 3x3 matrix and 3 biases")
 
         def affine(x: np.ndarray) -> np.ndarray:
             flat = np.asarray(x, dtype=np.float32).reshape(-1, 3)
             return (flat @ matrix + bias).reshape(np.shape(x))
 
         return affine
-    module, _, name = spec["ref"].partition(":")
-    target: Any = importlib.import_module(module)
-    for part in name.split("."):
-        target = getattr(target, part)
-    return target
+    if spec.get("type") == "import":
+        allowed = registered_preprocessing()
+        if spec.get("ref") in allowed:
+            return allowed[spec["ref"]]
+        raise ValueError(
+            f"preprocessing {spec.get('ref')!r} is not the preprocessing of a registered "
+            f"backbone (known: {sorted(allowed)}); a saved model cannot name code to import"
+        )
+    raise ValueError(f"unknown preprocessing type {spec.get('type')!r}")
 
 
 # --- inference speed: batch norms folded into convolutions ---------------------------------------
@@ -480,8 +518,11 @@ class BackboneFeaturizer(Featurizer):
         self.cache = bool(spec["cache"])
         self.cache_root, self.workers, self.progress = None, None, True
         self._preprocess = preprocessing_from_spec(spec["preprocessing"])
+        if spec.get("model_file") != MODEL_FILE:  # never a path (or an .h5) chosen by the file
+            raise ValueError(f"{directory / SPEC_FILE}: model_file must be {MODEL_FILE!r}")
         # Loaded now, not lazily: the directory may be a temporary artifact download.
-        self._model = keras.models.load_model(directory / spec["model_file"], compile=False)
+        # safe_mode (Keras' default, spelt out so nothing turns it off) refuses Lambda layers.
+        self._model = keras.models.load_model(directory / MODEL_FILE, compile=False, safe_mode=True)
         self._build = lambda: self._model
         self._predict_fn = None
         return self

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from posterml.arrays import load_arrays, save_arrays
 from posterml.data.images import resize_gray, resize_rgb
 from posterml.features.extract import ExtractionResult, iter_image_batches
 from posterml.features.featurizers import (
@@ -175,21 +176,23 @@ class PixelPCAFeaturizer(Featurizer):
                 "n_samples_seen": self.n_samples_seen_,
             },
         )
-        np.savez(
+        save_arrays(
             directory / PCA_FILE,
-            mean=self.mean_,
-            components=self.components_,
-            explained_variance_ratio=self.explained_variance_ratio_,
+            {
+                "mean": self.mean_,
+                "components": self.components_,
+                "explained_variance_ratio": self.explained_variance_ratio_,
+            },
         )
 
     @classmethod
     def load(cls, directory: Path) -> PixelPCAFeaturizer:
         spec = read_spec(directory, cls.kind)
         self = cls(tuple(spec["size"]), spec["n_components"], spec["batch_size"])
-        with np.load(Path(directory) / PCA_FILE, allow_pickle=False) as arrays:
-            self.mean_ = arrays["mean"]
-            self.components_ = arrays["components"]
-            self.explained_variance_ratio_ = arrays["explained_variance_ratio"]
+        arrays = load_arrays(Path(directory) / PCA_FILE)  # allow_pickle=False
+        self.mean_ = arrays["mean"]
+        self.components_ = arrays["components"]
+        self.explained_variance_ratio_ = arrays["explained_variance_ratio"]
         self.n_samples_seen_ = int(spec["n_samples_seen"])
         return self
 

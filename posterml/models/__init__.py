@@ -1,1 +1,8 @@
-"""posterml.models"""
+"""posterml.models: genre classifiers.
+
+Importing the package imports every classifier module, so each registers its saved-model
+``kind`` (``@register_classifier``) before anything is loaded: ``load_classifier`` then
+dispatches through that registry, and ``base`` never needs to name its subclasses.
+"""
+
+from posterml.models import classic, keras_models, svm  # noqa: F401  (register their kinds)

@@ -3,16 +3,22 @@
 Both share one training routine (binary cross-entropy on sigmoid outputs, optional per-genre
 positive weighting, early stopping on validation) and one save format, so the two families
 differ only in the network they build. TensorFlow is imported lazily: it costs ~8 s.
+
+A saved Keras classifier is ``network.keras`` (architecture + weights, loaded in Keras' safe
+mode; the networks use no Lambda layers, so they need no unsafe deserialisation) next to the
+common ``classifier.json`` (hyperparameters, epochs trained) and ``arrays.npz`` (the MLP's
+standardisation mean and scale).
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from posterml.models.base import GenreClassifier
+from posterml.models.base import GenreClassifier, register_classifier
 
 POSITIVE_WEIGHTINGS = ("none", "sqrt", "balanced")
 
@@ -143,37 +149,38 @@ class KerasGenreClassifier(GenreClassifier):
         out = [self.model_.predict_on_batch(X[i : i + 256]) for i in range(0, len(X), 256)]
         return np.concatenate(out) if out else np.zeros((0, self.model_.output_shape[-1]))
 
-    def save(self, directory: Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.model_.save(directory / "network.keras")
-        state = {k: v for k, v in self.__dict__.items() if k != "model_"}
-        import joblib
+    # -- persistence: the network as a .keras file, the rest as JSON + arrays ------------
+    NETWORK_FILE = "network.keras"
 
-        joblib.dump(state, directory / "state.joblib")
-        (directory / "classifier.json").write_text(
-            json.dumps(
-                {"format": "keras", "class": f"{type(self).__module__}:{type(self).__qualname__}"}
-            )
-        )
+    def _save_fitted(self, directory: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        if self.model_ is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted: nothing to save")
+        self.model_.save(Path(directory) / self.NETWORK_FILE)
+        return {"epochs_trained_": int(self.epochs_trained_)}, self._input_arrays()
 
-    @classmethod
-    def load_from(cls, directory: Path) -> KerasGenreClassifier:
-        import importlib
-
-        import joblib
+    def _load_fitted(
+        self, fitted: Mapping[str, Any], arrays: Mapping[str, np.ndarray], directory: Path
+    ) -> None:
         import keras
 
-        directory = Path(directory)
-        module, name = json.loads((directory / "classifier.json").read_text())["class"].split(":")
-        klass = getattr(importlib.import_module(module), name)
-        obj = klass.__new__(klass)
-        obj.__dict__.update(joblib.load(directory / "state.joblib"))
-        # compile=False: the weighted loss is a training-time closure, not needed to predict.
-        obj.model_ = keras.models.load_model(directory / "network.keras", compile=False)
-        return obj
+        self.epochs_trained_ = int(fitted["epochs_trained_"])
+        self._restore_input_arrays(arrays)
+        # safe_mode (Keras' default, spelt out so nothing turns it off) refuses Lambda layers
+        # and other code a tampered file could carry. compile=False: the weighted loss is a
+        # training-time closure, not needed to predict.
+        self.model_ = keras.models.load_model(
+            Path(directory) / self.NETWORK_FILE, compile=False, safe_mode=True
+        )
+
+    def _input_arrays(self) -> dict[str, np.ndarray]:
+        """Arrays ``prepare`` learnt when fitting (none unless a subclass standardises)."""
+        return {}
+
+    def _restore_input_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Set what ``_input_arrays`` saved."""
 
 
+@register_classifier("mlp", format_version=1)
 class MLPClassifier(KerasGenreClassifier):
     """The study's MLP: 500-250-250-100 ReLU, dropout 0.2, MaxNorm(3), SGD with the learning
     rate halved every 10 epochs, sigmoid outputs. Inputs are standardised first."""
@@ -204,6 +211,12 @@ class MLPClassifier(KerasGenreClassifier):
             self.scale_ = X.std(axis=0) + 1e-6
         return (X - self.mean_) / self.scale_
 
+    def _input_arrays(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean_, "scale": self.scale_}
+
+    def _restore_input_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self.mean_, self.scale_ = arrays["mean"], arrays["scale"]
+
     def build_network(self, input_shape, n_outputs):
         import keras
         from keras import layers
@@ -230,6 +243,7 @@ class MLPClassifier(KerasGenreClassifier):
         return [keras.callbacks.LearningRateScheduler(lambda epoch: base * 0.5 ** (epoch // 10))]
 
 
+@register_classifier("scratch_cnn", format_version=1)
 class ScratchCNNClassifier(KerasGenreClassifier):
     """A CNN trained from scratch on resized RGB posters: 3 convolutions (5x5, 4x4, 3x3),
     ReLU, 2x2 max pooling after each, a dense head and sigmoid outputs."""

@@ -10,11 +10,21 @@ keeps only the support vectors, so predicting needs no training matrix.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.svm import SVC
 
-from posterml.models.base import GenreClassifier, constant_columns, sigmoid
+from posterml.models.base import (
+    GenreClassifier,
+    constant_columns,
+    flatten_ragged,
+    register_classifier,
+    sigmoid,
+    split_ragged,
+)
 
 
 def squared_distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -42,13 +52,19 @@ class DistanceCache:
         return self._store[key]
 
 
+@register_classifier("rbf_svm", format_version=1)
 class RBFSVMClassifier(GenreClassifier):
     """19 RBF SVCs (one per genre) on a shared kernel; scores = sigmoid(decision function).
 
     ``gamma_scale`` multiplies sklearn's ``gamma="scale"`` (1 / (n_features * X.var())), so
     the search range is the same whatever the feature size. ``class_weight="balanced"``
     reweights each genre's positives, the study's "balanced" model.
+
+    Saved as plain arrays: the support vectors, and per genre its duals, intercept and
+    support indices (ragged, so stored flat with offsets); ``distance_cache`` is not saved.
     """
+
+    _not_saved = ("distance_cache",)
 
     def __init__(
         self,
@@ -93,7 +109,7 @@ class RBFSVMClassifier(GenreClassifier):
             np.array([position[int(r)] for r in s], dtype=int) for s in support_sets
         ]
         self.support_vectors_ = X[union]
-        self.distance_cache = None  # never pickle the trial cache with the model
+        self.distance_cache = None  # the trial cache is a run's helper, not part of the model
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
@@ -111,3 +127,45 @@ class RBFSVMClassifier(GenreClassifier):
 
     def predict_scores(self, X: np.ndarray) -> np.ndarray:
         return sigmoid(self.decision_function(X))
+
+    def _save_fitted(self, directory: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        duals, dual_offsets = flatten_ragged([np.asarray(d, np.float64) for d in self.duals_])
+        index, index_offsets = flatten_ragged(
+            [np.asarray(i, np.int64) for i in self.support_index_]
+        )
+        fitted = np.array([b is not None for b in self.intercepts_])
+        intercepts = np.array([0.0 if b is None else b for b in self.intercepts_], np.float64)
+        return {}, {
+            "gamma": np.asarray(self.gamma_),  # 0-d, keeps its dtype (float32 from X.var())
+            "constant_scores": self.constant_scores_,
+            "support_vectors": self.support_vectors_,
+            "duals": duals.astype(np.float64),
+            "dual_offsets": dual_offsets,
+            "support_index": index.astype(np.int64),
+            "support_index_offsets": index_offsets,
+            "intercepts": intercepts,
+            "genre_fitted": fitted,
+        }
+
+    def _load_fitted(
+        self, fitted: Mapping[str, Any], arrays: Mapping[str, np.ndarray], directory: Path
+    ) -> None:
+        self.gamma_ = arrays["gamma"][()]
+        self.constant_scores_ = arrays["constant_scores"]
+        self.support_vectors_ = arrays["support_vectors"]
+        self.duals_ = split_ragged(arrays["duals"], arrays["dual_offsets"], "duals")
+        self.support_index_ = split_ragged(
+            arrays["support_index"], arrays["support_index_offsets"], "support_index"
+        )
+        self.intercepts_ = [
+            float(b) if ok else None
+            for b, ok in zip(arrays["intercepts"], arrays["genre_fitted"], strict=True)
+        ]
+        n_genres, n_support = len(self.constant_scores_), len(self.support_vectors_)
+        if not len(self.duals_) == len(self.support_index_) == len(self.intercepts_) == n_genres:
+            raise ValueError("saved SVM: per-genre arrays disagree on the number of genres")
+        for dual, index in zip(self.duals_, self.support_index_, strict=True):
+            if len(dual) != len(index) or (
+                len(index) and not 0 <= index.min() <= index.max() < n_support
+            ):
+                raise ValueError("saved SVM: support indices do not match the support vectors")
