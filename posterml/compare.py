@@ -48,10 +48,7 @@ def comparison_table(run_ids: dict[str, str]) -> pd.DataFrame:
         if baseline is None:
             baseline = {"model": "baseline: 2 most frequent genres", "balanced": "", "run_id": ""}
             baseline.update(
-                {
-                    k: metrics.get(k.replace("_f1_", "_baseline_f1_"))
-                    for k in TABLE_METRICS
-                }
+                {k: metrics.get(k.replace("_f1_", "_baseline_f1_")) for k in TABLE_METRICS}
             )
     if baseline:
         rows.append(baseline)

@@ -324,7 +324,7 @@ def _pipeline_inputs(tmp_path: Path, n: int = 12) -> tuple[list[str], np.ndarray
 @pytest.mark.parametrize("name", ["logreg", "knn", "random_forest", "rbf_svm"])
 def test_saved_pipeline_holds_no_pickle(name: str, tmp_path: Path) -> None:
     from posterml.data.images import load_image
-    from posterml.evaluation.thresholds import DecisionRule
+    from posterml.evaluation.decision import DecisionLayer
     from posterml.features.pixels import PixelPCAFeaturizer
     from posterml.serving.pyfunc import PosterPipeline
 
@@ -332,7 +332,9 @@ def test_saved_pipeline_holds_no_pickle(name: str, tmp_path: Path) -> None:
     featurizer = PixelPCAFeaturizer((30, 20), n_components=4, batch_size=5, progress=False)
     X = featurizer.fit(paths).transform_paths(paths).features
     model = {**FITTED, "knn": lambda: ClassicClassifier("knn", n_neighbors=3)}[name]()
-    pipeline = PosterPipeline(featurizer, model.fit(X, Y), DecisionRule(), {"family": name})
+    model.fit(X, Y)
+    layer = DecisionLayer().fit(model.predict_scores(X), Y)
+    pipeline = PosterPipeline(featurizer, model, layer, {"family": name})
     pipeline.save(tmp_path / "pipeline")
 
     seen = assert_no_pickles(tmp_path / "pipeline")
@@ -345,15 +347,17 @@ def test_saved_pipeline_holds_no_pickle(name: str, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_saved_keras_pipeline_holds_no_pickle(tmp_path: Path) -> None:
     from posterml.data.images import load_image
-    from posterml.evaluation.thresholds import DecisionRule
+    from posterml.evaluation.decision import DecisionLayer
     from posterml.features.pixels import PixelFeaturizer
     from posterml.serving.pyfunc import PosterPipeline
 
     paths, Y = _pipeline_inputs(tmp_path)
     featurizer = PixelFeaturizer((24, 16), progress=False)
     model = ScratchCNNClassifier(epochs=1, filters=(4, 4, 4), dense_units=8)
-    model.fit(featurizer.transform_paths(paths).features, Y)
-    pipeline = PosterPipeline(featurizer, model, DecisionRule(), {"family": "scratch_cnn"})
+    X = featurizer.transform_paths(paths).features
+    model.fit(X, Y)
+    layer = DecisionLayer().fit(model.predict_scores(X), Y)
+    pipeline = PosterPipeline(featurizer, model, layer, {"family": "scratch_cnn"})
     pipeline.save(tmp_path / "pipeline")
 
     assert "classifier/network.keras" in assert_no_pickles(tmp_path / "pipeline")
