@@ -43,7 +43,7 @@ from benchmarks.serving import (
     payload,
     poster_files,
 )
-from posterml.serving.server import LocalModelServer
+from posterml.serving.server import LocalModelServer, process_group_rss
 
 BOMB_SIDE = 6324  # 6324^2 = 39,992,976 pixels: just under the old 40 Mpx per-image limit
 SETTLE_S = 3.0  # wait after the last request before reading "after" memory
@@ -51,25 +51,6 @@ SAMPLE_EVERY_S = 0.1
 
 
 # --------------------------------------------------------------------------- memory
-def group_rss_bytes(pgid: int) -> int:
-    """Total resident memory of the processes in process group ``pgid`` (0 if none)."""
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-            # Fields after the parenthesised command: state ppid pgrp ...
-            if int(stat.rsplit(")", 1)[1].split()[2]) != pgid:
-                continue
-            for line in Path(entry.path, "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except (OSError, ValueError, IndexError):
-            continue  # the process exited while being read
-    return total
-
-
 class PeakSampler:
     """Samples a process group's RSS in a thread; ``peak`` is the largest value seen."""
 
@@ -81,7 +62,7 @@ class PeakSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, group_rss_bytes(self.pgid))
+            self.peak = max(self.peak, process_group_rss(self.pgid))
             self._stop.wait(SAMPLE_EVERY_S)
 
     def __enter__(self) -> PeakSampler:
@@ -224,28 +205,30 @@ def load_table(args, results: LoadResults, rss: dict[str, int | None]) -> str:
 
 
 # --------------------------------------------------------------------------- bomb
-def run_bomb(url: str, pgid: int | None, rows: int, good: str) -> str:
+def run_bomb(url: str, pgid: int | None, rows: int, good: str, side: int = BOMB_SIDE) -> str:
     """Send the pixel-bomb request once; a table of the answer and the server's memory."""
     import requests
 
-    png = pixel_bomb_png()
+    png = pixel_bomb_png(side)
     body = payload([base64.b64encode(png).decode()] * rows)
-    before = group_rss_bytes(pgid) if pgid else None
+    before = process_group_rss(pgid) if pgid else None
     with PeakSampler(pgid) as sampler:
         start = time.perf_counter()
         response = requests.post(f"{url}/invocations", data=body, headers=HEADERS, timeout=300)
         elapsed = time.perf_counter() - start
         time.sleep(SETTLE_S)
-    after = group_rss_bytes(pgid) if pgid else None
+    after = process_group_rss(pgid) if pgid else None
     try:
-        message = response.json().get("message", "")[:300]
+        message = response.json().get("message", "")
     except ValueError:
-        message = response.text[:300]
+        message = response.text
+    # MLflow puts a repr of the input before the model's own message ("...Error: ...").
+    message = message.rpartition("Error: ")[2][:300].replace("\n", " ")
     check = requests.post(f"{url}/invocations", data=payload([good]), headers=HEADERS, timeout=60)
     rows_out = [
         (
             "request",
-            f"{rows} x {BOMB_SIDE}x{BOMB_SIDE} 1-bit PNG ({len(png):,} bytes each), "
+            f"{rows} x {side}x{side} 1-bit PNG ({len(png):,} bytes each), "
             f"{len(body):,} bytes of JSON",
         ),
         ("answer", f"HTTP {response.status_code} in {elapsed:.2f} s"),
@@ -276,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=5, help="warm-up requests")
     parser.add_argument("--bomb", action="store_true", help="send the pixel-bomb request")
     parser.add_argument("--bomb-rows", type=int, default=8, help="bomb images in the request")
+    parser.add_argument(
+        "--bomb-side",
+        type=int,
+        default=BOMB_SIDE,
+        help=f"bomb width = height (default {BOMB_SIDE}; 3873 = 15 Mpx passes the default limits)",
+    )
     parser.add_argument("--posters", type=Path, default=DEFAULT_POSTERS)
     return parser
 
@@ -301,18 +290,18 @@ def main(argv: list[str] | None = None) -> int:
                 server = LocalModelServer(args.model, Path(tmp)).start()
                 url, pgid = server.url, server.process.pid  # its own session: pgid == pid
             if args.bomb:
-                print(run_bomb(url, pgid, args.bomb_rows, images[0]))
+                print(run_bomb(url, pgid, args.bomb_rows, images[0], args.bomb_side))
                 return 0
             import requests
 
             for body in bodies[: args.warmup]:
                 requests.post(f"{url}/invocations", data=body, headers=HEADERS, timeout=120)
-            rss: dict[str, int | None] = {"before": group_rss_bytes(pgid) if pgid else None}
+            rss: dict[str, int | None] = {"before": process_group_rss(pgid) if pgid else None}
             with PeakSampler(pgid) as sampler:
                 results = run_load(url, bodies, args.clients, args.seconds, args.max_requests)
             rss["peak"] = sampler.peak if pgid else None
             time.sleep(SETTLE_S)
-            rss["after"] = group_rss_bytes(pgid) if pgid else None
+            rss["after"] = process_group_rss(pgid) if pgid else None
         finally:
             if server is not None:
                 server.stop()
