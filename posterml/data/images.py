@@ -42,6 +42,10 @@ ACCEPTED_TEXT = "JPEG, PNG, WebP"
 # (features bit-identical).
 REDUCING_GAP = 3
 
+# Bumped whenever the same bytes may decode to different pixels (feature caches key on it).
+# 2: decoding towards the model's size, 16-bit scaling, transparency on white.
+DECODER_VERSION = 2
+
 # Magic numbers of formats that are refused, to say what was sent instead of "not an image".
 _REFUSED_MAGIC = (
     (b"GIF8", "GIF"),

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from PIL import Image
 
-from posterml.data.images import resize_rgb, to_rgb
+from posterml.data.images import DECODER_VERSION, resize_rgb, to_rgb
 from posterml.features.cache import FeatureCache, hash_files, namespace_for
 from posterml.features.extract import ExtractionResult, iter_image_batches
 
@@ -379,8 +379,10 @@ class BackboneFeaturizer(Featurizer):
 
     @property
     def namespace(self) -> str:
-        """The feature-cache namespace: backbone, input size, preprocessing version."""
-        return namespace_for(self.backbone, self.input_size, self.preprocessing_version)
+        """The feature-cache namespace: backbone, input size, preprocessing and decoder
+        versions (``efficientnet_lite0-224x224-v1-dec2``)."""
+        version = f"{self.preprocessing_version}-dec{DECODER_VERSION}"
+        return namespace_for(self.backbone, self.input_size, version)
 
     def feature_cache(self) -> FeatureCache:
         return FeatureCache(self.namespace, self.cache_root)
