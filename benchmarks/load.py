@@ -3,6 +3,7 @@
     python -m benchmarks.load --model models:/poster-genre-classifier@champion
     python -m benchmarks.load --model runs:/RUN_ID/model --clients 4 --seconds 60 --rows 1
     python -m benchmarks.load --model models:/poster-genre-classifier@champion --bomb
+    python -m benchmarks.load --bomb --bomb-side 3873 --bomb-rows 6   # allowed: 6 x 15 Mpx
 
 Starts ``mlflow models serve`` (local env, 127.0.0.1, a free port; ``--url`` uses a server
 already running on this machine instead), then either
@@ -10,9 +11,10 @@ already running on this machine instead), then either
 * load: ``--clients`` threads post ``--rows``-poster requests back to back for ``--seconds``
   (and at most ``--max-requests`` in all), and prints req/s, images/s, p50/p95 latency, the
   errors, and the server's resident memory before, at its peak and after; or
-* ``--bomb``: posts one request of ``--bomb-rows`` one-bit PNGs of 6324x6324 pixels (~12 kB
-  each, ~160 MB each once decoded to RGB), prints the answer and the server's memory before,
-  at its peak and after, then checks that a normal poster still gets a 200.
+* ``--bomb``: posts one request of ``--bomb-rows`` (8) one-bit PNGs of ``--bomb-side``
+  squared pixels (6324x6324: ~12 kB each, ~160 MB each once decoded to RGB; the request is
+  the issue's 129 kB of JSON), prints the answer and the server's memory before, at its peak
+  and after, then checks that a normal poster still gets a 200.
 
 Memory is the sum of the resident set sizes (``VmRSS``) of the server's process group (the
 ``mlflow`` launcher and its uvicorn worker), read from ``/proc``; it is only known for a server

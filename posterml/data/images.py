@@ -51,7 +51,6 @@ _REFUSED_MAGIC = (
     (b"GIF8", "GIF"),
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
-    (b"BM", "BMP"),
     (b"%!PS", "PostScript/EPS"),
     (b"\xc5\xd0\xd3\xc6", "EPS"),
     (b"%PDF", "PDF"),
@@ -63,7 +62,7 @@ _REFUSED_MAGIC = (
     (b"DDS ", "DDS"),
 )
 
-_ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
+_ALPHA_MODES = ("LA", "PA", "RGBA", "RGBa")
 _REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "CMYK")
 _WHITE = (255, 255, 255)
 
@@ -86,6 +85,8 @@ def _refused_format(data: bytes) -> str | None:
     for magic, name in _REFUSED_MAGIC:
         if data.startswith(magic):
             return name
+    if data.startswith(b"BM") and data[6:10] == b"\x00\x00\x00\x00":  # + size, reserved 0
+        return "BMP"
     head = data[:512].lstrip().lower()
     if head.startswith((b"<?xml", b"<svg", b"<!doctype svg")) and b"<svg" in data[:4096].lower():
         return "SVG"
