@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from posterml.data.dataset import load_dataset
-from posterml.data.images import load_image
+from posterml.data.images import DECODER_VERSION, load_image
 from posterml.features import backbones
 from posterml.features.backbones import Backbone, register_backbone
 from posterml.features.cache import FeatureCache, file_sha256, namespace_for
@@ -367,6 +367,8 @@ class _Payload:
 def test_backbone_params_and_lazy_tensorflow() -> None:
     params = BackboneFeaturizer(TINY).params()
     assert params["backbone"] == TINY and params["input_size"] == "32x24"
+    # Cached features are only reused with the decoder that made them.
+    assert BackboneFeaturizer(TINY).namespace.endswith(f"-dec{DECODER_VERSION}")
     code = (
         "import sys, posterml.features.featurizers, posterml.features.pixels; "
         "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"

@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from bad_inputs import BAD_IMAGES, ODD_GOOD_IMAGES, b64, bad_image, expected_words, poster_jpeg
 from helpers import write_image
 from model_fixture import model_store, tiny_model  # noqa: F401
 
 from posterml.cli import main
 from posterml.genres import GENRES
 from posterml.serving.predict import collect_files, predict_files, skipped_path
-from posterml.serving.pyfunc import SCORE_COLUMNS, load_pipeline
+from posterml.serving.pyfunc import SCORE_COLUMNS, decode_images, load_pipeline
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -192,3 +193,54 @@ def test_killed_predict_leaves_no_temp_file(tiny_model, tmp_path, signum):
     assert not left, (left, err[-2000:])  # no temp file, no output, no skipped list
     assert process.returncode == 128 + signum, err[-2000:]  # 143/130, as a shell says
     assert "Traceback" not in err
+
+
+SUFFIXES = {"animated-gif": ".gif", "tiff": ".tiff", "bmp": ".bmp", "svg": ".svg", "eps": ".eps"}
+
+
+def _suffix(data: bytes) -> str:
+    return ".png" if data.startswith(b"\x89PNG") else ".webp" if data[8:12] == b"WEBP" else ".jpg"
+
+
+def test_cli_predict_skips_and_lists_the_bad_corpus(model_store, tmp_path, capsys):
+    """tests/bad_inputs.py through ``posterml predict``: bad files skipped with their
+    reason, unusual but valid posters predicted."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    bad, good = {}, []
+    for case in BAD_IMAGES:
+        path = folder / f"{case}{SUFFIXES.get(case, '.png' if 'png' in case else '.jpg')}"
+        path.write_bytes(bad_image(case))
+        bad[str(path)] = case
+    for case, build in ODD_GOOD_IMAGES.items():
+        data = build()
+        good.append(folder / f"{case}{_suffix(data)}")
+        good[-1].write_bytes(data)
+    out = tmp_path / "genres.csv"
+    files = [str(p) for p in [*good, *map(Path, bad)]]
+    args = ["--model", model_store.model_uri, "--out", str(out), "--no-progress"]
+    code = main(["predict", *files, *args])
+    assert code == 0
+    assert pd.read_csv(out)["file"].tolist() == [str(p) for p in good]
+    skipped = pd.read_csv(skipped_path(out))
+    reasons = dict(zip(skipped["file"], skipped["reason"], strict=True))
+    assert set(reasons) == set(bad)
+    for path, case in bad.items():
+        assert any(word in reasons[path] for word in expected_words(case)), (case, reasons[path])
+    assert f"{len(bad)} unreadable" in capsys.readouterr().out
+
+
+def test_cli_predict_decodes_like_the_server(model_store, tmp_path):
+    """A large poster is decoded towards the model's input size, as the server does."""
+    path = tmp_path / "large.jpg"
+    path.write_bytes(poster_jpeg(seed=3, width=2000, height=3000))
+    out = tmp_path / "genres.csv"
+    predict_files([path], model_store.model_uri, out, progress=False)
+    pipeline = load_pipeline(model_store.model_uri)
+    served = pipeline.predict_frame(
+        decode_images(
+            pd.DataFrame({"image": [b64(path.read_bytes())]}), featurizer=pipeline.featurizer
+        )
+    )
+    table = pd.read_csv(out, keep_default_na=False)
+    np.testing.assert_allclose(table[SCORE_COLUMNS].to_numpy(), served[SCORE_COLUMNS], atol=1e-6)

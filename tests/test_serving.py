@@ -14,6 +14,7 @@ import base64
 import io
 import shutil
 import string
+import threading
 import time
 from pathlib import Path
 
@@ -21,6 +22,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+from bad_inputs import (
+    BAD_IMAGES,
+    LARGE_SIDE,
+    ODD_GOOD_IMAGES,
+    b64,
+    bad_image,
+    batch_with_one_bad_row,
+    expected_words,
+    fifty_mb_value,
+    one_bit_png,
+    png8,
+    png16_twin,
+    poster_jpeg,
+)
 from model_fixture import ScoringServer, tiny_model, tracking_store  # noqa: F401
 from PIL import Image
 
@@ -101,10 +116,12 @@ def records_payload(values: list[str], years=None) -> dict:
 def assert_matches_pipeline(
     predictions: list[dict], images_b64: list[str], pipeline, years=None
 ) -> None:
-    """One well-formed answer per image, equal to the in-process prediction."""
+    """One well-formed answer per image, equal to the in-process prediction (decoded as the
+    server and training do: towards the featurizer's input size)."""
     assert len(predictions) == len(images_b64)
+    frame = pd.DataFrame({"image": images_b64})
     expected = pipeline.predict_frame(
-        decode_images(pd.DataFrame({"image": images_b64})),
+        decode_images(frame, featurizer=pipeline.featurizer),
         None if years is None else np.asarray(years, dtype=float),
     )
     for answer, (_, want) in zip(predictions, expected.iterrows(), strict=True):
@@ -122,6 +139,15 @@ def assert_still_serving(server: ScoringServer, image_b64: str) -> None:
     response = invoke(server, records_payload([image_b64]))
     assert response.status_code == 200, response.text[:2000]
     assert len(response.json()["predictions"]) == 1
+
+
+def scores_of(predictions: list[dict]) -> np.ndarray:
+    return np.array([[p[c] for c in SCORE_COLUMNS] for p in predictions], dtype=float)
+
+
+def model_message(response: requests.Response) -> str:
+    """The model's own message (MLflow puts a repr of the input before it)."""
+    return response.json()["message"].rpartition("Error: ")[2]
 
 
 # --------------------------------------------------------------------------- good requests
@@ -160,7 +186,7 @@ def _truncated_jpeg(path: Path) -> str:
     return base64.b64encode(data[: len(data) // 2]).decode("ascii")
 
 
-BAD_IMAGES = {
+BAD_VALUES = {
     "not-base64": (lambda files: "@@@not base64!!", "not valid base64"),
     "base64-of-text": (
         lambda files: base64.b64encode(b"Casablanca, 1942, a love story").decode(),
@@ -175,9 +201,9 @@ BAD_IMAGES = {
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_IMAGES))
+@pytest.mark.parametrize("case", list(BAD_VALUES))
 def test_bad_image_gets_400_naming_the_problem(server, image_files, images_b64, case):
-    make, expected = BAD_IMAGES[case]
+    make, expected = BAD_VALUES[case]
     payload = split_payload([images_b64[0], make(image_files)])
     start = time.perf_counter()
     response = invoke(server, payload)
@@ -212,3 +238,113 @@ def test_server_never_opens_a_path_even_if_it_is_valid_base64(server, images_b64
     assert response.status_code == 400, response.text[:2000]
     assert "not an image" in response.json()["message"]
     assert_still_serving(server, images_b64[0])
+
+
+# --------------------------------------------------------------------------- the corpus
+@pytest.mark.parametrize("case", list(BAD_IMAGES))
+def test_corpus_bad_image_gets_400_naming_row_and_problem(server, images_b64, case):
+    """tests/bad_inputs.py: each refused quickly, from its header where it can be."""
+    start = time.perf_counter()
+    response = invoke(server, split_payload([images_b64[0], b64(bad_image(case))]))
+    elapsed = time.perf_counter() - start
+    assert response.status_code == 400, response.text[:2000]
+    message = model_message(response)
+    assert message.startswith("1 of 2 image(s) unusable: row 1: "), message[:500]
+    assert any(word in message for word in expected_words(case)), message[:500]
+    assert elapsed < 3, f"{case} took {elapsed:.1f} s to refuse"
+    assert_still_serving(server, images_b64[0])
+
+
+def test_odd_but_valid_posters_are_all_scored(server, pipeline):
+    """CMYK, alpha, palette, 16-bit, 1-bit, 1x1, WebP, a 2000x3000 JPEG: one 200."""
+    values = [b64(build()) for build in ODD_GOOD_IMAGES.values()]
+    response = invoke(server, records_payload(values))
+    assert response.status_code == 200, model_message(response)[:2000]
+    assert_matches_pipeline(response.json()["predictions"], values, pipeline)
+
+
+def test_16bit_png_gets_the_scores_of_its_8bit_twin(server, image_files):
+    poster = Image.open(image_files[0]).convert("RGB")
+    rgb, gray = np.asarray(poster), np.asarray(poster.convert("L"))
+    values = [b64(png8(gray)), b64(png16_twin(gray)), b64(png8(rgb)), b64(png16_twin(rgb))]
+    response = invoke(server, split_payload(values))
+    assert response.status_code == 200, model_message(response)[:2000]
+    scores = scores_of(response.json()["predictions"])
+    np.testing.assert_allclose(scores[1], scores[0], rtol=1e-9, atol=1e-12)  # gray used to be white
+    np.testing.assert_allclose(scores[3], scores[2], rtol=1e-9, atol=1e-12)
+
+
+def test_rows_and_pixels_per_request_are_limited_before_decoding(server, images_b64):
+    tiny = b64(poster_jpeg(width=8, height=12))
+    response = invoke(server, split_payload([tiny] * 513))
+    assert response.status_code == 400, response.text[:2000]
+    assert "513 rows" in model_message(response) and "POSTERML_MAX_ROWS" in model_message(response)
+    # 7 images of 15 Mpx (each under the per-image limit): 105 Mpx > 100 Mpx per request.
+    start = time.perf_counter()
+    response = invoke(server, split_payload([images_b64[0]] + [b64(one_bit_png(LARGE_SIDE))] * 7))
+    elapsed = time.perf_counter() - start
+    assert response.status_code == 400, response.text[:2000]
+    message = model_message(response)
+    assert "POSTERML_MAX_REQUEST_PIXELS" in message and "crossed at row 7" in message, message
+    assert elapsed < 3, f"refusing took {elapsed:.1f} s (was it decoded?)"
+    assert_still_serving(server, images_b64[0])
+
+
+def test_one_bad_row_in_500_fails_the_batch_naming_it(server, images_b64):
+    """Kept behaviour: a batch is all or nothing, and the 400 names the bad row."""
+    response = invoke(server, split_payload(batch_with_one_bad_row(500, bad_row=317)))
+    assert response.status_code == 400, response.text[:2000]
+    message = model_message(response)
+    assert message.startswith("1 of 500 image(s) unusable: row 317: corrupt or truncated"), message
+    assert_still_serving(server, images_b64[0])
+
+
+def test_a_50_mb_body_is_refused(server, images_b64):
+    response = invoke(server, split_payload([images_b64[0], fifty_mb_value()]))
+    assert response.status_code == 400, response.text[-2000:]
+    assert "row 1: image payload too large (50,000,000 base64" in model_message(response)
+    assert_still_serving(server, images_b64[0])
+
+
+def test_null_image_and_wrong_or_extra_columns(server, images_b64):
+    response = invoke(server, split_payload([images_b64[0], None]))
+    assert response.status_code == 400, response.text[:2000]
+    assert "row 1" in response.json()["message"] and "null" in response.json()["message"].lower()
+    response = invoke(server, {"dataframe_records": [{"img": images_b64[0]}]})
+    assert response.status_code == 400 and "image" in response.json()["message"]
+    # Extra columns are ignored: the answer is the one without them.
+    extra = invoke(server, {"dataframe_records": [{"image": images_b64[0], "title": "Heat"}]})
+    plain = invoke(server, records_payload([images_b64[0]]))
+    assert extra.status_code == 200, extra.text[:2000]
+    assert extra.json()["predictions"] == plain.json()["predictions"]
+
+
+def test_memory_returns_after_a_large_request(server, images_b64):
+    """6 images of 15 Mpx (within every limit): decoded one at a time, each shrunk at once.
+
+    Before bounded decoding, this request took the server from ~500 MB to ~870 MB (each image
+    kept as 60 MB of RGB) and it stayed ~40 MB higher afterwards.
+    """
+    values = [b64(one_bit_png(LARGE_SIDE))] * 6
+    assert_still_serving(server, images_b64[0])
+    before, peak, done = server.rss_bytes(), [0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], server.rss_bytes())
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        response = invoke(server, split_payload(values))
+    finally:
+        done.set()
+        sampler.join()
+    assert response.status_code == 200, model_message(response)[:2000]
+    time.sleep(1)
+    after = server.rss_bytes()
+    mib = 2**20
+    assert before > 100 * mib  # really measured the server
+    assert peak[0] - before < 150 * mib, f"peak +{(peak[0] - before) / mib:.0f} MB"
+    assert after - before < 40 * mib, f"after +{(after - before) / mib:.0f} MB"

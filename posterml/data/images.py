@@ -1,8 +1,14 @@
 """Safe image decoding shared by training, feature extraction, batch prediction and serving.
 
 One decoder everywhere means a poster is turned into pixels the same way in training and in
-serving. Every failure (truncated file, zero bytes, not an image, decompression bomb) becomes an
-``ImageDecodeError`` with a short reason, so callers can report and skip instead of crashing.
+serving. Every failure (truncated file, zero bytes, not an image, a format that is not
+accepted, decompression bomb) becomes an ``ImageDecodeError`` with a short reason, so callers
+can report and skip instead of crashing.
+
+Decoding happens in two steps, so that a server can check a whole request from the headers
+before it decodes any pixel: ``open_image`` reads the header only (format, size), and
+``finish_decode`` decodes, straight towards the size the model needs (``min_size``), then
+converts to 8-bit RGB. ``decode_image`` does both.
 """
 
 from __future__ import annotations
@@ -14,8 +20,51 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-# Posters are at most a few megapixels; anything far above is a mistake or an attack.
-MAX_IMAGE_PIXELS = 40_000_000
+# Posters are at most a few megapixels (TMDb originals ~2000x3000 = 6 Mpx); anything far
+# above is a mistake or an attack. 16 Mpx (4000x4000) bounds one decode to ~64 MB: a JPEG is
+# decoded at reduced scale, but a PNG/WebP is decoded at full size first (up to 4 bytes a
+# pixel). The server's limit defaults to this and is configurable (serving/limits.py).
+MAX_IMAGE_PIXELS = 16_000_000
+
+# The formats the decoder opens: what posters come as (TMDb serves JPEG, the web PNG/WebP).
+# Every other Pillow plugin stays closed: GIF/TIFF/BMP/ICO/PSD... are not posters, and some
+# plugins reach far (EPS runs Ghostscript where it is installed).
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
+ACCEPTED_TEXT = "JPEG, PNG, WebP"
+
+# Decoding may shrink an image, but never below REDUCING_GAP times the model's input size in
+# either dimension: the final bilinear resize then still averages >= 3 decoded pixels per
+# output pixel, close to resizing from full resolution (Pillow's resize(reducing_gap=...)).
+# Measured on 50 real posters upscaled 4x (1200x1800), EfficientNet-Lite0 224x224 features
+# moved by 1.7% (median relative L2; max 2.9%) with a gap of 3, 2.7% (max 6.1%) with 2;
+# re-encoding the same posters as JPEG q90 moves them by 4.4%, and two different posters
+# are ~107% apart. Posters of ~300x450 going to 224x224 or 150x100 are not shrunk at all
+# (features bit-identical).
+REDUCING_GAP = 3
+
+# Bumped whenever the same bytes may decode to different pixels (feature caches key on it).
+# 2: decoding towards the model's size, 16-bit scaling, transparency on white.
+DECODER_VERSION = 2
+
+# Magic numbers of formats that are refused, to say what was sent instead of "not an image".
+_REFUSED_MAGIC = (
+    (b"GIF8", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"%!PS", "PostScript/EPS"),
+    (b"\xc5\xd0\xd3\xc6", "EPS"),
+    (b"%PDF", "PDF"),
+    (b"8BPS", "PSD"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+    (b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (b"qoif", "QOI"),
+    (b"DDS ", "DDS"),
+)
+
+_ALPHA_MODES = ("LA", "PA", "RGBA", "RGBa")
+_REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "CMYK")
+_WHITE = (255, 255, 255)
 
 
 class ImageDecodeError(ValueError):
@@ -27,49 +76,174 @@ class ImageDecodeError(ValueError):
         super().__init__(f"{source}: {reason}" if source else reason)
 
 
-def decode_image(data: bytes, source: str = "") -> Image.Image:
-    """Decode image bytes into a fully loaded RGB ``PIL.Image``.
+class ImageTooLarge(ImageDecodeError):
+    """An image has more pixels than allowed (known from its header, nothing decoded)."""
 
-    Raises ``ImageDecodeError`` for empty input, unknown formats, truncated data and images
-    above ``MAX_IMAGE_PIXELS`` (checked from the header, before any pixel is decoded).
+
+def _refused_format(data: bytes) -> str | None:
+    """The name of a known but refused format, from the first bytes (None if unknown)."""
+    for magic, name in _REFUSED_MAGIC:
+        if data.startswith(magic):
+            return name
+    if data.startswith(b"BM") and data[6:10] == b"\x00\x00\x00\x00":  # + size, reserved 0
+        return "BMP"
+    head = data[:512].lstrip().lower()
+    if head.startswith((b"<?xml", b"<svg", b"<!doctype svg")) and b"<svg" in data[:4096].lower():
+        return "SVG"
+    return None
+
+
+def open_image(
+    data: bytes,
+    source: str = "",
+    max_pixels: int | None = MAX_IMAGE_PIXELS,
+    *,
+    limit_name: str = "",
+) -> Image.Image:
+    """Read the header of image bytes: a lazy ``PIL.Image`` (format and size known, no pixels).
+
+    Raises ``ImageDecodeError`` for empty input and formats outside ``ACCEPTED_FORMATS``,
+    ``ImageTooLarge`` above ``max_pixels`` (None: Pillow's own bomb guard only); the message
+    names the limit as ``limit_name`` (e.g. the variable that sets it) when given.
     """
     if not data:
         raise ImageDecodeError("empty image (0 bytes)", source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise ImageDecodeError(
-                    f"image too large: {width}x{height} pixels (limit {MAX_IMAGE_PIXELS:,} pixels)",
-                    source,
-                )
-            image.load()
-    except ImageDecodeError:
-        raise
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError:
+        refused = _refused_format(data)
+        if refused:
+            raise ImageDecodeError(
+                f"unsupported image format {refused} (accepted: {ACCEPTED_TEXT})", source
+            ) from None
         raise ImageDecodeError("not an image (unrecognised format)", source) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        # Pillow's own guard fires on absurd sizes before our check can: same verdict.
-        raise ImageDecodeError(
-            f"image too large (decompression bomb guard): {exc}", source
-        ) from None
+        # Pillow's own guard (~89 Mpx) fires inside open(), before our check can: same verdict.
+        raise ImageTooLarge(f"image too large (decompression bomb guard): {exc}", source) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"corrupt or truncated image: {exc}", source) from None
-    if image.mode != "RGB":
-        image = image.convert("RGB")
+    width, height = image.size
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLarge(
+            f"image too large: {width}x{height} = {width * height:,} pixels "
+            f"(limit {max_pixels:,} pixels per image{', ' + limit_name if limit_name else ''})",
+            source,
+        )
     return image
 
 
-def load_image(path: str | Path) -> Image.Image:
+def finish_decode(
+    image: Image.Image, source: str = "", min_size: tuple[int, int] | None = None
+) -> Image.Image:
+    """Decode an ``open_image`` result into a loaded 8-bit RGB ``PIL.Image``.
+
+    With ``min_size`` = (height, width), the model's input size, the image is decoded
+    smaller where it is much larger: JPEG at 1/2, 1/4 or 1/8 scale in the decoder itself
+    (``Image.draft``: the full-size pixels never exist), other formats by integer box
+    reduction right after decoding, never below ``REDUCING_GAP`` x ``min_size``.
+
+    Every mode becomes 8-bit RGB faithfully: 16-bit gray/RGB scaled to 8 bits (a 16-bit PNG
+    gives its 8-bit twin's pixels), transparency composited on white, palette, CMYK and 1-bit
+    converted.
+    """
+    if min_size is not None and image.format in ("JPEG", "MPO"):
+        height, width = min_size
+        image.draft(None, (max(1, width * REDUCING_GAP), max(1, height * REDUCING_GAP)))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(f"image too large (decompression bomb guard): {exc}", source) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageDecodeError(f"corrupt or truncated image: {exc}", source) from None
+    image = _to_8bit(image, source)
+    if min_size is not None:
+        image = _reduce(image, min_size)
+    return to_rgb(image)
+
+
+def decode_image(
+    data: bytes,
+    source: str = "",
+    *,
+    max_pixels: int | None = MAX_IMAGE_PIXELS,
+    min_size: tuple[int, int] | None = None,
+) -> Image.Image:
+    """Decode image bytes into a fully loaded 8-bit RGB ``PIL.Image``.
+
+    Raises ``ImageDecodeError`` for empty input, formats outside ``ACCEPTED_FORMATS``,
+    truncated data, and (``ImageTooLarge``) images above ``max_pixels`` (checked from the
+    header, before any pixel is decoded). ``min_size`` = (height, width) lets the decoder
+    shrink large images towards the model's input size (see ``finish_decode``).
+    """
+    return finish_decode(open_image(data, source, max_pixels), source, min_size)
+
+
+def _to_8bit(image: Image.Image, source: str) -> Image.Image:
+    """A mode Pillow can reduce and convert without losing range (L, LA, RGB(A), CMYK...).
+
+    ``convert("RGB")`` of a 16-bit gray image (mode ``I;16``, how Pillow opens 16-bit gray
+    PNGs) clips every value above 255 to white; here 0..65535 keeps its high byte instead,
+    as Pillow does for 16-bit RGB PNGs, so an 8-bit value v stored as v * 257 gives v back.
+    """
+    mode = image.mode
+    if mode.startswith("I;16") or mode == "I":  # "I" (32-bit): read as 16-bit, clipped
+        wide = np.asarray(image)
+        if mode == "I":
+            wide = np.clip(wide, 0, 65535)
+        return Image.fromarray((wide.astype(np.uint16) >> 8).astype(np.uint8), "L")
+    if mode == "F":
+        raise ImageDecodeError("unsupported pixel mode F (floating point)", source)
+    if mode == "1":
+        return image.convert("L")
+    if mode == "P":
+        # A palette may hold transparency (tRNS); only RGBA keeps it for compositing.
+        return image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if mode == "PA":
+        return image.convert("RGBA")
+    if mode in ("L", "RGB") and "transparency" in image.info:  # a tRNS colour key
+        return image.convert("LA" if mode == "L" else "RGBA")
+    return image
+
+
+def _reduce(image: Image.Image, min_size: tuple[int, int]) -> Image.Image:
+    """Box-reduce by whole factors per axis, keeping >= REDUCING_GAP x ``min_size``."""
+    height, width = min_size
+    factor_x = max(1, image.width // max(1, width * REDUCING_GAP))
+    factor_y = max(1, image.height // max(1, height * REDUCING_GAP))
+    if (factor_x, factor_y) == (1, 1) or image.mode not in _REDUCIBLE_MODES:
+        return image
+    return image.reduce((factor_x, factor_y))
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """An 8-bit image as RGB; transparent pixels become white (posters are seen on white)."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in _ALPHA_MODES:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, _WHITE)
+        background.paste(rgba.convert("RGB"), mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def load_image(
+    path: str | Path,
+    *,
+    max_pixels: int | None = MAX_IMAGE_PIXELS,
+    min_size: tuple[int, int] | None = None,
+) -> Image.Image:
     """Read and decode an image file; a missing file is an ``ImageDecodeError`` too."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ImageDecodeError(f"cannot read file: {exc.strerror}", str(path)) from None
-    return decode_image(data, str(path))
+    return decode_image(data, str(path), max_pixels=max_pixels, min_size=min_size)
 
 
 def resize_rgb(image: Image.Image, size: tuple[int, int]) -> np.ndarray:

@@ -68,9 +68,13 @@ def progress_bar(total: int, desc: str, enabled: bool = True) -> tqdm:
 
 
 def decode_one(path: str, size: tuple[int, int], gray: bool) -> np.ndarray | str:
-    """The resized uint8 pixels of one image, or the reason it could not be decoded."""
+    """The resized uint8 pixels of one image, or the reason it could not be decoded.
+
+    The decoder may shrink towards ``size`` (as the server does), so training and serving
+    see the same pixels.
+    """
     try:
-        image = load_image(path)
+        image = load_image(path, min_size=size)
     except ImageDecodeError as exc:
         return exc.reason
     return resize_gray(image, size) if gray else resize_rgb(image, size)

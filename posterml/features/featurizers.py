@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from PIL import Image
 
-from posterml.data.images import resize_rgb
+from posterml.data.images import DECODER_VERSION, resize_rgb, to_rgb
 from posterml.features.cache import FeatureCache, hash_files, namespace_for
 from posterml.features.extract import ExtractionResult, iter_image_batches
 
@@ -57,7 +57,23 @@ class Featurizer(ABC):
 
     @abstractmethod
     def transform_images(self, images: Sequence[ImageLike]) -> np.ndarray:
-        """Features for decoded RGB images (the serving path): same math, no cache."""
+        """Features for decoded RGB images (the serving path): same math, no cache.
+
+        ``prepare_image`` outputs are valid inputs too, and give the same features.
+        """
+
+    @property
+    @abstractmethod
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) every image is resized to: the decoder may shrink towards it."""
+
+    @abstractmethod
+    def prepare_image(self, image: ImageLike) -> np.ndarray:
+        """One decoded image resized as ``transform_images`` does, as a small uint8 array.
+
+        A server can keep these instead of full-size images (224x224x3 is 150 kB, a 4000x6000
+        photo 96 MB); ``transform_images`` of them equals ``transform_images`` of the images.
+        """
 
     @abstractmethod
     def save(self, directory: Path) -> None:
@@ -123,16 +139,16 @@ def load_featurizer(directory: Path) -> Featurizer:
 def as_rgb_image(image: ImageLike) -> Image.Image:
     """A decoded image as an RGB ``PIL.Image`` (uint8 arrays: (h, w), (h, w, 3) or (h, w, 4)).
 
-    Conversions mirror ``decode_image`` (``convert("RGB")``), so serving matches training.
+    Conversions are ``decode_image``'s (``to_rgb``: alpha on white), so serving matches
+    training.
     """
     if isinstance(image, Image.Image):
-        return image if image.mode == "RGB" else image.convert("RGB")
+        return to_rgb(image)
     array = np.asarray(image)
     if array.dtype != np.uint8:
         raise TypeError(f"decoded images must be uint8 arrays, got {array.dtype}")
     if array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4)):
-        picture = Image.fromarray(array)
-        return picture if picture.mode == "RGB" else picture.convert("RGB")
+        return to_rgb(Image.fromarray(array))
     raise ValueError(f"expected an (h, w), (h, w, 3) or (h, w, 4) image, got shape {array.shape}")
 
 
@@ -393,9 +409,18 @@ class BackboneFeaturizer(Featurizer):
         return (self.feature_dim,)
 
     @property
+    def image_size(self) -> tuple[int, int]:
+        return self.input_size
+
+    def prepare_image(self, image: ImageLike) -> np.ndarray:
+        return resize_rgb(as_rgb_image(image), self.input_size)
+
+    @property
     def namespace(self) -> str:
-        """The feature-cache namespace: backbone, input size, preprocessing version."""
-        return namespace_for(self.backbone, self.input_size, self.preprocessing_version)
+        """The feature-cache namespace: backbone, input size, preprocessing and decoder
+        versions (``efficientnet_lite0-224x224-v1-dec2``)."""
+        version = f"{self.preprocessing_version}-dec{DECODER_VERSION}"
+        return namespace_for(self.backbone, self.input_size, version)
 
     def feature_cache(self) -> FeatureCache:
         return FeatureCache(self.namespace, self.cache_root)
@@ -433,7 +458,7 @@ class BackboneFeaturizer(Featurizer):
         out = np.empty((len(images), self.feature_dim), dtype=np.float32)
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
-            pixels = np.stack([resize_rgb(as_rgb_image(im), self.input_size) for im in chunk])
+            pixels = np.stack([self.prepare_image(im) for im in chunk])
             out[start : start + len(chunk)] = self.transform_pixels(pixels)
         return out
 

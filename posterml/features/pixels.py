@@ -151,11 +151,20 @@ class PixelPCAFeaturizer(Featurizer):
             ok[index] = True
         return ExtractionResult(out[ok], ok, failures, n_computed=int(ok.sum()), n_cached=0)
 
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.size
+
+    def prepare_image(self, image: ImageLike) -> np.ndarray:
+        # A prepared (h, w) gray array comes back unchanged: L -> RGB -> L is exact and a
+        # resize to the same size is a copy.
+        return resize_gray(as_rgb_image(image), self.size)
+
     def transform_images(self, images: Sequence[ImageLike]) -> np.ndarray:
         self._check_fitted()
         if not len(images):
             return np.empty((0, *self.feature_shape), dtype=np.float32)
-        gray = np.stack([resize_gray(as_rgb_image(im), self.size) for im in images])
+        gray = np.stack([self.prepare_image(im) for im in images])
         return self._project(gray)
 
     def params(self) -> dict[str, Any]:
@@ -235,10 +244,17 @@ class PixelFeaturizer(Featurizer):
             ok[index] = True
         return ExtractionResult(out[ok], ok, failures, n_computed=int(ok.sum()), n_cached=0)
 
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.size
+
+    def prepare_image(self, image: ImageLike) -> np.ndarray:
+        return resize_rgb(as_rgb_image(image), self.size)
+
     def transform_images(self, images: Sequence[ImageLike]) -> np.ndarray:
         if not len(images):
             return np.empty((0, *self.feature_shape), dtype=np.uint8)
-        return np.stack([resize_rgb(as_rgb_image(im), self.size) for im in images])
+        return np.stack([self.prepare_image(im) for im in images])
 
     def params(self) -> dict[str, Any]:
         return {"featurizer": self.kind, "input_size": size_text(self.size)}

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from posterml.data.images import ImageDecodeError, load_image
 from posterml.features.extract import default_workers, progress_bar
 from posterml.io import atomic_write
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")  # the decoder's ACCEPTED_FORMATS
 DEFAULT_MODEL_URI = "models:/poster-genre-classifier@champion"
 SCORE_FORMAT = "{:.6f}"
 
@@ -52,9 +53,9 @@ class PredictReport:
 def collect_files(paths: Iterable[str | Path]) -> list[Path]:
     """The files to predict, in a stable order, without duplicates.
 
-    A directory contributes its ``.jpg``/``.jpeg``/``.png`` files (recursively, sorted, any
-    suffix case); a file is taken as given whatever its suffix, so a misnamed or missing
-    file is reported as skipped rather than silently ignored.
+    A directory contributes its ``.jpg``/``.jpeg``/``.png``/``.webp`` files (recursively,
+    sorted, any suffix case); a file is taken as given whatever its suffix, so a misnamed
+    or missing file is reported as skipped rather than silently ignored.
     """
     found: list[Path] = []
     for path in map(Path, paths):
@@ -74,28 +75,33 @@ def skipped_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}.skipped{out.suffix or '.csv'}")
 
 
-def _decode(path: Path):
+def _decode(path: Path, min_size: tuple[int, int] | None = None):
     """The decoded image, or the reason it is unusable (decoding errors are data, not bugs)."""
     try:
-        return load_image(path)
+        return load_image(path, min_size=min_size)
     except ImageDecodeError as exc:
         return exc.reason
 
 
 def iter_decoded(
-    files: Sequence[Path], batch_size: int, workers: int | None = None
+    files: Sequence[Path],
+    batch_size: int,
+    workers: int | None = None,
+    min_size: tuple[int, int] | None = None,
 ) -> Iterator[tuple[list[Path], list, list]]:
     """Yield ``(paths, images, skipped)`` per batch of input files, in input order.
 
-    Decoding runs in a thread pool (Pillow releases the GIL); only one batch of full-size
-    images is held at a time. ``skipped`` holds ``(path, reason)`` for the batch's bad files.
+    Decoding runs in a thread pool (Pillow releases the GIL); only one batch of images is
+    held at a time, each decoded towards ``min_size`` (the model's input size, as the server
+    and training do). ``skipped`` holds ``(path, reason)`` for the batch's bad files.
     """
     workers = workers or default_workers()
+    decode = partial(_decode, min_size=min_size)
     with ThreadPoolExecutor(workers, thread_name_prefix="predict-decode") as pool:
         for start in range(0, len(files), batch_size):
             chunk = files[start : start + batch_size]
             ok_paths, images, skipped = [], [], []
-            for path, outcome in zip(chunk, pool.map(_decode, chunk), strict=True):
+            for path, outcome in zip(chunk, pool.map(decode, chunk), strict=True):
                 if isinstance(outcome, str):
                     skipped.append((str(path), outcome))
                 else:
@@ -162,7 +168,8 @@ def predict_files(
     start = time.perf_counter()
     bar = progress_bar(len(files), "predicting", progress)
     with bar, atomic_csv(out, ["file", "genres", *SCORE_COLUMNS]) as writer:
-        for ok_paths, images, bad in iter_decoded(files, batch_size):
+        min_size = pipeline.featurizer.image_size
+        for ok_paths, images, bad in iter_decoded(files, batch_size, min_size=min_size):
             for path, reason in bad:
                 bar.write(f"skipped {path}: {reason}", file=sys.stderr)
             skipped.extend(bad)
@@ -213,7 +220,7 @@ def add_predict_parser(subparsers) -> argparse.ArgumentParser:
         "predict",
         help="predict genres of poster files/folders into a csv (no server)",
         description="Predict the genres of posters with a registered model, in-process. "
-        "Folders are scanned for .jpg/.jpeg/.png; unreadable files are skipped "
+        "Folders are scanned for .jpg/.jpeg/.png/.webp; unreadable files are skipped "
         "and listed in <out>.skipped.csv.",
     )
     parser.add_argument(

@@ -6,7 +6,7 @@ network and no Keras cache), the classifier, the decision layer (per-genre calib
 thresholds and decade rates, ``posterml.evaluation.decision``) and the genre list.
 Every family logs its model this way, so any parent run can be registered and served.
 
-Input: a DataFrame with a string column ``image`` (base64 JPEG or PNG) and an optional
+Input: a DataFrame with a string column ``image`` (base64 JPEG, PNG or WebP) and an optional
 integer column ``year`` (release year: the genre rates of its decade are used; empty or 0
 means unknown). Output: one row per input with ``genres`` (names, most probable first) and
 ``score_<genre>`` columns holding calibrated probabilities; a genre is in ``genres`` exactly
@@ -27,14 +27,30 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.protos.databricks_pb2 import (
+    DEADLINE_EXCEEDED,
+    INVALID_PARAMETER_VALUE,
+    TEMPORARILY_UNAVAILABLE,
+)
 
-from posterml.data.images import ImageDecodeError, decode_image
+from posterml.data.images import ImageDecodeError, finish_decode, open_image
 from posterml.evaluation.decision import DecisionLayer
 from posterml.genres import GENRES, snake
+from posterml.serving.limits import (
+    ENV_MAX_IMAGE_PIXELS,
+    ENV_MAX_REQUEST_PIXELS,
+    ENV_MAX_ROWS,
+    Deadline,
+    LimitExceeded,
+    RequestSlots,
+    ServingLimits,
+)
 
 SCORE_COLUMNS = [f"score_{snake(g)}" for g in GENRES]
 MAX_BASE64_CHARS = 30_000_000  # ~22 MB of image bytes per poster is already absurd
+# Rows per model call when scoring a request: features of one chunk exist at a time, and the
+# deadline is checked between chunks (64 EfficientNet-Lite0 posters: ~0.5 s on 2 cores).
+SCORE_CHUNK_ROWS = 64
 _SHOWN_ERRORS = 5
 
 
@@ -48,6 +64,8 @@ def encode_image_file(path: str | Path) -> str:
 
 
 def _decode_row(value: object) -> bytes:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        raise ImageDecodeError("no image (null)")
     if not isinstance(value, str):
         raise ImageDecodeError(f"expected a base64 string, got {type(value).__name__}")
     text = value.strip()
@@ -61,25 +79,79 @@ def _decode_row(value: object) -> bytes:
         raise ImageDecodeError("not valid base64") from None
 
 
-def decode_images(frame: pd.DataFrame) -> list:
-    """Decode every row's ``image``; one ``InvalidPosterInput`` lists all bad rows."""
-    if not isinstance(frame, pd.DataFrame) or "image" not in frame.columns:
-        raise InvalidPosterInput("input needs a column 'image' holding base64-encoded JPEG/PNG")
-    images, errors = [], []
-    for row, value in enumerate(frame["image"].tolist()):
-        try:
-            images.append(decode_image(_decode_row(value)))
-        except ImageDecodeError as exc:
-            errors.append(f"row {row}: {exc.reason}")
+def _raise_row_errors(errors: list[str], n_rows: int) -> None:
     if errors:
         more = (
             f"; ... and {len(errors) - _SHOWN_ERRORS} more" if len(errors) > _SHOWN_ERRORS else ""
         )
         raise InvalidPosterInput(
-            f"{len(errors)} of {len(frame)} image(s) unusable: "
+            f"{len(errors)} of {n_rows} image(s) unusable: "
             + "; ".join(errors[:_SHOWN_ERRORS])
             + more
         )
+
+
+def decode_images(
+    frame: pd.DataFrame,
+    limits: ServingLimits | None = None,
+    featurizer=None,
+    deadline: Deadline | None = None,
+) -> list:
+    """Decode every row's ``image``; one ``InvalidPosterInput`` lists all bad rows.
+
+    Everything that can be known without decoding is checked first, from the request and
+    the image headers: the column, the number of rows, each row's base64, format and pixels,
+    and the pixels of the whole request (``limits``, default ``ServingLimits()``). Only then
+    are images decoded, one at a time. With a ``featurizer``, each is decoded towards its
+    ``image_size`` and only ``featurizer.prepare_image`` of it is kept (a small array, the
+    same features): full-size pixels of one image at most exist at any time. Without, the
+    full-size RGB images are returned. ``deadline`` is checked between rows.
+    """
+    limits = limits or ServingLimits()
+    if not isinstance(frame, pd.DataFrame) or "image" not in frame.columns:
+        raise InvalidPosterInput("input needs a column 'image' holding base64-encoded JPEG/PNG")
+    if len(frame) > limits.max_rows:
+        raise InvalidPosterInput(
+            f"request has {len(frame)} rows, over the limit of {limits.max_rows} images per "
+            f"request ({ENV_MAX_ROWS}): send smaller batches"
+        )
+    opened, errors = [], []
+    total_pixels, over_from = 0, None
+    for row, value in enumerate(frame["image"].tolist()):
+        try:
+            image = open_image(
+                _decode_row(value),
+                max_pixels=limits.max_image_pixels,
+                limit_name=ENV_MAX_IMAGE_PIXELS,
+            )
+        except ImageDecodeError as exc:
+            errors.append(f"row {row}: {exc.reason}")
+            image = None
+        if image is not None:
+            total_pixels += image.width * image.height
+            if over_from is None and total_pixels > limits.max_request_pixels:
+                over_from = row
+        opened.append(image)
+    _raise_row_errors(errors, len(frame))
+    if over_from is not None:
+        raise InvalidPosterInput(
+            f"the {len(frame)} images hold {total_pixels:,} pixels, over the limit of "
+            f"{limits.max_request_pixels:,} pixels per request ({ENV_MAX_REQUEST_PIXELS}), "
+            f"crossed at row {over_from}: send fewer or smaller images"
+        )
+    min_size = featurizer.image_size if featurizer is not None else None
+    images = []
+    for row in range(len(opened)):
+        if deadline is not None:
+            deadline.check(f"decoding row {row}")
+        image, opened[row] = opened[row], None  # the full-size pixels go with this row
+        try:
+            decoded = finish_decode(image, min_size=min_size)
+        except ImageDecodeError as exc:
+            errors.append(f"row {row}: {exc.reason}")
+            continue
+        images.append(decoded if featurizer is None else featurizer.prepare_image(decoded))
+    _raise_row_errors(errors, len(frame))
     return images
 
 
@@ -156,19 +228,38 @@ class PosterPipeline:
 
 
 class PosterGenreModel(mlflow.pyfunc.PythonModel):
-    """MLflow pyfunc wrapper around a saved ``PosterPipeline`` (artifact ``pipeline``)."""
+    """MLflow pyfunc wrapper around a saved ``PosterPipeline`` (artifact ``pipeline``).
+
+    Requests are bounded by ``ServingLimits`` (rows, pixels, time, concurrency), read from
+    the environment when the model loads.
+    """
 
     def load_context(self, context) -> None:
         self.pipeline = PosterPipeline.load(Path(context.artifacts["pipeline"]))
+        self.limits = ServingLimits.from_env()
+        self.slots = RequestSlots(self.limits.max_concurrent)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        deadline = Deadline(self.limits.timeout_s)
         try:
-            images = decode_images(model_input)
-            years = request_years(model_input)
+            with self.slots.hold(deadline):
+                images = decode_images(model_input, self.limits, self.pipeline.featurizer, deadline)
+                years = request_years(model_input)
+                frames = []
+                for start in range(0, len(images), SCORE_CHUNK_ROWS):
+                    deadline.check(f"scoring row {start}")
+                    stop = start + SCORE_CHUNK_ROWS
+                    chunk_years = None if years is None else years[start:stop]
+                    frames.append(self.pipeline.predict_frame(images[start:stop], chunk_years))
         except InvalidPosterInput as exc:
             # INVALID_PARAMETER_VALUE makes the scoring server answer HTTP 400.
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
-        return self.pipeline.predict_frame(images, years)
+        except LimitExceeded as exc:
+            code = DEADLINE_EXCEEDED if exc.status == 504 else TEMPORARILY_UNAVAILABLE
+            raise MlflowException(str(exc), error_code=code) from None
+        if not frames:
+            return self.pipeline.predict_frame([])
+        return pd.concat(frames, ignore_index=True)
 
 
 def _signature():

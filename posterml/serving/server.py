@@ -34,6 +34,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def process_group_rss(pgid: int) -> int:
+    """Total resident memory in bytes of the processes in process group ``pgid`` (Linux)."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            # After the parenthesised command name: state ppid pgrp ...
+            if int(stat.rsplit(")", 1)[1].split()[2]) != pgid:
+                continue
+            for line in Path(entry.path, "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            continue  # the process exited while being read
+    return total
+
+
 class LocalModelServer:
     """``mlflow models serve`` for ``model_uri`` in its own process group, on 127.0.0.1.
 
@@ -110,6 +129,14 @@ class LocalModelServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server: the sum of ``VmRSS`` over its process group (the
+        ``mlflow`` launcher and the uvicorn worker), read from ``/proc`` (Linux); 0 before
+        :meth:`launch` or after :meth:`stop`."""
+        if self.process is None or self._stopped:
+            return 0
+        return process_group_rss(self.process.pid)  # its own session: pgid == pid
 
     def log_text(self) -> str:
         """Everything the server has written so far ('' before it started)."""
