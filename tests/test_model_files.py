@@ -267,8 +267,27 @@ def test_forest_with_a_cycle_is_refused(tmp_path: Path) -> None:
         load_classifier(tmp_path)
 
 
+def test_ensemble_round_trips_with_its_members_as_plain_files(tmp_path: Path) -> None:
+    from posterml.models.ensemble import EnsembleClassifier
+
+    X, Y = _toy()
+    X_new = np.random.default_rng(2).normal(size=(30, X.shape[1])).astype(np.float32)
+    members = [FITTED["rbf_svm"](), FITTED["logreg"]()]
+    model = EnsembleClassifier(members, [0.7, 0.3]).fit(X, Y)
+    before = model.predict_scores(X_new)
+    # The blend lies between its members (scores are clipped at 1e-6 before the logit).
+    svm, logreg = (np.clip(m.predict_scores(X_new), 1e-6, 1 - 1e-6) for m in members)
+    assert np.all(before <= np.maximum(svm, logreg) + 1e-9)
+    assert np.all(before >= np.minimum(svm, logreg) - 1e-9)
+    model.save(tmp_path / "saved")
+    assert_no_pickles(tmp_path / "saved")
+    assert (tmp_path / "saved" / "member_1" / META_FILE).is_file()
+    loaded = load_classifier(tmp_path / "saved")
+    np.testing.assert_allclose(loaded.predict_scores(X_new), before, rtol=0, atol=1e-12)
+
+
 def test_every_registered_kind_is_a_known_family(tmp_path: Path) -> None:
-    assert registered_kinds() == ["classic", "mlp", "rbf_svm", "scratch_cnn"]
+    assert registered_kinds() == ["classic", "ensemble", "mlp", "rbf_svm", "scratch_cnn"]
 
     class Unregistered(RBFSVMClassifier):
         pass

@@ -22,6 +22,7 @@ def test_every_entry_point_has_its_thin_script():
     project = yaml.safe_load((ROOT / "MLproject").read_text())
     expected = {
         "main",
+        "ensemble",
         "pca_classic",
         "scratch_cnn",
         "resnet_svm",
@@ -51,13 +52,14 @@ def test_experiment_parameters_match_the_config():
     overrides = {
         "main": {k: v for k, v in RECOMMENDED.items() if k != "family"},
         "resnet_mlp": {"epochs": 100},
+        "ensemble": {"epochs": 100},
     }
     fields = [
         f
         for f in dataclasses.fields(ExperimentConfig)
         if f.name not in ("family", "experiment", "log_model")
     ]
-    for name in ("main", "resnet_svm", "resnet_mlp", "pca_classic", "scratch_cnn", "compare"):
+    for name in ("main", "resnet_svm", "resnet_mlp", "ensemble", "pca_classic", "scratch_cnn"):
         parameters = project["entry_points"][name]["parameters"]
         assert set(parameters) == {f.name for f in fields}, name
         for field in fields:

@@ -5,4 +5,4 @@ Importing the package imports every classifier module, so each registers its sav
 dispatches through that registry, and ``base`` never needs to name its subclasses.
 """
 
-from posterml.models import classic, keras_models, svm  # noqa: F401  (register their kinds)
+from posterml.models import classic, ensemble, keras_models, svm  # noqa: F401  (register kinds)

@@ -177,8 +177,70 @@ class BackboneMLP(Family):
         return MLPClassifier(epochs=config.epochs, seed=config.seed, **params)
 
 
+class BackboneEnsemble(Family):
+    """The SVM and the MLP on the same backbone features, their logits averaged with a
+    searched weight (``posterml.models.ensemble``); both members' knobs are searched too,
+    under ``svm_`` and ``mlp_`` prefixes."""
+
+    name = "ensemble"
+    uses_backbone = True
+    early_stopping = True  # the MLP member stops on validation data
+
+    def __init__(self) -> None:
+        self.svm = BackboneSVM()
+        self.mlp = BackboneMLP()
+
+    def featurizer(self, config):
+        return self.svm.featurizer(config)
+
+    def suggest(self, trial, config):
+        svm = self.svm.suggest(_Prefixed(trial, "svm_"), config)
+        mlp = self.mlp.suggest(_Prefixed(trial, "mlp_"), config)
+        return {
+            **{f"svm_{k}": v for k, v in svm.items()},
+            **{f"mlp_{k}": v for k, v in mlp.items()},
+            "blend_weight": trial.suggest_float("blend_weight", 0.3, 0.9),
+        }
+
+    @staticmethod
+    def _member_params(params: dict, prefix: str) -> dict:
+        return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+
+    def classifier(self, params, config):
+        from posterml.models.ensemble import EnsembleClassifier
+
+        weight = params["blend_weight"]  # the SVM's share of the blend
+        members = [
+            self.svm.classifier(self._member_params(params, "svm_"), config),
+            self.mlp.classifier(self._member_params(params, "mlp_"), config),
+        ]
+        return EnsembleClassifier(members, [weight, 1.0 - weight])
+
+    def is_balanced(self, params: dict) -> bool:
+        return self.svm.is_balanced(self._member_params(params, "svm_")) or self.mlp.is_balanced(
+            self._member_params(params, "mlp_")
+        )
+
+
+class _Prefixed:
+    """An Optuna trial whose parameter names get a prefix (``C`` -> ``svm_C``), so two
+    members' search spaces live in one study without clashing."""
+
+    def __init__(self, trial, prefix: str) -> None:
+        self.trial, self.prefix = trial, prefix
+
+    def suggest_float(self, name, *args, **kwargs):
+        return self.trial.suggest_float(self.prefix + name, *args, **kwargs)
+
+    def suggest_int(self, name, *args, **kwargs):
+        return self.trial.suggest_int(self.prefix + name, *args, **kwargs)
+
+    def suggest_categorical(self, name, *args, **kwargs):
+        return self.trial.suggest_categorical(self.prefix + name, *args, **kwargs)
+
+
 FAMILIES: dict[str, type[Family]] = {
-    f.name: f for f in (PCAClassic, ScratchCNN, BackboneSVM, BackboneMLP)
+    f.name: f for f in (PCAClassic, ScratchCNN, BackboneSVM, BackboneMLP, BackboneEnsemble)
 }
 
 
