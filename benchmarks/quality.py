@@ -62,6 +62,9 @@ def variants(args: argparse.Namespace) -> dict[str, ExperimentConfig]:
         ),
         "resnet_mlp (unweighted)": dataclasses.replace(mlp, positive_weighting="none"),
         "resnet_mlp (weighting searched)": dataclasses.replace(mlp, positive_weighting="search"),
+        "finetune (top block)": dataclasses.replace(
+            base, family="finetune", n_trials=args.finetune_trials, epochs=15, cv_folds=0
+        ),
         "ensemble (svm + mlp)": dataclasses.replace(
             mlp, family="ensemble", n_trials=args.ensemble_trials
         ),
@@ -118,6 +121,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--mlp-trials", type=int, default=5)
     parser.add_argument("--mlp-epochs", type=int, default=100)
     parser.add_argument("--ensemble-trials", type=int, default=5)
+    parser.add_argument("--finetune-trials", type=int, default=3)
     parser.add_argument("--only", default="", help="comma-separated variant names to run")
     args = parser.parse_args(argv)
 
@@ -139,7 +143,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         f"budget: pca {args.pca_trials} trials, cnn {args.cnn_trials} trials x "
         f"{args.cnn_epochs} epochs, svm {args.svm_trials} trials, mlp {args.mlp_trials} "
         f"trials x <= {args.mlp_epochs} epochs (early stopping), ensemble "
-        f"{args.ensemble_trials} trials; out-of-fold folds {args.cv_folds}"
+        f"{args.ensemble_trials} trials, finetune {args.finetune_trials} trials x <= 15 "
+        f"epochs (no out-of-fold refits); out-of-fold folds {args.cv_folds}"
     )
     with pd.option_context("display.width", 250, "display.max_columns", 50):
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -238,13 +238,20 @@ def out_of_fold_scores(family: Family, params: dict, config: ExperimentConfig, X
     return scores
 
 
-def fit_and_decide(family: Family, params: dict, config: ExperimentConfig, features: FeatureSets):
+def fit_and_decide(
+    family: Family,
+    params: dict,
+    config: ExperimentConfig,
+    features: FeatureSets,
+    fitted=None,
+):
     """The final model: classifier, fitted decision layer, and honest validation decisions.
 
     With ``cv_folds`` >= 2 the decision layer is fitted on out-of-fold scores over train+val
     and the classifier is refitted on all of train+val (the ``CalibratedClassifierCV(...,
     ensemble=False)`` recipe); ``val`` metrics are then cross-validated over train+val.
-    With ``cv_folds`` = 0 the classifier learns from train and the layer from validation.
+    With ``cv_folds`` = 0 the classifier learns from train and the layer from validation;
+    ``fitted``, the search's own classifier for these params, is then used as it is.
     Either way validation decisions are cross-fitted (``cross_fit_predict``).
     """
     X, Y, years = features.X, features.Y, features.years
@@ -256,7 +263,9 @@ def fit_and_decide(family: Family, params: dict, config: ExperimentConfig, featu
         classifier = _fit(family, params, config, X_dev, Y_dev)
     else:
         Y_dev, years_dev = Y["val"], years["val"]
-        classifier = _fit(family, params, config, X["train"], Y["train"], X["val"], Y["val"])
+        classifier = fitted or _fit(
+            family, params, config, X["train"], Y["train"], X["val"], Y["val"]
+        )
         dev_scores = classifier.predict_scores(X["val"])
     layer = decision_layer(config).fit(dev_scores, Y_dev, years_dev)
     _, dev_pred = cross_fit_predict(layer, dev_scores, Y_dev, seed=config.seed)
@@ -313,9 +322,20 @@ def _study(config: ExperimentConfig, parent_run_id: str) -> optuna.Study:
     )
 
 
-def _objective(family: Family, config: ExperimentConfig, features: FeatureSets, study_name: str):
+def _objective(
+    family: Family,
+    config: ExperimentConfig,
+    features: FeatureSets,
+    study_name: str,
+    kept: dict | None = None,
+):
     """One trial: fit on train, score validation, decide validation honestly (the decision
-    layer cross-fitted over validation folds), log and return ``config.metric``."""
+    layer cross-fitted over validation folds), log and return ``config.metric``.
+
+    With ``kept``, the best trial's fitted classifier is kept there, so a run without
+    out-of-fold refits (``cv_folds`` 0) need not train the winner twice.
+    """
+    better = min if config.metric.endswith("hamming_loss") else max
 
     def objective(trial: optuna.Trial) -> float:
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True) as run:
@@ -344,7 +364,10 @@ def _objective(family: Family, config: ExperimentConfig, features: FeatureSets, 
             metrics["fit_seconds"] = time.perf_counter() - start
             mlflow.log_metrics(metrics)
             mlflow.set_tags(tags)
-            return metrics[config.metric]
+            value = metrics[config.metric]
+            if kept is not None and better(value, kept.get("value", value)) == value:
+                kept.update(value=value, params=params, classifier=classifier)
+            return value
 
     return objective
 
@@ -490,12 +513,12 @@ def _log_best(study: optuna.Study, family: Family, config: ExperimentConfig) -> 
 
 
 def _final_evaluation(
-    family: Family, params: dict, config: ExperimentConfig, features: FeatureSets
+    family: Family, params: dict, config: ExperimentConfig, features: FeatureSets, fitted=None
 ):
     """Refit with the best params, fit the decision layer, then log metrics (with the
     decision statistics, baseline and per-decade F1), reports and figures."""
     start = time.perf_counter()
-    classifier, layer, dev = fit_and_decide(family, params, config, features)
+    classifier, layer, dev = fit_and_decide(family, params, config, features, fitted)
     mlflow.log_metric("refit_seconds", time.perf_counter() - start)
     decided = {"val": dev, **decide_splits(classifier, layer, features, ["test", "xperiod"])}
     metrics, tags = {}, {}
@@ -576,8 +599,9 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
         study = _study(config, parent.info.run_id)
         mlflow.set_tag("optuna_study", study.study_name)
         start = time.perf_counter()
+        kept: dict = {} if config.cv_folds < 2 else None
         study.optimize(
-            _objective(family, config, features, study.study_name),
+            _objective(family, config, features, study.study_name, kept),
             n_trials=config.n_trials,
             timeout=config.timeout or None,
             catch=(ValueError, ArithmeticError),
@@ -590,7 +614,10 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
             plt_close(figure)
 
         best_params = _log_best(study, family, config)
-        classifier, layer, metrics = _final_evaluation(family, best_params, config, features)
+        fitted = kept["classifier"] if kept and kept["params"] == best_params else None
+        classifier, layer, metrics = _final_evaluation(
+            family, best_params, config, features, fitted
+        )
         if config.log_model:
             _log_model(
                 family, best_params, dataset, features, classifier, layer, parent.info.run_id

@@ -23,6 +23,7 @@ def test_every_entry_point_has_its_thin_script():
     expected = {
         "main",
         "ensemble",
+        "finetune",
         "pca_classic",
         "scratch_cnn",
         "resnet_svm",
@@ -53,13 +54,14 @@ def test_experiment_parameters_match_the_config():
         "main": {k: v for k, v in RECOMMENDED.items() if k != "family"},
         "resnet_mlp": {"epochs": 100},
         "ensemble": {"epochs": 100},
+        "finetune": {"backbone": "efficientnet_lite0", "n_trials": 3, "epochs": 15, "cv_folds": 0},
     }
     fields = [
         f
         for f in dataclasses.fields(ExperimentConfig)
         if f.name not in ("family", "experiment", "log_model")
     ]
-    for name in ("main", "resnet_svm", "resnet_mlp", "ensemble", "pca_classic", "scratch_cnn"):
+    for name in ("main", "resnet_svm", "resnet_mlp", "ensemble", "finetune", "pca_classic"):
         parameters = project["entry_points"][name]["parameters"]
         assert set(parameters) == {f.name for f in fields}, name
         for field in fields:

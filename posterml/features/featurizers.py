@@ -370,6 +370,10 @@ def fold_batch_norms(model: keras.Model) -> keras.Model:
 class BackboneFeaturizer(Featurizer):
     """Pooled features of a frozen pretrained CNN from the backbone registry, cached on disk.
 
+    With ``cut`` (a layer name, e.g. ``"blocks_14_add"``) the output is that layer's feature
+    map instead, (7, 7, 192) for Lite0: the frozen trunk under the top blocks that the
+    fine-tuning family (``posterml.models.finetune``) trains.
+
     ``transform_paths`` hashes each file, reads the features of unchanged images from the
     ``FeatureCache`` and runs the model only on the rest, decoding the next batches in threads
     while the model runs. The Keras model is built once per instance, on first use.
@@ -386,10 +390,12 @@ class BackboneFeaturizer(Featurizer):
         cache_root: Path | None = None,
         workers: int | None = None,
         progress: bool = True,
+        cut: str = "",
     ) -> None:
         from posterml.features.backbones import get_backbone
 
         spec = get_backbone(backbone)
+        self.cut = cut
         self.backbone = spec.name
         self.input_size = tuple(spec.input_size)
         self.feature_dim = int(spec.feature_dim)
@@ -406,7 +412,9 @@ class BackboneFeaturizer(Featurizer):
 
     @property
     def feature_shape(self) -> tuple[int, ...]:
-        return (self.feature_dim,)
+        if not self.cut:
+            return (self.feature_dim,)
+        return tuple(int(d) for d in self.model.output.shape[1:])
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -420,6 +428,8 @@ class BackboneFeaturizer(Featurizer):
         """The feature-cache namespace: backbone, input size, preprocessing and decoder
         versions (``efficientnet_lite0-224x224-v1-dec2``)."""
         version = f"{self.preprocessing_version}-dec{DECODER_VERSION}"
+        if self.cut:
+            version += f"-{self.cut}"
         return namespace_for(self.backbone, self.input_size, version)
 
     def feature_cache(self) -> FeatureCache:
@@ -429,7 +439,12 @@ class BackboneFeaturizer(Featurizer):
     def model(self) -> keras.Model:
         """The Keras model, built (or loaded) on first use."""
         if self._model is None:
-            self._model = fold_batch_norms(self._build())
+            model = fold_batch_norms(self._build())
+            if self.cut:
+                import keras
+
+                model = keras.Model(model.input, model.get_layer(self.cut).output)
+            self._model = model
         return self._model
 
     def fit(self, paths: list[str]) -> BackboneFeaturizer:
@@ -455,7 +470,7 @@ class BackboneFeaturizer(Featurizer):
         return np.asarray(self._predict_fn(inputs), dtype=np.float32)
 
     def transform_images(self, images: Sequence[ImageLike]) -> np.ndarray:
-        out = np.empty((len(images), self.feature_dim), dtype=np.float32)
+        out = np.empty((len(images), *self.feature_shape), dtype=np.float32)
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
             pixels = np.stack([self.prepare_image(im) for im in chunk])
@@ -464,7 +479,8 @@ class BackboneFeaturizer(Featurizer):
 
     def transform_paths(self, paths: list[str]) -> ExtractionResult:
         paths = [str(p) for p in paths]
-        out = np.empty((len(paths), self.feature_dim), dtype=np.float32)
+        shape = self.feature_shape
+        out = np.empty((len(paths), *shape), dtype=np.float32)
         ok = np.zeros(len(paths), dtype=bool)
         cache = self.feature_cache() if self.cache else None
         keys: list[str | None] = hash_files(paths) if cache is not None else [None] * len(paths)
@@ -472,7 +488,7 @@ class BackboneFeaturizer(Featurizer):
             hits = cache.get_many(k for k in keys if k is not None)
             for i, key in enumerate(keys):
                 vector = hits.get(key) if key is not None else None
-                if vector is not None and vector.shape == (self.feature_dim,):
+                if vector is not None and vector.shape == shape:
                     out[i], ok[i] = vector, True
         n_cached = int(ok.sum())
         todo = np.flatnonzero(~ok)
@@ -509,6 +525,7 @@ class BackboneFeaturizer(Featurizer):
             "input_size": size_text(self.input_size),
             "feature_dim": self.feature_dim,
             "preprocessing_version": self.preprocessing_version,
+            "cut": self.cut or "pooled",
         }
 
     def save(self, directory: Path) -> None:
@@ -520,6 +537,7 @@ class BackboneFeaturizer(Featurizer):
                 "feature_dim": self.feature_dim,
                 "preprocessing_version": self.preprocessing_version,
                 "preprocessing": preprocessing_spec(self._preprocess),
+                "cut": self.cut,
                 "batch_size": self.batch_size,
                 "cache": self.cache,
                 "model_file": MODEL_FILE,
@@ -539,6 +557,7 @@ class BackboneFeaturizer(Featurizer):
         self.input_size = tuple(spec["input_size"])
         self.feature_dim = int(spec["feature_dim"])
         self.preprocessing_version = spec["preprocessing_version"]
+        self.cut = str(spec.get("cut", ""))
         self.batch_size = int(spec["batch_size"])
         self.cache = bool(spec["cache"])
         self.cache_root, self.workers, self.progress = None, None, True

@@ -5,4 +5,10 @@ Importing the package imports every classifier module, so each registers its sav
 dispatches through that registry, and ``base`` never needs to name its subclasses.
 """
 
-from posterml.models import classic, ensemble, keras_models, svm  # noqa: F401  (register kinds)
+from posterml.models import (  # noqa: F401  (importing registers their kinds)
+    classic,
+    ensemble,
+    finetune,
+    keras_models,
+    svm,
+)

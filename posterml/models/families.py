@@ -222,6 +222,58 @@ class BackboneEnsemble(Family):
         )
 
 
+# Where the fine-tuned top begins, per backbone: the last block and the head conv above it.
+FINETUNE_CUTS = {"efficientnet_lite0": "blocks_14_add", "resnet50": "conv5_block2_out"}
+
+
+class FineTune(Family):
+    """The top of the pretrained backbone fine-tuned on posters (``posterml.models.finetune``):
+    the frozen trunk's feature maps are the cached features, the top block is trained."""
+
+    name = "finetune"
+    uses_backbone = True
+    early_stopping = True
+
+    @staticmethod
+    def cut(config) -> str:
+        if config.backbone not in FINETUNE_CUTS:
+            raise ValueError(f"no fine-tuning cut known for backbone {config.backbone!r}")
+        return FINETUNE_CUTS[config.backbone]
+
+    def featurizer(self, config):
+        from posterml.features.featurizers import BackboneFeaturizer
+
+        return BackboneFeaturizer(config.backbone, cut=self.cut(config))
+
+    def suggest(self, trial, config):
+        from posterml.models.finetune import LOSSES
+
+        params = {
+            "learning_rate": trial.suggest_float("learning_rate", 1e-4, 2e-3, log=True),
+            "dropout": trial.suggest_float("dropout", 0.1, 0.5),
+            "loss": trial.suggest_categorical("loss", list(LOSSES)),
+        }
+        if params["loss"] == "weighted_bce":
+            params["positive_weighting"] = self._choice(
+                trial, "positive_weighting", config.positive_weighting, POSITIVE_WEIGHTINGS
+            )
+        return params
+
+    def classifier(self, params, config):
+        from posterml.models.finetune import FineTunedTopClassifier
+
+        return FineTunedTopClassifier(
+            backbone=config.backbone,
+            cut=self.cut(config),
+            epochs=config.epochs,
+            seed=config.seed,
+            **params,
+        )
+
+    def is_balanced(self, params: dict) -> bool:
+        return params.get("loss") == "asymmetric" or super().is_balanced(params)
+
+
 class _Prefixed:
     """An Optuna trial whose parameter names get a prefix (``C`` -> ``svm_C``), so two
     members' search spaces live in one study without clashing."""
@@ -240,7 +292,8 @@ class _Prefixed:
 
 
 FAMILIES: dict[str, type[Family]] = {
-    f.name: f for f in (PCAClassic, ScratchCNN, BackboneSVM, BackboneMLP, BackboneEnsemble)
+    f.name: f
+    for f in (PCAClassic, ScratchCNN, BackboneSVM, BackboneMLP, BackboneEnsemble, FineTune)
 }
 
 

@@ -106,6 +106,18 @@ class KerasGenreClassifier(GenreClassifier):
     def callbacks(self) -> list:
         return []
 
+    def make_loss(self, Y: np.ndarray):
+        """The training loss: binary cross-entropy with per-genre positive weights."""
+        return _weighted_bce(positive_weights(Y, self.positive_weighting))
+
+    def early_stopping(self, validation: tuple[np.ndarray, np.ndarray]):
+        """Stop when validation loss stops improving, keeping the best weights."""
+        import keras
+
+        return keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=self.patience, restore_best_weights=True
+        )
+
     def prepare(self, X: np.ndarray, fitting: bool) -> np.ndarray:
         """Input transform (e.g. standardisation); ``fitting`` learns its statistics."""
         return np.asarray(X, dtype=np.float32)
@@ -118,19 +130,12 @@ class KerasGenreClassifier(GenreClassifier):
         X = self.prepare(X, fitting=True)
         Y = np.asarray(Y, dtype=np.float32)
         self.model_ = self.build_network(X.shape[1:], Y.shape[1])
-        self.model_.compile(
-            optimizer=self.make_optimizer(),
-            loss=_weighted_bce(positive_weights(Y, self.positive_weighting)),
-        )
+        self.model_.compile(optimizer=self.make_optimizer(), loss=self.make_loss(Y))
         callbacks = [*self.callbacks(), _epoch_progress(self.epochs, type(self).__name__)]
         validation = None
         if X_val is not None and len(X_val):
             validation = (self.prepare(X_val, fitting=False), np.asarray(Y_val, dtype=np.float32))
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_loss", patience=self.patience, restore_best_weights=True
-                )
-            )
+            callbacks.append(self.early_stopping(validation))
         history = self.model_.fit(
             X,
             Y,
