@@ -164,6 +164,9 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     assert sorted(int(t.data.tags["optuna_trial"]) for t in trials) == list(range(8))
     run_ids = {t.user_attrs["mlflow_run_id"] for t in study.trials}
     assert run_ids == {t.info.run_id for t in trials}
+    # Each worker samples with its own seed: no setting is tried twice (one shared seed
+    # made 2 workers x 3 trials try 3 distinct settings).
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 8
 
 
 def test_unreadable_images_are_reported_and_skipped_not_fatal(tracking_uri, tmp_path):
@@ -195,3 +198,45 @@ def test_unreadable_images_are_reported_and_skipped_not_fatal(tracking_uri, tmp_
     text = Path(listed).read_text()
     assert all(p.name in text for p in images[:3])
     assert "empty" in text and "truncated" in text and "not an image" in text
+
+
+@pytest.mark.slow
+def test_main_recipe_and_finetune_run_end_to_end_and_main_registers(tmp_path):
+    """`mlflow run .` (the shipped recipe) and the fine-tuning family on the synthetic set:
+    decision statistics, per-decade F1 beside the baseline, the F1-by-decade figure; then
+    `register` picks main's run with no extra flags."""
+    storage = ["-P", f"storage=sqlite:///{tmp_path / 'optuna.db'}"]
+    period = ["-P", "train_years=1980-2019", "-P", "test_years=-1979"]
+    _mlflow_run(tmp_path, "main", "-P", "n_trials=2", *storage, *period)
+    _mlflow_run(tmp_path, "finetune", "-P", "n_trials=1", "-P", "epochs=2", *storage, *period)
+
+    client, parents = _runs(tmp_path, "tags.`posterml.role` = 'experiment'")
+    by_family = {r.data.tags["family"]: r for r in parents}
+    assert set(by_family) == {"resnet_svm", "finetune"}
+    for run in parents:
+        metrics = run.data.metrics
+        for split in ("val", "test", "xperiod"):
+            assert metrics[f"{split}_genres_per_poster"] <= 5
+            assert metrics[f"{split}_max_overprediction"] >= 0
+            assert f"{split}_baseline_f1_micro" in metrics
+        decades = [k for k in metrics if k.startswith("xperiod_f1_micro_") and k.endswith("0s")]
+        assert decades, sorted(metrics)[:20]
+        for key in decades:
+            assert key.replace("_f1_", "_baseline_f1_") in metrics
+        assert run.data.tags["beats_baseline"] in ("true", "false")
+        figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+        assert "figures/f1_by_decade.png" in figures
+        rule = client.download_artifacts(run.info.run_id, "model_decision_rule.json", str(tmp_path))
+        assert "Science Fiction" in Path(rule).read_text()  # thresholds carry genre names
+    main = by_family["resnet_svm"]
+    assert main.data.params["backbone"] == "efficientnet_lite0"
+    assert main.data.tags["balanced"] == "true"
+    assert main.data.tags["beats_baseline"] == "true", main.data.metrics
+
+    done = _mlflow_run(tmp_path, "register")
+    assert "as @champion" in done.stdout
+    champion = client.get_model_version_by_alias("poster-genre-classifier", "champion")
+    assert champion.run_id == main.info.run_id or (
+        by_family["finetune"].data.tags["beats_baseline"] == "true"
+        and champion.run_id == by_family["finetune"].info.run_id
+    )
