@@ -556,8 +556,7 @@ def _log_model(
         "parent_run_id": run_id,
     }
     pipeline = PosterPipeline(features.featurizer, classifier, layer, meta)
-    example = dataset.frame.set_index("poster_id").loc[features.ids["val"][0], "image"]
-    info = log_pipeline(pipeline, example)
+    info = log_pipeline(pipeline)
     mlflow.set_tags({"model_id": info.model_id, "model_uri": info.model_uri})
 
 

@@ -394,3 +394,20 @@ def test_registered_model_holds_no_pickle(tmp_path: Path) -> None:
     local = Path(mlflow.artifacts.download_artifacts(CHAMPION_URI, dst_path=str(tmp_path)))
     seen = assert_no_pickles(local)
     assert "artifacts/pipeline/classifier/classifier.json" in seen and "MLmodel" in seen
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("model_store")
+def test_the_input_example_is_generated_not_a_poster(tmp_path: Path) -> None:
+    """No real poster in any artifact: every model used to carry 40 kB of one."""
+    import mlflow
+
+    from posterml.serving.pyfunc import example_poster
+
+    local = Path(mlflow.artifacts.download_artifacts(CHAMPION_URI, dst_path=str(tmp_path)))
+    examples = [p for p in local.rglob("*example*.json")]
+    assert examples
+    for path in examples:
+        text = path.read_text()
+        assert example_poster() in text
+        assert len(text) < 6000

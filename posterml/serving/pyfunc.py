@@ -288,13 +288,38 @@ def runtime_requirements() -> list[str]:
     return pins
 
 
-def log_pipeline(pipeline: PosterPipeline, example_image: str | Path, name: str = "model"):
+def example_poster() -> str:
+    """A small generated poster (a colour gradient with a title band), base64 JPEG: the input
+    example every logged model carries. Generated, never a real poster: real artwork is
+    copyrighted and has no place in a model's artifacts (it used to be 40 kB of one)."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    height, width = 96, 64
+    ramp = np.linspace(0, 255, height, dtype=np.uint8)[:, None]
+    pixels = np.stack(
+        [
+            np.broadcast_to(ramp, (height, width)),
+            np.full((height, width), 60, np.uint8),
+            np.broadcast_to(255 - ramp, (height, width)),
+        ],
+        axis=-1,
+    )
+    image = Image.fromarray(np.ascontiguousarray(pixels), "RGB")
+    ImageDraw.Draw(image).rectangle((6, 70, 57, 84), fill=(240, 220, 40))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def log_pipeline(pipeline: PosterPipeline, name: str = "model"):
     """Log the pipeline as a pyfunc model on the active run; returns the ``ModelInfo``.
 
-    The input example is a real base64 image, not a decoded array, so the UI and the
-    serving docs show what clients actually send.
+    The input example is a base64 image (``example_poster``), not a decoded array, so the
+    UI and the serving docs show what clients actually send.
     """
-    example = pd.DataFrame({"image": [encode_image_file(example_image)]})
+    example = pd.DataFrame({"image": [example_poster()]})
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "pipeline"
         pipeline.save(directory)
