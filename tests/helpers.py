@@ -36,3 +36,15 @@ def write_folder(root: Path, rows: list[dict], make_images: bool = True) -> Path
         )
     pd.DataFrame(table).to_csv(root / "labels.csv", index=False)
     return root
+
+
+def toy_features(n: int = 200, d: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Features with a few learnable genres, one rare genre and never-seen genres."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    Y = np.zeros((n, 19), np.uint8)
+    Y[:, 0] = X[:, 0] > 0.5
+    Y[:, 6] = X[:, 1] + X[:, 2] > 0
+    Y[:, 3] = rng.random(n) < 0.1
+    Y[:5, 18] = 1
+    return X, Y

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import toy_features
 from model_fixture import CHAMPION_URI, model_store, tiny_model  # noqa: F401
 
 from posterml.arrays import load_arrays
@@ -25,15 +26,7 @@ PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
 
 
 def _toy(n: int = 240, d: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Features with a few learnable genres, one rare genre and never-seen genres."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d)).astype(np.float32)
-    Y = np.zeros((n, 19), np.uint8)
-    Y[:, 0] = X[:, 0] > 0.5
-    Y[:, 6] = X[:, 1] + X[:, 2] > 0
-    Y[:, 3] = rng.random(n) < 0.1
-    Y[:5, 18] = 1
-    return X, Y
+    return toy_features(n, d, seed)
 
 
 class Payload:
@@ -287,7 +280,14 @@ def test_ensemble_round_trips_with_its_members_as_plain_files(tmp_path: Path) ->
 
 
 def test_every_registered_kind_is_a_known_family(tmp_path: Path) -> None:
-    assert registered_kinds() == ["classic", "ensemble", "mlp", "rbf_svm", "scratch_cnn"]
+    assert registered_kinds() == [
+        "classic",
+        "ensemble",
+        "finetune_top",
+        "mlp",
+        "rbf_svm",
+        "scratch_cnn",
+    ]
 
     class Unregistered(RBFSVMClassifier):
         pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import toy_features
 from sklearn.svm import SVC
 
 from posterml.models.base import load_classifier
@@ -13,14 +14,7 @@ from posterml.models.svm import DistanceCache, RBFSVMClassifier
 
 
 def _toy(n=200, d=16, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d)).astype(np.float32)
-    Y = np.zeros((n, 19), np.uint8)
-    Y[:, 0] = X[:, 0] > 0.5
-    Y[:, 6] = X[:, 1] + X[:, 2] > 0
-    Y[:, 3] = rng.random(n) < 0.1
-    Y[:5, 18] = 1
-    return X, Y
+    return toy_features(n, d, seed)
 
 
 def test_shared_kernel_svm_matches_sklearn_and_keeps_only_support_vectors():
