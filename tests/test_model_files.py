@@ -411,3 +411,21 @@ def test_the_input_example_is_generated_not_a_poster(tmp_path: Path) -> None:
         text = path.read_text()
         assert example_poster() in text
         assert len(text) < 6000
+
+
+@pytest.mark.slow
+def test_finetuned_top_round_trips_as_plain_files(tmp_path: Path) -> None:
+    """The fine-tuned top of Lite0 (a nested Keras model with augmentation layers) saves as
+    a safe-mode .keras file and predicts the same after loading."""
+    from posterml.models.finetune import FineTunedTopClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 6, size=(48, 7, 7, 192)).astype(np.float32)
+    Y = (rng.random((48, 19)) < 0.3).astype(np.uint8)
+    model = FineTunedTopClassifier(epochs=1, batch_size=16, loss="asymmetric")
+    model.fit(X[:40], Y[:40], X[40:], Y[40:])
+    before = model.predict_scores(X[40:])
+    model.save(tmp_path / "saved")
+    assert "network.keras" in assert_no_pickles(tmp_path / "saved")
+    loaded = load_classifier(tmp_path / "saved")
+    np.testing.assert_allclose(loaded.predict_scores(X[40:]), before, atol=1e-6)
