@@ -338,7 +338,7 @@ def _objective(
     better = min if config.metric.endswith("hamming_loss") else max
 
     def objective(trial: optuna.Trial) -> float:
-        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True) as run:
+        with mlflow.start_run(run_name=f"{family.name} trial {trial.number}", nested=True) as run:
             mlflow.set_tags(
                 {
                     ROLE_TAG: "trial",
@@ -570,9 +570,11 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
     family = get_family(config.family)
     dataset, splits = load_data(config)
 
-    under_mlflow_run = bool(os.environ.get("MLFLOW_RUN_ID"))
-    run_name = None if under_mlflow_run else f"{family.name}-{dataset.name}"
-    with mlflow.start_run(nested=nested, run_name=run_name) as parent:
+    with mlflow.start_run(nested=nested) as parent:
+        # Named for what it is, also under `mlflow run` (which starts the run unnamed).
+        mlflow.set_tag(
+            "mlflow.runName", f"{family.name} · {dataset.name} · {parent.info.run_id[:8]}"
+        )
         mlflow.set_tags(
             {
                 ROLE_TAG: "experiment",
