@@ -498,6 +498,53 @@ def check_against_baseline(metrics: dict[str, float]) -> bool:
     return beats
 
 
+def run_description(
+    config: ExperimentConfig,
+    dataset: PosterDataset,
+    splits: Splits,
+    params: dict,
+    metrics: dict,
+    tags: dict,
+) -> str:
+    """The run's description in the MLflow UI (``mlflow.note.content``): data, the headline
+    F1 table beside the baseline, how much the model says, and the chosen parameters."""
+    sizes = ", ".join(f"{name} {len(ids)}" for name, ids in splits.items())
+    lines = [
+        f"**{config.family}** on `{dataset.name}` ({len(dataset)} posters: {sizes}; "
+        f"train period {splits.train_period}, cross-period {splits.test_period}).",
+        "",
+        "| split | micro F1 | macro F1 | weighted F1 | samples F1 | baseline samples F1 "
+        "| genres/poster (true) | worst over-prediction |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for split in ("val", "test", "xperiod"):
+        if f"{split}_f1_micro" not in metrics:
+            continue
+        f1 = [f"{metrics[f'{split}_f1_{a}']:.3f}" for a in AVERAGES]
+        worst = tags.get(f"most_overpredicted_{split}", "")
+        lines.append(
+            f"| {split} | {' | '.join(f1)} | {metrics[f'{split}_baseline_f1_samples']:.3f} "
+            f"| {metrics[f'{split}_genres_per_poster']:.2f} "
+            f"({metrics[f'{split}_true_genres_per_poster']:.2f}) "
+            f"| {worst} {metrics[f'{split}_max_overprediction']:.1f}x |"
+        )
+    verdict = "beats" if tags.get("beats_baseline") == "true" else "**does not beat**"
+    honest = (
+        f"cross-validated over train+val ({config.cv_folds} folds)"
+        if config.cv_folds >= 2
+        else "validation split, decisions cross-fitted"
+    )
+    lines += [
+        "",
+        f"val: {honest}; test and xperiod: held out.",
+        f"The model {verdict} the baseline (the 2 most frequent genres for every poster).",
+        "Chosen: " + ", ".join(f"`{k}={v}`" for k, v in params.items()) + ".",
+        "Figures: `figures/per_genre_f1.png`, `figures/f1_by_decade.png`, "
+        "`figures/optuna_history.png`.",
+    ]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- the run
 def _log_best(study: optuna.Study, family: Family, config: ExperimentConfig) -> dict:
     """Log the winning trial (and the best of each classifier kind); return its params."""
@@ -532,7 +579,7 @@ def _final_evaluation(
     mlflow.set_tags(tags)
     log_reports(features, decided, metrics, family.name)
     mlflow.log_dict(layer.to_dict(), "model_decision_rule.json")
-    return classifier, layer, metrics
+    return classifier, layer, metrics, tags
 
 
 def _log_model(
@@ -616,8 +663,12 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
 
         best_params = _log_best(study, family, config)
         fitted = kept["classifier"] if kept and kept["params"] == best_params else None
-        classifier, layer, metrics = _final_evaluation(
+        classifier, layer, metrics, tags = _final_evaluation(
             family, best_params, config, features, fitted
+        )
+        mlflow.set_tag(
+            "mlflow.note.content",
+            run_description(config, dataset, splits, best_params, metrics, tags),
         )
         if config.log_model:
             _log_model(

@@ -230,6 +230,8 @@ def test_main_recipe_and_finetune_run_end_to_end_and_main_registers(tmp_path):
         assert "Science Fiction" in Path(rule).read_text()  # thresholds carry genre names
     main = by_family["resnet_svm"]
     assert main.info.run_name.startswith("resnet_svm · synthetic · ")  # named under mlflow run
+    note = main.data.tags["mlflow.note.content"]  # the description the UI shows first
+    assert "| test |" in note and "baseline" in note and "genres/poster" in note
     assert main.data.params["backbone"] == "efficientnet_lite0"
     assert main.data.tags["balanced"] == "true"
     assert main.data.tags["beats_baseline"] == "true", main.data.metrics
