@@ -657,7 +657,7 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
         mlflow.log_metric("search_seconds", time.perf_counter() - start)
         from posterml.plots.evaluation import optuna_figures
 
-        for name, figure in optuna_figures(study).items():
+        for name, figure in optuna_figures(study, config.metric).items():
             mlflow.log_figure(figure, f"figures/{name}")
             plt_close(figure)
 

@@ -9,6 +9,7 @@ matplotlib.use("Agg")  # headless: figures go to MLflow, never to a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from posterml.genres import GENRES, snake  # noqa: E402
 
@@ -33,7 +34,7 @@ def per_genre_f1_figure(metrics: dict[str, float], splits: list[str], title: str
     return fig
 
 
-def optuna_figures(study) -> dict[str, Figure]:
+def optuna_figures(study, objective: str = "Objective Value") -> dict[str, Figure]:
     """Optimisation history, and parameter importances when the study allows computing them."""
     import warnings
 
@@ -41,9 +42,11 @@ def optuna_figures(study) -> dict[str, Figure]:
     from optuna.exceptions import ExperimentalWarning
 
     figures = {}
-    with warnings.catch_warnings():
+    # Optuna's plots switch matplotlib to its ggplot style globally: keep that to these two.
+    with warnings.catch_warnings(), matplotlib.rc_context():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        ax = ovm.plot_optimization_history(study)
+        ax = ovm.plot_optimization_history(study, target_name=objective)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials
         figures["optuna_history.png"] = ax.figure
         complete = [t for t in study.trials if t.state.name == "COMPLETE"]
         if len(complete) >= 2 and len({tuple(sorted(t.params.items())) for t in complete}) >= 2:
