@@ -399,27 +399,46 @@ def dataset_tags(dataset: PosterDataset) -> dict[str, str]:
     }
 
 
+# MLflow's dataset contexts for the splits (the UI shows one input per split).
+SPLIT_CONTEXTS = {
+    "train": "training",
+    "val": "validation",
+    "test": "test",
+    "xperiod": "cross-period",
+}
+
+
 def log_dataset(dataset: PosterDataset, splits: Splits) -> None:
-    """Which data this run used: tags, an MLflow dataset input, and the split ids."""
+    """Which data this run used: tags, one MLflow dataset input per split (its digest covers
+    the dataset's content hash and the split's ids, so a capped or re-split run is a
+    different input), and the split ids."""
+    import hashlib
+
     mlflow.set_tags(dataset_tags(dataset))
     table = dataset.frame[["poster_id", "year"]].assign(
         genres=dataset.frame["genres"].map("|".join)
     )
-    with warnings.catch_warnings():  # MLflow's schema hints about int columns are noise here
-        warnings.simplefilter("ignore", UserWarning)
-        source = mlflow.data.from_pandas(
-            table, source=str(dataset.root), name=dataset.name, digest=dataset.content_hash[:16]
-        )
-    for attempt in range(3):
-        try:
-            mlflow.log_input(source, context="training")
-            break
-        except mlflow.exceptions.MlflowException:
-            # Two workers registering the same dataset at once: MLflow checks, then inserts,
-            # so the second insert fails once; by the retry the dataset row exists.
-            if attempt == 2:
-                raise
-            time.sleep(0.2 + random.random())
+    for name, ids in splits.items():
+        digest = hashlib.sha256(dataset.content_hash.encode())
+        digest.update("\n".join(sorted(map(str, ids))).encode())
+        with warnings.catch_warnings():  # MLflow's schema hints about int columns: noise here
+            warnings.simplefilter("ignore", UserWarning)
+            source = mlflow.data.from_pandas(
+                table[table["poster_id"].isin(set(ids))],
+                source=str(dataset.root),
+                name=f"{dataset.name} ({name})",
+                digest=digest.hexdigest()[:16],
+            )
+        for attempt in range(3):
+            try:
+                mlflow.log_input(source, context=SPLIT_CONTEXTS.get(name, name))
+                break
+            except mlflow.exceptions.MlflowException:
+                # Two workers registering the same dataset at once: MLflow checks, then
+                # inserts, so the second insert fails once; by the retry the row exists.
+                if attempt == 2:
+                    raise
+                time.sleep(0.2 + random.random())
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "split_ids.csv"
         splits.to_frame().to_csv(path, index=False)

@@ -232,6 +232,8 @@ def test_main_recipe_and_finetune_run_end_to_end_and_main_registers(tmp_path):
     assert main.info.run_name.startswith("resnet_svm · synthetic · ")  # named under mlflow run
     note = main.data.tags["mlflow.note.content"]  # the description the UI shows first
     assert "| test |" in note and "baseline" in note and "genres/poster" in note
+    contexts = {t.value for d in main.inputs.dataset_inputs for t in d.tags}
+    assert contexts == {"training", "validation", "test", "cross-period"}
     assert main.data.params["backbone"] == "efficientnet_lite0"
     assert main.data.tags["balanced"] == "true"
     assert main.data.tags["beats_baseline"] == "true", main.data.metrics
