@@ -131,7 +131,7 @@ def assert_matches_pipeline(
         scores = np.array([answer[c] for c in SCORE_COLUMNS], dtype=float)
         assert ((scores >= 0) & (scores <= 1)).all()
         np.testing.assert_allclose(
-            scores, want[SCORE_COLUMNS].to_numpy(dtype=float), rtol=1e-9, atol=1e-12
+            scores, want[SCORE_COLUMNS].to_numpy(dtype=float), rtol=0, atol=1e-6
         )
 
 
@@ -270,8 +270,9 @@ def test_16bit_png_gets_the_scores_of_its_8bit_twin(server, image_files):
     response = invoke(server, split_payload(values))
     assert response.status_code == 200, model_message(response)[:2000]
     scores = scores_of(response.json()["predictions"])
-    np.testing.assert_allclose(scores[1], scores[0], rtol=1e-9, atol=1e-12)  # gray used to be white
-    np.testing.assert_allclose(scores[3], scores[2], rtol=1e-9, atol=1e-12)
+    # Same pixels; a CNN backbone may differ by float noise (~5e-8) with the batch position.
+    np.testing.assert_allclose(scores[1], scores[0], rtol=0, atol=1e-6)  # gray used to be white
+    np.testing.assert_allclose(scores[3], scores[2], rtol=0, atol=1e-6)
 
 
 def test_rows_and_pixels_per_request_are_limited_before_decoding(server, images_b64):
