@@ -182,9 +182,11 @@ def test_years_move_decisions_towards_the_decades_genres():
     assert aware[new, drama].mean() < plain[new, drama].mean()
     f1 = lambda p: classification_metrics(y, p, "v")["v_f1_micro"]  # noqa: E731
     assert f1(layer.predict(scores, years)) > f1(layer.predict(scores))
-    # No year (NaN) or an unseen decade behaves as before.
+    # No year (NaN) or an unseen decade behaves as before, thresholds included.
     unknown = np.full(n, np.nan)
     assert np.array_equal(layer.predict(scores, unknown), layer.predict(scores))
+    unseen = np.full(n, 1925.0)
+    assert np.array_equal(layer.predict(scores, unseen), layer.predict(scores))
 
 
 def test_cross_fitted_decisions_never_use_their_own_labels():

@@ -222,10 +222,15 @@ class DecisionLayer(BaseEstimator):
         return shift_priors(proba, np.asarray(self.prevalence_), self.decade_priors(years))
 
     def _has_year(self, years: np.ndarray | None, n: int) -> np.ndarray:
+        """Rows whose year falls in a decade the layer learnt rates for: only those are
+        shifted and use the year-aware thresholds; any other row is decided as without."""
         if years is None or not self.decade_prevalence_:
             return np.zeros(n, dtype=bool)
         years = np.asarray(years, dtype=np.float64)
-        return np.isfinite(years) & (years > 0)
+        known = np.isfinite(years) & (years > 0)
+        seen = {int(d) for d in self.decade_prevalence_}
+        decades = decade_of(np.where(known, years, 0))
+        return known & np.isin(decades, list(seen))
 
     def predict_proba(self, scores: np.ndarray, years: np.ndarray | None = None) -> np.ndarray:
         """Calibrated probabilities, shifted to the decade's rates where a year is given."""
