@@ -622,7 +622,7 @@ def _log_model(
         "parent_run_id": run_id,
     }
     pipeline = PosterPipeline(features.featurizer, classifier, layer, meta)
-    info = log_pipeline(pipeline)
+    info = log_pipeline(pipeline, name=family.name)  # the models list names each family
     mlflow.set_tags({"model_id": info.model_id, "model_uri": info.model_uri})
 
 

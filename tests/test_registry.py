@@ -61,6 +61,9 @@ def test_picks_the_best_balanced_run_and_is_idempotent(experiment):
     assert champion.run_id == good
     assert champion.tags["val_f1_weighted"] == "0.6000" and champion.tags["balanced"] == "true"
     assert "val_f1_weighted=0.600" in champion.description
+    # The logged model knows its version (its page in the UI says "registered").
+    logged = client.get_logged_model(client.get_run(good).data.tags["model_id"])
+    assert '"name": "poster-genre-classifier"' in logged.tags["mlflow.modelVersions"]
 
     again = register_best(experiment)
     assert not again.changed

@@ -174,13 +174,12 @@ def register_best(
             model_name, description="Movie poster -> TMDb genres (base64 image in, genres out)."
         )
     model_id = run.data.tags["model_id"]
-    version = client.create_model_version(
-        model_name,
-        f"models:/{model_id}",
-        run_id=run.info.run_id,
-        tags=_version_tags(run, metric),
-        description=_description(run, metric),
+    # register_model (not create_model_version) also marks the logged model as registered,
+    # so its page in the UI links to the version instead of saying "Not registered".
+    version = mlflow.register_model(
+        f"models:/{model_id}", model_name, tags=_version_tags(run, metric)
     )
+    client.update_model_version(model_name, version.version, _description(run, metric))
     if champion is not None:
         client.set_registered_model_alias(model_name, "previous", champion.version)
     client.set_registered_model_alias(model_name, "champion", version.version)
