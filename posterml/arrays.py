@@ -1,4 +1,5 @@
-"""Named numeric arrays on disk that load without unpickling anything.
+"""The plain files a saved model is made of: named numeric arrays that load without
+unpickling anything, and JSON objects (``read_json_object``).
 
 Saved models keep their fitted arrays in ``.npz`` archives. ``np.load`` with
 ``allow_pickle=False`` refuses pickled content but with terse messages and lazily (an
@@ -8,6 +9,7 @@ file and array that a tampered model tried to smuggle Python objects into.
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -54,3 +56,20 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
             except (OSError, zipfile.BadZipFile) as exc:
                 raise ValueError(f"{path}: array {name!r} is unreadable ({exc})") from None
     return arrays
+
+
+def read_json_object(path: Path, missing: str) -> dict:
+    """The JSON object in ``path``; ``missing`` is the message when the file is absent.
+
+    Malformed or non-object content is a ``ValueError`` naming the file, never a traceback
+    from the JSON parser."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {missing}")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return data

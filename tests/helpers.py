@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,3 +52,36 @@ def toy_features(n: int = 200, d: int = 16, seed: int = 0) -> tuple[np.ndarray, 
     Y[:, 3] = rng.random(n) < 0.1
     Y[:5, 18] = 1
     return X, Y
+
+
+def interrupt_when(
+    command: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    ready: Callable[[], bool],
+    signum: int,
+    what: str,
+    timeout: float = 120,
+) -> tuple[int, str]:
+    """Run ``command``, send it ``signum`` once ``ready()`` holds; (return code, stderr)."""
+    process = subprocess.Popen(
+        command,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Python only turns SIGINT into KeyboardInterrupt if it is not ignored at start.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, f"{what} never started"
+            time.sleep(0.01)
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=timeout)
+    finally:
+        process.kill()
+    return process.returncode, err

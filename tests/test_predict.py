@@ -7,16 +7,14 @@ from __future__ import annotations
 import os
 import signal
 import stat
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from bad_inputs import BAD_IMAGES, ODD_GOOD_IMAGES, b64, bad_image, expected_words, poster_jpeg
-from helpers import write_image
+from helpers import interrupt_when, write_image
 from model_fixture import model_store, tiny_model  # noqa: F401
 
 from posterml.cli import main
@@ -165,33 +163,16 @@ def test_killed_predict_leaves_no_temp_file(tiny_model, tmp_path, signum):
     }
     command = [sys.executable, "-m", "posterml.cli", "predict", str(folder)]
     command += ["--model", tiny_model.model_uri, "--out", str(out), "--batch-size", "1"]
-    process = subprocess.Popen(
-        [*command, "--no-progress"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # Python only turns SIGINT into KeyboardInterrupt if it is not ignored at start.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
 
     def temp_files() -> list[Path]:
         return list(out.parent.glob(".*.tmp")) if out.parent.is_dir() else []
 
-    try:
-        deadline = time.monotonic() + 120
-        while not temp_files():
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "predict never started writing"
-            time.sleep(0.01)
-        process.send_signal(signum)
-        _, err = process.communicate(timeout=120)
-    finally:
-        process.kill()
+    returncode, err = interrupt_when(
+        [*command, "--no-progress"], env, tmp_path, temp_files, signum, "predict writing"
+    )
     left = sorted(p.name for p in out.parent.iterdir())
     assert not left, (left, err[-2000:])  # no temp file, no output, no skipped list
-    assert process.returncode == 128 + signum, err[-2000:]  # 143/130, as a shell says
+    assert returncode == 128 + signum, err[-2000:]  # 143/130, as a shell says
     assert "Traceback" not in err
 
 

@@ -11,7 +11,6 @@ import logging
 import os
 import signal
 import stat
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 import tmdbsimple
 from fake_tmdb import FakeTMDbServer, Fault
+from helpers import interrupt_when
 from PIL import Image
 
 from posterml.data.tmdb import (
@@ -308,35 +308,24 @@ def test_killed_fetch_ends_its_run_killed_and_leaves_no_temp_file(server, tmp_pa
     command = [sys.executable, "-m", "posterml.cli", "fetch-tmdb", "--out", "data"]
     command += ["--decades", "1970", "--per-decade", "3", "--timeout", "60", "--no-progress"]
     command += ["--api-base-url", server.base_url, "--image-base-url", server.image_base_url]
-    process = subprocess.Popen(
-        command,
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # Python only turns SIGINT into KeyboardInterrupt if it is not ignored at start.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
 
     def temp_files() -> list[Path]:
         return list(images.glob(".*")) if images.is_dir() else []
 
-    try:
-        deadline = time.monotonic() + 120
-        while not (temp_files() and server.hits["image"]):
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "fetch never started a download"
-            time.sleep(0.01)
-        process.send_signal(signum)
-        _, err = process.communicate(timeout=60)
-    finally:
-        process.kill()
+    returncode, err = interrupt_when(
+        command,
+        env,
+        tmp_path,
+        lambda: bool(temp_files() and server.hits["image"]),
+        signum,
+        "fetch's download",
+        timeout=60,
+    )
 
     assert temp_files() == [], err
     from mlflow.tracking import MlflowClient
 
     (run,) = MlflowClient(uri).search_runs(["0"])
     assert run.info.status == "KILLED", err
-    assert process.returncode == 128 + signum, err
+    assert returncode == 128 + signum, err
     assert "Traceback" not in err

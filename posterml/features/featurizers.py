@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from PIL import Image
 
+from posterml.arrays import read_json_object
 from posterml.data.images import DECODER_VERSION, resize_rgb, to_rgb
 from posterml.features.cache import FeatureCache, hash_files, namespace_for
 from posterml.features.extract import ExtractionResult, iter_image_batches
@@ -104,14 +105,7 @@ class Featurizer(ABC):
 def read_spec(directory: Path, kind: str | None = None) -> dict[str, Any]:
     """The ``featurizer.json`` in ``directory``, checked for kind and format version."""
     path = Path(directory) / SPEC_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no saved featurizer here")
-    try:
-        spec = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(spec, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+    spec = read_json_object(path, "no saved featurizer here")
     version = spec.get("format_version")
     if type(version) is not int or version != FORMAT_VERSION:
         raise ValueError(f"{path}: unsupported featurizer format {spec.get('format_version')!r}")

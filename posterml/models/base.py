@@ -25,7 +25,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from posterml.arrays import load_arrays, save_arrays
+from posterml.arrays import load_arrays, read_json_object, save_arrays
 
 META_FILE = "classifier.json"
 ARRAYS_FILE = "arrays.npz"
@@ -152,14 +152,7 @@ def _plain(value: Any) -> Any:
 def read_meta(directory: Path) -> dict[str, Any]:
     """The ``classifier.json`` in ``directory``, checked for a known kind and version."""
     path = Path(directory) / META_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no saved classifier here")
-    try:
-        meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(meta, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+    meta = read_json_object(path, "no saved classifier here")
     if "kind" not in meta and "format" in meta:
         raise ValueError(
             f"{path}: a classifier saved by an older posterml as serialised Python objects "

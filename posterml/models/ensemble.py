@@ -16,14 +16,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from posterml.models.base import GenreClassifier, load_classifier, register_classifier, sigmoid
-
-_EPS = 1e-6
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
-    return np.log(p) - np.log1p(-p)
+from posterml.evaluation.decision import expit, logit
+from posterml.models.base import GenreClassifier, load_classifier, register_classifier
 
 
 @register_classifier("ensemble", format_version=1)
@@ -59,10 +53,10 @@ class EnsembleClassifier(GenreClassifier):
 
     def predict_scores(self, X: np.ndarray) -> np.ndarray:
         blend = sum(
-            w * _logit(member.predict_scores(X))
+            w * logit(member.predict_scores(X))
             for w, member in zip(self.weights_, self.members, strict=True)
         )
-        return sigmoid(blend)
+        return expit(blend)
 
     def _save_fitted(self, directory: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         for i, member in enumerate(self.members):
