@@ -39,11 +39,10 @@ from posterml.evaluation.metrics import (
     top_k_baseline,
 )
 from posterml.models.families import Family, get_family
+from posterml.names import ROLE_TAG
 from posterml.tracking import configure_tracking, log_new_params
 
 log = logging.getLogger("posterml")
-
-ROLE_TAG = "posterml.role"  # "experiment" (a family's parent run), "trial", "compare"
 
 
 @dataclass

@@ -20,9 +20,9 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from posterml.runner import ROLE_TAG
+from posterml.names import MODEL_NAME, ROLE_TAG
 
-DEFAULT_MODEL_NAME = "poster-genre-classifier"
+DEFAULT_MODEL_NAME = MODEL_NAME
 SUMMARY_METRICS = (
     "val_f1_weighted",
     "val_f1_micro",

@@ -1,0 +1,18 @@
+"""Names shared across posterml: run tags, the registered model, the headline metrics.
+
+One place, so the runner, ``register``, ``posterml where``/``predict`` and the tests agree.
+"""
+
+from __future__ import annotations
+
+MODEL_NAME = "poster-genre-classifier"  # the registered model
+CHAMPION_ALIAS = "champion"
+CHAMPION_URI = f"models:/{MODEL_NAME}@{CHAMPION_ALIAS}"
+
+ROLE_TAG = "posterml.role"  # "experiment" (a family's parent run), "trial", "compare", ...
+FAMILY_TAG = "family"
+DATASET_TAG = "dataset"
+BEATS_BASELINE_TAG = "beats_baseline"  # "true"/"false": the run's loud baseline check
+
+# The search objective and the metric `register` ranks runs by.
+DEFAULT_OBJECTIVE = "val_f1_weighted"
