@@ -101,10 +101,11 @@ def evaluate(name: str, args: argparse.Namespace, storage: str) -> dict:
     """The one evaluation every backbone gets; returns the F1 averages of its parent run."""
     import mlflow
 
-    from posterml.runner import ExperimentConfig, run_experiment
+    from posterml.experiment.cli import experiment_config
+    from posterml.experiment.run import run_experiment
 
-    config = ExperimentConfig(
-        family="resnet_svm",
+    config = experiment_config(
+        "resnet_svm",
         data=str(args.data),
         backbone=name,
         class_weight="balanced",

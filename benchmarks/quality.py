@@ -20,23 +20,23 @@ sqlite:///mlflow.db) under the experiment ``benchmark-quality``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import time
+from functools import partial
 
 import pandas as pd
 
-from posterml.compare import comparison_table
-from posterml.runner import RECOMMENDED, ExperimentConfig, run_experiment
+from posterml.experiment.cli import experiment_config
+from posterml.experiment.compare import comparison_table
+from posterml.experiment.config import RECOMMENDED, ExperimentConfig
+from posterml.experiment.run import run_experiment
 
 STUDY_CLAIMS = "study (ResNet50, 2010s): SVM 0.51, MLP 0.57, balanced SVM 0.74; 1970s 0.37-0.40"
 
 
 def variants(args: argparse.Namespace) -> dict[str, ExperimentConfig]:
-    base = ExperimentConfig(
-        family="resnet_svm",
+    shared = dict(
         data=args.data,
-        backbone=args.backbone,
         seed=args.seed,
         train_years=args.train_years,
         test_years=args.test_years,
@@ -45,34 +45,39 @@ def variants(args: argparse.Namespace) -> dict[str, ExperimentConfig]:
         max_posters=args.max_posters,
         cv_folds=args.cv_folds,
     )
-    svm = dataclasses.replace(base, n_trials=args.svm_trials)
-    mlp = dataclasses.replace(
-        base, family="resnet_mlp", n_trials=args.mlp_trials, epochs=args.mlp_epochs
-    )
+
+    def config(family: str, **knobs) -> ExperimentConfig:
+        if family != "pca_classic" and family != "scratch_cnn":
+            knobs.setdefault("backbone", args.backbone)
+        return experiment_config(family, **{**shared, **knobs})
+
+    svm = partial(config, "resnet_svm", n_trials=args.svm_trials)
+    mlp = partial(config, "resnet_mlp", n_trials=args.mlp_trials, epochs=args.mlp_epochs)
+    recipe = {k: v for k, v in RECOMMENDED.items() if k != "family"}
     return {
-        "pca_classic": dataclasses.replace(base, family="pca_classic", n_trials=args.pca_trials),
+        "pca_classic": config("pca_classic", n_trials=args.pca_trials),
         # Keras families that train for minutes per fit skip the out-of-fold refits: their
         # decision layer learns from validation scores (cv_folds 0).
-        "scratch_cnn": dataclasses.replace(
-            base, family="scratch_cnn", n_trials=args.cnn_trials, epochs=args.cnn_epochs, cv_folds=0
+        "scratch_cnn": config(
+            "scratch_cnn", n_trials=args.cnn_trials, epochs=args.cnn_epochs, cv_folds=0
         ),
-        "resnet_svm (unbalanced)": dataclasses.replace(svm, class_weight="none"),
-        "resnet_svm (balanced)": dataclasses.replace(svm, class_weight="balanced"),
+        "resnet_svm (unbalanced)": svm(class_weight="none"),
+        "resnet_svm (balanced)": svm(class_weight="balanced"),
         # The study's decision rule: a plain 0.5 cut, no fallback genre.
-        "resnet_svm (balanced, 0.5 cut)": dataclasses.replace(
-            svm, class_weight="balanced", tune_thresholds=False, min_one_genre=False
+        "resnet_svm (balanced, 0.5 cut)": svm(
+            class_weight="balanced", tune_thresholds=False, min_one_genre=False
         ),
-        "resnet_mlp (unweighted)": dataclasses.replace(mlp, positive_weighting="none"),
-        "resnet_mlp (weighting searched)": dataclasses.replace(mlp, positive_weighting="search"),
-        "finetune (top block)": dataclasses.replace(
-            base, family="finetune", n_trials=args.finetune_trials, epochs=15, cv_folds=0
+        "resnet_mlp (unweighted)": mlp(positive_weighting="none"),
+        "resnet_mlp (weighting searched)": mlp(positive_weighting="search"),
+        "finetune (top block)": config(
+            "finetune", n_trials=args.finetune_trials, epochs=15, cv_folds=0
         ),
-        "ensemble (svm + mlp)": dataclasses.replace(
-            mlp, family="ensemble", n_trials=args.ensemble_trials
+        "ensemble (svm + mlp)": config(
+            "ensemble", n_trials=args.ensemble_trials, epochs=args.mlp_epochs
         ),
-        "recipe, all years": dataclasses.replace(
-            base,
-            **{**RECOMMENDED, "n_trials": args.svm_trials},
+        "recipe, all years": config(
+            "resnet_svm",
+            **{**recipe, "n_trials": args.svm_trials},
             train_years="all",
             test_years="all",
         ),

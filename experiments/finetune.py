@@ -3,7 +3,11 @@
 mlflow run . -e finetune -P data=synthetic --env-manager local
 """
 
-from posterml.runner import main
+from functools import partial
+
+from posterml.experiment.cli import main
+from posterml.io import run_interruptible
 
 if __name__ == "__main__":
-    raise SystemExit(main("finetune"))
+    # Ctrl-C/SIGTERM unwind the run (MLflow runs end, temp files go) and exit 130/143.
+    raise SystemExit(run_interruptible("finetune", partial(main, "finetune")))

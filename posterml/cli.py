@@ -47,16 +47,6 @@ def _where(args: argparse.Namespace) -> int:
     return 0
 
 
-def _register(args: argparse.Namespace) -> int:
-    from posterml.serving.registry import register_best
-    from posterml.tracking import configure_tracking
-
-    configure_tracking()
-    result = register_best(args.experiment, args.model_name, args.metric, not args.any)
-    print(result.message)
-    return 0 if result.version else 1
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="posterml", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -72,12 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("-n", type=int, default=5)
     where.set_defaults(handler=_where)
 
-    register = sub.add_parser("register", help="register the best balanced run as @champion")
-    register.add_argument("--experiment", default="Default")
-    register.add_argument("--model-name", default="poster-genre-classifier")
-    register.add_argument("--metric", default="val_f1_weighted")
-    register.add_argument("--any", action="store_true", help="consider unbalanced runs too")
-    register.set_defaults(handler=_register)
+    from posterml.serving.register_command import (
+        DESCRIPTION,
+        add_register_arguments,
+        run_register,
+    )
+
+    register = sub.add_parser("register", help=DESCRIPTION, description=DESCRIPTION)
+    add_register_arguments(register).set_defaults(handler=run_register)
 
     from posterml.serving.predict import add_predict_parser
 

@@ -12,6 +12,7 @@ CHAMPION_URI = f"models:/{MODEL_NAME}@{CHAMPION_ALIAS}"
 ROLE_TAG = "posterml.role"  # "experiment" (a family's parent run), "trial", "compare", ...
 FAMILY_TAG = "family"
 DATASET_TAG = "dataset"
+DATASET_HASH_TAG = "dataset_hash"
 BEATS_BASELINE_TAG = "beats_baseline"  # "true"/"false": the run's loud baseline check
 
 # The search objective and the metric `register` ranks runs by.

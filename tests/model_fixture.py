@@ -66,7 +66,8 @@ def train_tiny_model(root: Path) -> TrainedModel:
     """Train the demo's model (EfficientNet-Lite0 features + balanced SVM, 2 trials) on the
     synthetic set and register it. A pixel-PCA model would be quicker but does not beat the
     2-most-frequent-genres baseline on the synthetic set, so ``register`` rightly refuses it."""
-    from posterml.runner import ExperimentConfig, run_experiment
+    from posterml.experiment.cli import experiment_config
+    from posterml.experiment.run import run_experiment
     from posterml.serving.registry import register_best
 
     root.mkdir(parents=True, exist_ok=True)
@@ -75,8 +76,8 @@ def train_tiny_model(root: Path) -> TrainedModel:
         import mlflow
 
         run_id = run_experiment(
-            ExperimentConfig(
-                family="resnet_svm",
+            experiment_config(
+                "resnet_svm",
                 data="synthetic",
                 backbone="efficientnet_lite0",
                 n_trials=2,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from posterml.runner import parse_config
+from posterml.experiment.cli import parse_config
 
 
 def test_mlproject_style_values_parse():
@@ -23,7 +23,7 @@ def test_mlproject_style_values_parse():
     )
     assert config.seed == 42 and config.tune_thresholds is False
     assert config.timeout == 0.0 and config.train_years == "2010-2019"
-    assert config.family == "resnet_svm" and config.study_name == "new"
+    assert config.family == "resnet_svm" and config.study_name == ""
 
 
 @pytest.mark.parametrize("flag, value", [("--seed", "4.5"), ("--min-one-genre", "maybe")])
@@ -31,3 +31,26 @@ def test_bad_values_are_refused_by_name(flag, value, capsys):
     with pytest.raises(SystemExit):
         parse_config("resnet_svm", [flag, value])
     assert value in capsys.readouterr().err
+
+
+def test_params_logged_by_mlflow_run_are_read_back(tracking_uri, monkeypatch):
+    """Under `mlflow run` the script reads the parameters MLflow logged, which MLflow stores
+    shell-quoted ('' for an empty default, 'my posters' for a path with a space)."""
+    import mlflow
+    from mlflow.utils.string_utils import quote
+
+    from posterml.experiment.cli import parse_config
+
+    logged = {"data": "/tmp/my posters", "study_name": "", "n_trials": "3", "backbone": "x'y"}
+    with mlflow.start_run() as run:
+        mlflow.log_params({k: quote(v) for k, v in logged.items()})
+    monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)
+    config = parse_config("resnet_svm", ["--params-from-run"])
+    assert config.data == "/tmp/my posters" and config.study_name == ""
+    assert config.n_trials == 3 and config.options.backbone == "x'y"
+
+
+def test_a_knob_of_another_family_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        parse_config("resnet_svm", ["--image-size", "48x32"])
+    assert "--image-size" in capsys.readouterr().err

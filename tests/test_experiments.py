@@ -89,9 +89,13 @@ def test_compare_leaves_four_comparable_parent_runs(tmp_path):
     ]
     for run in parents:
         metrics, tags = run.data.metrics, run.data.tags
+        # Per-genre scalars for the test split only; the rest is in the reports tables.
         for genre in GENRES:
             assert f"test_f1_{snake(genre)}" in metrics
-            assert f"xperiod_f1_{snake(genre)}" in metrics
+            assert f"xperiod_f1_{snake(genre)}" not in metrics
+        reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
+        assert {"reports/val_report.json", "reports/xperiod_report.json"} <= reports
+        assert run.data.tags["mlflow.runName"].startswith(f"{tags['family']} · synthetic · ")
         for average in ("micro", "macro", "weighted", "samples"):
             assert 0.0 <= metrics[f"test_f1_{average}"] <= 1.0
         assert tags["dataset"] == "synthetic" and len(tags["dataset_hash"]) == 64
@@ -108,9 +112,20 @@ def test_compare_leaves_four_comparable_parent_runs(tmp_path):
         )
         assert len(trials) == 2
         assert all("val_f1_weighted" in t.data.metrics for t in trials)
+        # Trials keep the averages: no per-genre scalars.
+        assert not any(k.endswith("_drama") for t in trials for k in t.data.metrics)
+        assert all(t.data.tags["mlflow.runName"].startswith(tags["family"]) for t in trials)
 
     _, compare = _runs(tmp_path, "tags.`posterml.role` = 'compare'")
     assert len(compare) == 1
+    # The compare run carries the table as metrics and as its description.
+    for run in parents:
+        family = run.data.tags["family"]
+        assert compare[0].data.metrics[f"{family}_test_f1_micro"] == pytest.approx(
+            run.data.metrics["test_f1_micro"]
+        )
+    assert "baseline_test_f1_micro" in compare[0].data.metrics
+    assert "| resnet_svm |" in compare[0].data.tags["mlflow.note.content"]
     assert {p.data.tags["mlflow.parentRunId"] for p in parents} == {compare[0].info.run_id}
 
     # The README's next step: register the best run of the experiment as @champion.
@@ -171,7 +186,8 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
 
 def test_unreadable_images_are_reported_and_skipped_not_fatal(tracking_uri, tmp_path):
     from posterml.data.synthetic import write_synthetic
-    from posterml.runner import ExperimentConfig, run_experiment
+    from posterml.experiment.cli import experiment_config
+    from posterml.experiment.run import run_experiment
 
     root = write_synthetic(tmp_path / "posters", n=120, seed=1)
     images = sorted((root / "images").iterdir())
@@ -179,8 +195,8 @@ def test_unreadable_images_are_reported_and_skipped_not_fatal(tracking_uri, tmp_
     images[1].write_bytes(images[1].read_bytes()[:200])  # truncated JPEG
     images[2].write_text("not a poster")  # text named .jpg
     run_id = run_experiment(
-        ExperimentConfig(
-            family="pca_classic",
+        experiment_config(
+            "pca_classic",
             data=str(root),
             n_trials=1,
             pixel_size="30x20",

@@ -18,54 +18,55 @@ def test_conda_env_mirrors_pyproject_dependencies():
     assert "python=3.11.7" in conda["dependencies"]
 
 
+# Entry points that run the experiment runner (their parameters are the config dataclasses').
+EXPERIMENTS = {
+    "main": "resnet_svm",
+    "resnet_svm": "resnet_svm",
+    "resnet_mlp": "resnet_mlp",
+    "ensemble": "ensemble",
+    "finetune": "finetune",
+    "pca_classic": "pca_classic",
+    "scratch_cnn": "scratch_cnn",
+    "compare": None,
+}
+
+
 def test_every_entry_point_has_its_thin_script():
     project = yaml.safe_load((ROOT / "MLproject").read_text())
-    expected = {
-        "main",
-        "ensemble",
-        "finetune",
-        "pca_classic",
-        "scratch_cnn",
-        "resnet_svm",
-        "resnet_mlp",
-        "colors",
-        "fetch_tmdb",
-        "compare",
-        "register",
-    }
+    expected = set(EXPERIMENTS) | {"colors", "fetch_tmdb", "register"}
     assert set(project["entry_points"]) == expected
     for name, entry in project["entry_points"].items():
         assert f"python -m experiments.{name}" in entry["command"]
         assert (ROOT / "experiments" / f"{name}.py").is_file()
+        if name in EXPERIMENTS:
+            assert entry["command"] == f"python -m experiments.{name} --params-from-run"
+            continue
         for param in entry["parameters"]:
             assert "{" + param + "}" in entry["command"], (name, param)
     assert "api_key" not in str(project["entry_points"]["fetch_tmdb"]["parameters"])
 
 
+def test_mlproject_stays_small():
+    assert (ROOT / "MLproject").stat().st_size < 5000
+
+
 def test_experiment_parameters_match_the_config():
-    """Every experiment entry point takes every ``ExperimentConfig`` knob, with the config's
-    default unless it deliberately differs (``main`` is the shipped recipe)."""
+    """Every experiment entry point takes the shared knobs and its family's, with the
+    dataclasses' defaults unless ``ENTRY_POINT_DEFAULTS`` says otherwise (``main`` is the
+    shipped recipe); a family's entry point has no knob that does not apply to it."""
     import dataclasses
 
-    from posterml.runner import RECOMMENDED, ExperimentConfig
+    from posterml.experiment.config import ENTRY_POINT_DEFAULTS, CompareOptions, shared_knobs
+    from posterml.experiment.families import family_class
 
     project = yaml.safe_load((ROOT / "MLproject").read_text())
-    overrides = {
-        "main": {k: v for k, v in RECOMMENDED.items() if k != "family"},
-        "resnet_mlp": {"epochs": 100},
-        "ensemble": {"epochs": 100},
-        "finetune": {"backbone": "efficientnet_lite0", "n_trials": 3, "epochs": 15, "cv_folds": 0},
-    }
-    fields = [
-        f
-        for f in dataclasses.fields(ExperimentConfig)
-        if f.name not in ("family", "experiment", "log_model")
-    ]
-    for name in ("main", "resnet_svm", "resnet_mlp", "ensemble", "finetune", "pca_classic"):
+    for name, family in EXPERIMENTS.items():
+        options = family_class(family).options_class if family else CompareOptions
+        fields = shared_knobs() + list(dataclasses.fields(options))
         parameters = project["entry_points"][name]["parameters"]
         assert set(parameters) == {f.name for f in fields}, name
         for field in fields:
-            want = overrides.get(name, {}).get(field.name, field.default)
+            want = ENTRY_POINT_DEFAULTS.get(name, {}).get(field.name, field.default)
             got = parameters[field.name]["default"]
             if isinstance(want, bool):
                 got = {"true": True, "false": False}[str(got)]

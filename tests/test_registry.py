@@ -6,7 +6,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from posterml.runner import ROLE_TAG
+from posterml.names import ROLE_TAG
 from posterml.serving.registry import register_best
 
 

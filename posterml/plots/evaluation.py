@@ -15,15 +15,18 @@ from posterml.genres import GENRES, snake  # noqa: E402
 
 
 def per_genre_f1_figure(metrics: dict[str, float], splits: list[str], title: str) -> Figure:
-    """Grouped horizontal bars: F1 per genre for each split, with support in the labels."""
+    """Grouped horizontal bars: F1 per genre for each split, with the test split's support
+    (the posters each bar rests on) in the labels, or the first split's without a test."""
     fig, ax = plt.subplots(figsize=(9, 8), constrained_layout=True)
     height = 0.8 / max(len(splits), 1)
     y = np.arange(len(GENRES))
     for k, split in enumerate(splits):
         values = [metrics.get(f"{split}_f1_{snake(g)}", 0.0) for g in GENRES]
         ax.barh(y + k * height, values, height=height, label=split)
-    first = splits[0] if splits else "test"
-    labels = [f"{g} (n={int(metrics.get(f'{first}_support_{snake(g)}', 0))})" for g in GENRES]
+    shown = "test" if "test" in splits or not splits else splits[0]
+    labels = [
+        f"{g} ({shown} n={int(metrics.get(f'{shown}_support_{snake(g)}', 0))})" for g in GENRES
+    ]
     ax.set_yticks(y + height * (len(splits) - 1) / 2, labels)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import tempfile
 import warnings
 from pathlib import Path
@@ -34,8 +33,7 @@ from mlflow.protos.databricks_pb2 import (
 )
 
 from posterml.data.images import ImageDecodeError, finish_decode, open_image
-from posterml.evaluation.decision import DecisionLayer
-from posterml.genres import GENRES, snake
+from posterml.models.pipeline import SCORE_COLUMNS, PosterPipeline
 from posterml.serving.limits import (
     ENV_MAX_IMAGE_PIXELS,
     ENV_MAX_REQUEST_PIXELS,
@@ -46,7 +44,6 @@ from posterml.serving.limits import (
     ServingLimits,
 )
 
-SCORE_COLUMNS = [f"score_{snake(g)}" for g in GENRES]
 MAX_BASE64_CHARS = 30_000_000  # ~22 MB of image bytes per poster is already absurd
 # Rows per model call when scoring a request: features of one chunk exist at a time, and the
 # deadline is checked between chunks (64 EfficientNet-Lite0 posters: ~0.5 s on 2 cores).
@@ -155,15 +152,6 @@ def decode_images(
     return images
 
 
-def ranked_genres(proba: np.ndarray, y_pred: np.ndarray) -> list[list[str]]:
-    """Each row's predicted genre names, most probable first."""
-    order = np.argsort(-np.asarray(proba), axis=1, kind="stable")
-    return [
-        [GENRES[j] for j in row_order if chosen[j]]
-        for row_order, chosen in zip(order, y_pred, strict=True)
-    ]
-
-
 def request_years(frame: pd.DataFrame) -> np.ndarray | None:
     """The optional ``year`` column as floats (NaN where missing), or None without one."""
     if "year" not in frame.columns:
@@ -175,56 +163,6 @@ def request_years(frame: pd.DataFrame) -> np.ndarray | None:
         raise InvalidPosterInput(f"row(s) {rows}: year must be a release year (1870-2100)")
     years[years == 0] = np.nan
     return years
-
-
-class PosterPipeline:
-    """Featurizer + classifier + decision layer, usable in-process (batch prediction, tests)."""
-
-    def __init__(self, featurizer, classifier, layer: DecisionLayer, meta: dict) -> None:
-        self.featurizer = featurizer
-        self.classifier = classifier
-        self.layer = layer
-        self.meta = meta
-
-    def scores(self, images: list) -> np.ndarray:
-        """The classifier's raw scores (before calibration)."""
-        if not images:
-            return np.zeros((0, len(GENRES)))
-        return self.classifier.predict_scores(self.featurizer.transform_images(images))
-
-    def predict_frame(self, images: list, years: np.ndarray | None = None) -> pd.DataFrame:
-        """``genres`` (most probable first) and one calibrated probability per genre."""
-        scores = self.scores(images)
-        proba = self.layer.predict_proba(scores, years)
-        y_pred = self.layer.decide(proba, self.layer.thresholds_for(len(proba), years))
-        out = pd.DataFrame(proba, columns=SCORE_COLUMNS)
-        out.insert(0, "genres", ranked_genres(proba, y_pred))
-        return out
-
-    def save(self, directory: Path) -> None:
-        directory = Path(directory)
-        self.featurizer.save(directory / "featurizer")
-        self.classifier.save(directory / "classifier")
-        (directory / "decision.json").write_text(json.dumps(self.layer.to_dict(), indent=2))
-        (directory / "meta.json").write_text(
-            json.dumps({**self.meta, "genres": list(GENRES)}, indent=2)
-        )
-
-    @classmethod
-    def load(cls, directory: Path) -> PosterPipeline:
-        from posterml.features.featurizers import load_featurizer
-        from posterml.models.base import load_classifier
-
-        directory = Path(directory)
-        meta = json.loads((directory / "meta.json").read_text())
-        if meta.get("genres") != list(GENRES):
-            raise ValueError(f"{directory}: model was trained on a different genre list")
-        return cls(
-            load_featurizer(directory / "featurizer"),
-            load_classifier(directory / "classifier"),
-            DecisionLayer.from_dict(json.loads((directory / "decision.json").read_text())),
-            meta,
-        )
 
 
 class PosterGenreModel(mlflow.pyfunc.PythonModel):

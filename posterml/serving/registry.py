@@ -20,7 +20,16 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from posterml.names import MODEL_NAME, ROLE_TAG
+from posterml.names import (
+    BEATS_BASELINE_TAG,
+    CHAMPION_ALIAS,
+    DATASET_HASH_TAG,
+    DATASET_TAG,
+    DEFAULT_OBJECTIVE,
+    FAMILY_TAG,
+    MODEL_NAME,
+    ROLE_TAG,
+)
 
 DEFAULT_MODEL_NAME = MODEL_NAME
 SUMMARY_METRICS = (
@@ -81,7 +90,7 @@ MAX_OVERPREDICTION = 2.0
 def trust_problems(run) -> list[str]:
     """Why a run's model should not be served ([] when it may be)."""
     m, problems = run.data.metrics, []
-    if run.data.tags.get("beats_baseline") != "true":
+    if run.data.tags.get(BEATS_BASELINE_TAG) != "true":
         problems.append("does not beat the 2-most-frequent-genres baseline")
     predicted, true = m.get("val_genres_per_poster"), m.get("val_true_genres_per_poster")
     if predicted is None or not true:
@@ -95,18 +104,42 @@ def trust_problems(run) -> list[str]:
     return problems
 
 
+FINISHED_EXPERIMENT_RUNS = f"tags.`{ROLE_TAG}` = 'experiment' and attributes.status = 'FINISHED'"
+
+
+def latest_dataset(client: MlflowClient, experiment_id: str) -> tuple[str, str] | None:
+    """(name, content hash) of the data the latest finished experiment run used, or None.
+
+    Validation F1 on the synthetic set and on real posters are not comparable: by default
+    ``register`` compares only runs on the data the user trained on last."""
+    runs = client.search_runs(
+        [experiment_id],
+        FINISHED_EXPERIMENT_RUNS,
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs or not runs[0].data.tags.get(DATASET_HASH_TAG):
+        return None
+    tags = runs[0].data.tags
+    return tags.get(DATASET_TAG, ""), tags[DATASET_HASH_TAG]
+
+
 def best_run(
     client: MlflowClient,
     experiment_id: str,
     metric: str,
     balanced_only: bool = True,
     skipped: list[str] | None = None,
+    dataset_hash: str | None = None,
 ):
     """The finished parent run with the highest ``metric`` that logged a model a dealer can
-    trust (``trust_problems``), or None; runs passed over are described in ``skipped``."""
-    filters = [f"tags.`{ROLE_TAG}` = 'experiment'", "attributes.status = 'FINISHED'"]
+    trust (``trust_problems``), or None; runs passed over are described in ``skipped``.
+    With ``dataset_hash``, only runs on that data compete."""
+    filters = [FINISHED_EXPERIMENT_RUNS]
     if balanced_only:
         filters.append("tags.balanced = 'true'")
+    if dataset_hash:
+        filters.append(f"tags.{DATASET_HASH_TAG} = '{dataset_hash}'")
     runs = client.search_runs(
         [experiment_id],
         " and ".join(filters),
@@ -127,17 +160,23 @@ def best_run(
 def register_best(
     experiment: str | None = None,
     model_name: str = DEFAULT_MODEL_NAME,
-    metric: str = "val_f1_weighted",
+    metric: str = DEFAULT_OBJECTIVE,
     balanced_only: bool = True,
     client: MlflowClient | None = None,
+    any_dataset: bool = False,
 ) -> RegistrationResult:
-    """Register the best run's model as ``model_name`` and move ``champion`` to it."""
+    """Register the best run's model as ``model_name`` and move ``champion`` to it.
+
+    Only runs on the data of the latest finished run compete, unless ``any_dataset``."""
     client = client or MlflowClient()
     experiment_id = resolve_experiment_id(client, experiment)
     skipped: list[str] = []
-    run = best_run(client, experiment_id, metric, balanced_only, skipped)
+    data = None if any_dataset else latest_dataset(client, experiment_id)
+    run = best_run(client, experiment_id, metric, balanced_only, skipped, data and data[1])
     if run is None:
         kind = "balanced " if balanced_only else ""
+        if data:
+            kind += f"{data[0]!r} "
         passed_over = (
             " Passed over: " + " | ".join(skipped[:5]) + ("" if len(skipped) <= 5 else " ...")
             if skipped
@@ -182,15 +221,16 @@ def register_best(
     client.update_model_version(model_name, version.version, _description(run, metric))
     if champion is not None:
         client.set_registered_model_alias(model_name, "previous", champion.version)
-    client.set_registered_model_alias(model_name, "champion", version.version)
+    client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version.version)
     return RegistrationResult(
         True,
         model_name,
         str(version.version),
         run.info.run_id,
         value,
-        f"registered {model_name} v{version.version} from run "
-        f"{run.info.run_id} ({metric}={value:.4f}) as @champion",
+        f"registered {model_name} v{version.version} from run {run.info.run_id} "
+        f"({run.data.tags.get(FAMILY_TAG)} on {run.data.tags.get(DATASET_TAG)}, "
+        f"{metric}={value:.4f}) as @{CHAMPION_ALIAS}",
     )
 
 
@@ -204,7 +244,7 @@ def _exists(client: MlflowClient, name: str) -> bool:
 
 def _current_champion(client: MlflowClient, name: str):
     try:
-        return client.get_model_version_by_alias(name, "champion")
+        return client.get_model_version_by_alias(name, CHAMPION_ALIAS)
     except MlflowException:
         return None
 

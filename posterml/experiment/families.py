@@ -1,15 +1,27 @@
-"""The four model families, each a small plug-in for the one experiment runner.
+"""The model families, each a small plug-in for the one experiment runner.
 
 A family says how posters become inputs (its featurizer), which hyperparameters Optuna
 searches, how to build a classifier from them, and whether that classifier is "balanced"
 (reweights rare genres). Everything else (splits, trials, metrics, logging) is shared.
+A family instance holds its options (``posterml.experiment.config``), as an estimator holds
+its arguments; it is built by ``get_family(name, options)``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
+from posterml.experiment.config import (
+    SEARCHED,
+    BackboneMLPOptions,
+    BackboneSVMOptions,
+    EnsembleOptions,
+    FamilyOptions,
+    FineTuneOptions,
+    PixelPCAOptions,
+    ScratchCNNOptions,
+)
 from posterml.models.base import GenreClassifier
 from posterml.models.classic import CLASSIC_KINDS, ClassicClassifier
 from posterml.models.keras_models import POSITIVE_WEIGHTINGS, MLPClassifier, ScratchCNNClassifier
@@ -17,8 +29,6 @@ from posterml.models.svm import DistanceCache, RBFSVMClassifier
 
 if TYPE_CHECKING:
     import optuna
-
-    from posterml.runner import ExperimentConfig
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -33,21 +43,28 @@ def parse_size(text: str) -> tuple[int, int]:
 class Family(ABC):
     """One model family: featurizer, search space, classifier factory."""
 
-    name: str
-    uses_backbone: bool = False
-    early_stopping: bool = False  # fit() stops on validation data, so needs some held out
+    name: ClassVar[str]
+    options_class: ClassVar[type[FamilyOptions]] = FamilyOptions
+    early_stopping: ClassVar[bool] = False  # fit() stops on validation data: hold some out
+
+    def __init__(self, options: FamilyOptions | None = None) -> None:
+        self.options = options if options is not None else self.options_class()
 
     @abstractmethod
-    def featurizer(self, config: ExperimentConfig):
+    def featurizer(self):
         """A fresh featurizer (fitted later on the train split by the runner)."""
 
     @abstractmethod
-    def suggest(self, trial: optuna.Trial, config: ExperimentConfig) -> dict:
+    def suggest(self, trial: optuna.Trial) -> dict:
         """Sample one trial's hyperparameters."""
 
     @abstractmethod
-    def classifier(self, params: dict, config: ExperimentConfig) -> GenreClassifier:
+    def classifier(self, params: dict, seed: int) -> GenreClassifier:
         """An unfitted classifier for these hyperparameters."""
+
+    def featurizer_summary(self, featurizer) -> dict[str, float]:
+        """Numbers about the fitted featurizer worth logging (none by default)."""
+        return {}
 
     def is_balanced(self, params: dict) -> bool:
         """Does the classifier reweight rare genres (the study's "balanced" model)?"""
@@ -58,8 +75,8 @@ class Family(ABC):
 
     @staticmethod
     def _choice(trial, name: str, fixed: str, options: tuple[str, ...]) -> str:
-        """A categorical dimension, or a fixed value when the user pinned one."""
-        if fixed in ("", "search", None):
+        """A categorical dimension Optuna searches, or the value the user pinned."""
+        if fixed in ("", SEARCHED, None):
             return trial.suggest_categorical(name, list(options))
         if fixed not in options:
             raise ValueError(f"{name}={fixed!r}: use 'search' or one of {options}")
@@ -70,15 +87,20 @@ class PCAClassic(Family):
     """Pixel PCA + KNN / logistic regression / random forest (the kind is searched)."""
 
     name = "pca_classic"
+    options_class = PixelPCAOptions
 
-    def featurizer(self, config):
+    def featurizer(self):
         from posterml.features.pixels import PixelPCAFeaturizer
 
         return PixelPCAFeaturizer(
-            size=parse_size(config.pixel_size), n_components=config.pca_components
+            size=parse_size(self.options.pixel_size), n_components=self.options.pca_components
         )
 
-    def suggest(self, trial, config):
+    def featurizer_summary(self, featurizer) -> dict[str, float]:
+        ratio = featurizer.explained_variance_ratio_
+        return {"pca_explained_variance": float(sum(ratio))}
+
+    def suggest(self, trial):
         kind = trial.suggest_categorical("kind", list(CLASSIC_KINDS))
         params: dict = {"kind": kind}
         if kind == "knn":
@@ -86,70 +108,72 @@ class PCAClassic(Family):
         elif kind == "logreg":
             params["C"] = trial.suggest_float("C", 1e-3, 10.0, log=True)
             params["class_weight"] = self._choice(
-                trial, "class_weight", config.class_weight, ("none", "balanced")
+                trial, "class_weight", self.options.class_weight, ("none", "balanced")
             )
         else:
             params["n_estimators"] = trial.suggest_int("n_estimators", 50, 300, log=True)
             params["max_depth"] = trial.suggest_int("max_depth", 3, 20, log=True)
             params["class_weight"] = self._choice(
-                trial, "class_weight", config.class_weight, ("none", "balanced")
+                trial, "class_weight", self.options.class_weight, ("none", "balanced")
             )
         return params
 
-    def classifier(self, params, config):
-        return ClassicClassifier(seed=config.seed, **params)
+    def classifier(self, params, seed):
+        return ClassicClassifier(seed=seed, **params)
 
 
 class ScratchCNN(Family):
     """A small CNN trained from scratch on resized RGB posters."""
 
     name = "scratch_cnn"
+    options_class = ScratchCNNOptions
     early_stopping = True
 
-    def featurizer(self, config):
+    def featurizer(self):
         from posterml.features.pixels import PixelFeaturizer
 
-        return PixelFeaturizer(size=parse_size(config.image_size))
+        return PixelFeaturizer(size=parse_size(self.options.image_size))
 
-    def suggest(self, trial, config):
+    def suggest(self, trial):
         return {
             "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
             "dense_units": trial.suggest_categorical("dense_units", [64, 128, 256]),
             "dropout": trial.suggest_float("dropout", 0.1, 0.5),
             "positive_weighting": self._choice(
-                trial, "positive_weighting", config.positive_weighting, POSITIVE_WEIGHTINGS
+                trial, "positive_weighting", self.options.positive_weighting, POSITIVE_WEIGHTINGS
             ),
         }
 
-    def classifier(self, params, config):
-        return ScratchCNNClassifier(epochs=config.epochs, seed=config.seed, **params)
+    def classifier(self, params, seed):
+        return ScratchCNNClassifier(epochs=self.options.epochs, seed=seed, **params)
 
 
 class BackboneSVM(Family):
     """Pretrained CNN features + one-vs-rest RBF SVMs on a shared kernel."""
 
     name = "resnet_svm"
-    uses_backbone = True
+    options_class = BackboneSVMOptions
 
-    def __init__(self) -> None:
+    def __init__(self, options: FamilyOptions | None = None) -> None:
+        super().__init__(options)
         # Distances between feature matrices are reused by every trial of a run.
         self.distances = DistanceCache()
 
-    def featurizer(self, config):
+    def featurizer(self):
         from posterml.features.featurizers import BackboneFeaturizer
 
-        return BackboneFeaturizer(config.backbone)
+        return BackboneFeaturizer(self.options.backbone)
 
-    def suggest(self, trial, config):
+    def suggest(self, trial):
         return {
             "C": trial.suggest_float("C", 0.1, 100.0, log=True),
             "gamma_scale": trial.suggest_float("gamma_scale", 0.1, 10.0, log=True),
             "class_weight": self._choice(
-                trial, "class_weight", config.class_weight, ("none", "balanced")
+                trial, "class_weight", self.options.class_weight, ("none", "balanced")
             ),
         }
 
-    def classifier(self, params, config):
+    def classifier(self, params, seed):
         return RBFSVMClassifier(distance_cache=self.distances, **params)
 
 
@@ -157,24 +181,24 @@ class BackboneMLP(Family):
     """Pretrained CNN features + the study's MLP, with per-genre positive weighting."""
 
     name = "resnet_mlp"
-    uses_backbone = True
+    options_class = BackboneMLPOptions
     early_stopping = True
 
-    def featurizer(self, config):
+    def featurizer(self):
         from posterml.features.featurizers import BackboneFeaturizer
 
-        return BackboneFeaturizer(config.backbone)
+        return BackboneFeaturizer(self.options.backbone)
 
-    def suggest(self, trial, config):
+    def suggest(self, trial):
         return {
             "learning_rate": trial.suggest_float("learning_rate", 1e-3, 0.1, log=True),
             "positive_weighting": self._choice(
-                trial, "positive_weighting", config.positive_weighting, POSITIVE_WEIGHTINGS
+                trial, "positive_weighting", self.options.positive_weighting, POSITIVE_WEIGHTINGS
             ),
         }
 
-    def classifier(self, params, config):
-        return MLPClassifier(epochs=config.epochs, seed=config.seed, **params)
+    def classifier(self, params, seed):
+        return MLPClassifier(epochs=self.options.epochs, seed=seed, **params)
 
 
 class BackboneEnsemble(Family):
@@ -183,19 +207,21 @@ class BackboneEnsemble(Family):
     under ``svm_`` and ``mlp_`` prefixes."""
 
     name = "ensemble"
-    uses_backbone = True
+    options_class = EnsembleOptions
     early_stopping = True  # the MLP member stops on validation data
 
-    def __init__(self) -> None:
-        self.svm = BackboneSVM()
-        self.mlp = BackboneMLP()
+    def __init__(self, options: FamilyOptions | None = None) -> None:
+        super().__init__(options)
+        o = self.options
+        self.svm = BackboneSVM(BackboneSVMOptions(o.backbone, o.class_weight))
+        self.mlp = BackboneMLP(BackboneMLPOptions(o.backbone, o.positive_weighting, o.epochs))
 
-    def featurizer(self, config):
-        return self.svm.featurizer(config)
+    def featurizer(self):
+        return self.svm.featurizer()
 
-    def suggest(self, trial, config):
-        svm = self.svm.suggest(_Prefixed(trial, "svm_"), config)
-        mlp = self.mlp.suggest(_Prefixed(trial, "mlp_"), config)
+    def suggest(self, trial):
+        svm = self.svm.suggest(_Prefixed(trial, "svm_"))
+        mlp = self.mlp.suggest(_Prefixed(trial, "mlp_"))
         return {
             **{f"svm_{k}": v for k, v in svm.items()},
             **{f"mlp_{k}": v for k, v in mlp.items()},
@@ -206,13 +232,13 @@ class BackboneEnsemble(Family):
     def _member_params(params: dict, prefix: str) -> dict:
         return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
 
-    def classifier(self, params, config):
+    def classifier(self, params, seed):
         from posterml.models.ensemble import EnsembleClassifier
 
         weight = params["blend_weight"]  # the SVM's share of the blend
         members = [
-            self.svm.classifier(self._member_params(params, "svm_"), config),
-            self.mlp.classifier(self._member_params(params, "mlp_"), config),
+            self.svm.classifier(self._member_params(params, "svm_"), seed),
+            self.mlp.classifier(self._member_params(params, "mlp_"), seed),
         ]
         return EnsembleClassifier(members, [weight, 1.0 - weight])
 
@@ -231,21 +257,22 @@ class FineTune(Family):
     the frozen trunk's feature maps are the cached features, the top block is trained."""
 
     name = "finetune"
-    uses_backbone = True
+    options_class = FineTuneOptions
     early_stopping = True
 
-    @staticmethod
-    def cut(config) -> str:
-        if config.backbone not in FINETUNE_CUTS:
-            raise ValueError(f"no fine-tuning cut known for backbone {config.backbone!r}")
-        return FINETUNE_CUTS[config.backbone]
+    @property
+    def cut(self) -> str:
+        backbone = self.options.backbone
+        if backbone not in FINETUNE_CUTS:
+            raise ValueError(f"no fine-tuning cut known for backbone {backbone!r}")
+        return FINETUNE_CUTS[backbone]
 
-    def featurizer(self, config):
+    def featurizer(self):
         from posterml.features.featurizers import BackboneFeaturizer
 
-        return BackboneFeaturizer(config.backbone, cut=self.cut(config))
+        return BackboneFeaturizer(self.options.backbone, cut=self.cut)
 
-    def suggest(self, trial, config):
+    def suggest(self, trial):
         from posterml.models.finetune import LOSSES
 
         params = {
@@ -255,18 +282,18 @@ class FineTune(Family):
         }
         if params["loss"] == "weighted_bce":
             params["positive_weighting"] = self._choice(
-                trial, "positive_weighting", config.positive_weighting, POSITIVE_WEIGHTINGS
+                trial, "positive_weighting", self.options.positive_weighting, POSITIVE_WEIGHTINGS
             )
         return params
 
-    def classifier(self, params, config):
+    def classifier(self, params, seed):
         from posterml.models.finetune import FineTunedTopClassifier
 
         return FineTunedTopClassifier(
-            backbone=config.backbone,
-            cut=self.cut(config),
-            epochs=config.epochs,
-            seed=config.seed,
+            backbone=self.options.backbone,
+            cut=self.cut,
+            epochs=self.options.epochs,
+            seed=seed,
             **params,
         )
 
@@ -297,8 +324,13 @@ FAMILIES: dict[str, type[Family]] = {
 }
 
 
-def get_family(name: str) -> Family:
-    """A fresh family instance by entry-point name."""
+def family_class(name: str) -> type[Family]:
+    """The family class behind an entry-point name, or a clear error naming the choices."""
     if name not in FAMILIES:
         raise ValueError(f"unknown family {name!r}: use one of {sorted(FAMILIES)}")
-    return FAMILIES[name]()
+    return FAMILIES[name]
+
+
+def get_family(name: str, options: FamilyOptions | None = None) -> Family:
+    """A fresh family instance by entry-point name, holding ``options`` (default: its own)."""
+    return family_class(name)(options)

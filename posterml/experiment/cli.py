@@ -1,0 +1,132 @@
+"""The command line of the experiment entry points (``experiments/<family>.py``).
+
+Flags mirror the config (``--n-trials``, ``--backbone``); each family takes the shared knobs
+and its own. Under ``mlflow run`` the MLproject command is just
+``python -m experiments.<family> --params-from-run``: MLflow has already logged every
+parameter of the entry point (the user's ``-P`` values and the defaults) on the run it
+started, so the script reads them back from that run instead of the MLproject spelling out
+~20 ``--flag {value}`` pairs per entry point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shlex
+import sys
+
+from posterml.cli_args import parse_bool, parse_whole
+from posterml.experiment.config import (
+    CLI_ONLY,
+    ENTRY_POINT_DEFAULTS,
+    ExperimentConfig,
+    FamilyOptions,
+    shared_knobs,
+)
+from posterml.experiment.families import family_class
+
+FROM_RUN = "--params-from-run"
+
+
+def _add_fields(parser: argparse.ArgumentParser, fields: list[dataclasses.Field]) -> None:
+    for field in fields:
+        kind = {bool: parse_bool, int: parse_whole, float: float}.get(type(field.default), str)
+        parser.add_argument(
+            f"--{field.name.replace('_', '-')}", dest=field.name, type=kind, default=field.default
+        )
+
+
+def build_parser(name: str, options_class: type[FamilyOptions]) -> argparse.ArgumentParser:
+    """argparse for one entry point: the shared knobs and the family's own."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m experiments.{name}", description=f"posterml {name} experiment"
+    )
+    cli_only = [f for f in dataclasses.fields(ExperimentConfig) if f.name in CLI_ONLY]
+    _add_fields(parser, shared_knobs() + cli_only + list(dataclasses.fields(options_class)))
+    parser.add_argument(
+        FROM_RUN,
+        action="store_true",
+        help="read the parameters MLflow logged on the run it started ($MLFLOW_RUN_ID)",
+    )
+    return parser
+
+
+def params_of_active_run() -> list[str]:
+    """The ``mlflow run`` parameters as ``--flag value`` arguments (names as MLproject spells
+    them, e.g. ``n_trials`` -> ``--n-trials``), so argparse checks them as it checks flags."""
+    import mlflow
+
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id:
+        raise SystemExit(f"{FROM_RUN}: no MLFLOW_RUN_ID; this flag is for `mlflow run`")
+    params = mlflow.MlflowClient().get_run(run_id).data.params
+    argv: list[str] = []
+    for key, value in params.items():
+        # MLflow logs each value shell-quoted, as it substitutes it into a command ("" is
+        # logged as '', a path with a space as 'my posters'); shlex undoes exactly that.
+        argv += [f"--{key.replace('_', '-')}", " ".join(shlex.split(value))]
+    return argv
+
+
+def parse_config_with(
+    name: str,
+    options_class: type[FamilyOptions],
+    argv: list[str] | None = None,
+    defaults: dict | None = None,
+) -> ExperimentConfig:
+    """A config from command-line arguments: the shared knobs and ``options_class``'s.
+    ``name`` becomes the config's family (``compare`` is a name but not a family)."""
+    parser = build_parser(name, options_class)
+    parser.set_defaults(**(defaults or {}))
+    args = vars(parser.parse_args(argv))
+    if args.pop("params_from_run"):
+        args = vars(parser.parse_args(params_of_active_run()))
+        args.pop("params_from_run")
+    own = {f.name for f in dataclasses.fields(options_class)}
+    options = options_class(**{k: v for k, v in args.items() if k in own})
+    return ExperimentConfig(
+        family=name, options=options, **{k: v for k, v in args.items() if k not in own}
+    )
+
+
+def parse_config(
+    family: str, argv: list[str] | None = None, entry_point: str | None = None
+) -> ExperimentConfig:
+    """The config of one run of ``family`` from command-line arguments.
+
+    ``entry_point`` (default: the family) selects its defaults in ``ENTRY_POINT_DEFAULTS``
+    (``main`` is the shipped recipe on the ``resnet_svm`` family)."""
+    config = parse_config_with(
+        entry_point or family,
+        family_class(family).options_class,
+        argv,
+        ENTRY_POINT_DEFAULTS.get(entry_point or family, {}),
+    )
+    return dataclasses.replace(config, family=family)
+
+
+def experiment_config(family: str, **knobs) -> ExperimentConfig:
+    """A config for ``family`` from keyword knobs, shared or the family's (for scripts and
+    benchmarks): ``experiment_config("resnet_svm", data=..., class_weight="balanced")``."""
+    base = ExperimentConfig(family=family, options=family_class(family).options_class())
+    return base.replace(**knobs)
+
+
+def main(family: str, argv: list[str] | None = None, entry_point: str | None = None) -> int:
+    """Command-line entry for one family: a user mistake is one clear line, not a traceback.
+
+    An unavailable backbone or an unusable dataset exits with status 2 and the message;
+    anything else keeps its traceback.
+    """
+    from posterml.data.dataset import DatasetError
+    from posterml.experiment.run import run_experiment
+    from posterml.features.backbones import BackboneUnavailableError
+
+    name = entry_point or family
+    try:
+        run_experiment(parse_config(family, argv, entry_point))
+    except (BackboneUnavailableError, DatasetError) as exc:
+        print(f"posterml {name}: {exc}", file=sys.stderr)
+        return 2
+    return 0

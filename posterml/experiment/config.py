@@ -1,0 +1,161 @@
+"""What an experiment run is asked to do: shared knobs plus one dataclass per family.
+
+A run logs only the knobs that apply to it (a ``pca_classic`` run has no ``backbone``).
+Every field is an MLproject parameter of the family's entry point; tests/test_packaging.py
+checks names and defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from posterml.names import DEFAULT_OBJECTIVE
+
+# Optuna's sentinel for a knob it should choose: class_weight=search lets the study decide.
+SEARCHED = "search"
+
+
+@dataclass
+class FamilyOptions:
+    """Knobs of one model family (subclasses add fields); the base has none."""
+
+
+@dataclass
+class PixelPCAOptions(FamilyOptions):
+    pixel_size: str = "150x100"  # grayscale HEIGHTxWIDTH
+    pca_components: int = 20
+    class_weight: str = SEARCHED  # search, none or balanced (logreg and random forest)
+
+
+@dataclass
+class ScratchCNNOptions(FamilyOptions):
+    image_size: str = "96x64"  # RGB HEIGHTxWIDTH
+    positive_weighting: str = SEARCHED  # search, none, sqrt or balanced
+    epochs: int = 30
+
+
+@dataclass
+class BackboneSVMOptions(FamilyOptions):
+    backbone: str = "resnet50"
+    class_weight: str = SEARCHED  # search, none or balanced
+
+
+@dataclass
+class BackboneMLPOptions(FamilyOptions):
+    backbone: str = "resnet50"
+    positive_weighting: str = SEARCHED
+    epochs: int = 100  # early stopping on validation F1 ends most runs long before
+
+
+@dataclass
+class EnsembleOptions(FamilyOptions):
+    backbone: str = "resnet50"
+    class_weight: str = SEARCHED  # the SVM member
+    positive_weighting: str = SEARCHED  # the MLP member
+    epochs: int = 100
+
+
+@dataclass
+class FineTuneOptions(FamilyOptions):
+    backbone: str = "efficientnet_lite0"  # the offline backbone; resnet50 needs the internet
+    positive_weighting: str = SEARCHED  # when the searched loss is weighted BCE
+    epochs: int = 15  # measured: early stopping ends at 8-12 epochs on 5,533 real posters
+
+
+@dataclass
+class CompareOptions(FamilyOptions):
+    """``compare`` runs several families: each knob reaches the families it applies to."""
+
+    backbone: str = "resnet50"
+    class_weight: str = SEARCHED
+    positive_weighting: str = SEARCHED
+    epochs: int = 30
+    pixel_size: str = "150x100"
+    pca_components: int = 20
+    image_size: str = "96x64"
+
+
+@dataclass
+class ExperimentConfig:
+    """Every knob of an experiment run: the shared ones here, the family's in ``options``."""
+
+    family: str
+    options: FamilyOptions = field(default_factory=FamilyOptions)
+    data: str = "synthetic"
+    seed: int = 42
+    n_trials: int = 10
+    timeout: float = 0.0  # seconds for the whole search; 0 = no limit
+    train_years: str = "all"
+    test_years: str = "all"
+    storage: str = ""  # Optuna storage URL; empty: optuna.db beside the tracking store
+    study_name: str = ""  # empty: a fresh study per run; name one to share it between workers
+    objective: str = DEFAULT_OBJECTIVE  # the val_ metric the search optimises
+    tune_thresholds: bool = True  # false: the study's rule, raw scores cut at 0.5
+    min_one_genre: bool = True
+    max_genres: int = 5  # TMDb's first five, as the study kept
+    rate_cap: float = 1.3  # no genre predicted for more than 1.3x its rate
+    min_positives: int = 15  # fewer examples than this: a genre keeps the 0.5 cut
+    cv_folds: int = 5  # out-of-fold scores over train+val; 0: decide from validation scores
+    max_posters: int = 0  # 0 = all; a cap for quick looks at big folders
+    experiment: str = ""  # empty: the active/default MLflow experiment
+    log_model: bool = True
+
+    def params(self) -> dict:
+        """What is logged as MLflow params: the shared knobs and the family's own."""
+        shared = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("options", "experiment", "log_model")
+        }
+        return {**shared, **dataclasses.asdict(self.options)}
+
+    def replace(self, **knobs) -> ExperimentConfig:
+        """A copy with some knobs changed, shared or the family's (``replace(backbone=...)``).
+
+        A knob that is neither is an error naming it, not silently dropped."""
+        own = {f.name for f in dataclasses.fields(self)}
+        options = {f.name for f in dataclasses.fields(self.options)}
+        unknown = set(knobs) - own - options
+        if unknown:
+            raise ValueError(
+                f"{sorted(unknown)} do not apply to {self.family}: its knobs are "
+                f"{sorted(options) + sorted(own - {'options', 'family'})}"
+            )
+        new_options = dataclasses.replace(
+            self.options, **{k: v for k, v in knobs.items() if k in options}
+        )
+        return dataclasses.replace(
+            self, options=new_options, **{k: v for k, v in knobs.items() if k in own}
+        )
+
+
+# Shared fields that are command-line flags but not MLproject parameters: under `mlflow run`
+# the experiment is chosen by --experiment-name, and a served model is what a run is for.
+CLI_ONLY = ("experiment", "log_model")
+
+
+def shared_knobs() -> list[dataclasses.Field]:
+    """The shared fields that are MLproject parameters."""
+    internal = ("family", "options", *CLI_ONLY)
+    return [f for f in dataclasses.fields(ExperimentConfig) if f.name not in internal]
+
+
+# The recipe we ship: what `python -m benchmarks.quality` found best on ../shared/posters
+# (EfficientNet-Lite0 features, which work offline, + balanced RBF SVMs behind the decision
+# layer), trained on every decade so the decision layer knows each decade's genre rates.
+# `mlflow run . -P data=FOLDER` runs it (the MLproject's `main` entry point).
+RECOMMENDED = {
+    "family": "resnet_svm",
+    "backbone": "efficientnet_lite0",
+    "class_weight": "balanced",
+    "n_trials": 20,
+}
+
+# Shared knobs an entry point sets differently from ExperimentConfig's defaults.
+ENTRY_POINT_DEFAULTS: dict[str, dict] = {
+    "main": {k: v for k, v in RECOMMENDED.items() if k != "family"},
+    # Fine-tuning trains a network per trial (~4 min each on 5,533 posters, 2 AVX2 cores):
+    # 3 trials and decisions from validation scores keep a run near 25 minutes.
+    "finetune": {"n_trials": 3, "cv_folds": 0},
+}

@@ -1,0 +1,71 @@
+"""A run's data: the dataset and its splits, then model inputs per split.
+
+Unreadable images are reported and skipped here, once, so everything downstream sees only
+posters that have features.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from posterml.data.dataset import PosterDataset, load_dataset
+from posterml.data.splits import Splits, make_splits
+from posterml.experiment.config import ExperimentConfig
+from posterml.experiment.families import Family
+
+
+@dataclass
+class FeatureSets:
+    """Model inputs and targets per split, after dropping unreadable images."""
+
+    X: dict[str, np.ndarray]
+    Y: dict[str, np.ndarray]
+    ids: dict[str, np.ndarray]
+    years: dict[str, np.ndarray]
+    failures: list[tuple[str, str]]
+    featurizer: object
+    seconds: float
+
+
+def load_data(config: ExperimentConfig) -> tuple[PosterDataset, Splits]:
+    """The dataset (a seeded subset of ``max_posters`` if asked) and its splits."""
+    dataset = load_dataset(config.data)
+    if config.max_posters and len(dataset) > config.max_posters:
+        rng = np.random.default_rng(config.seed)
+        keep = np.sort(rng.choice(len(dataset), config.max_posters, replace=False))
+        dataset = dataset.subset(dataset.ids[keep])
+    splits = make_splits(
+        dataset, seed=config.seed, train_years=config.train_years, test_years=config.test_years
+    )
+    return dataset, splits
+
+
+def build_features(family: Family, dataset: PosterDataset, splits: Splits) -> FeatureSets:
+    """Fit the featurizer on train images, transform every split, skip unreadable images."""
+    start = time.perf_counter()
+    featurizer = family.featurizer()
+    by_id = dataset.frame.set_index("poster_id")["image"]
+    featurizer.fit([by_id[i] for i in splits.train])
+    all_ids = np.concatenate([ids for _, ids in splits.items()])
+    result = featurizer.transform_paths([by_id[i] for i in all_ids])
+    row_of = {pid: k for k, pid in enumerate(all_ids[result.ok])}
+    labels = pd.DataFrame(dataset.labels, index=dataset.ids)
+    year_of = dataset.frame.set_index("poster_id")["year"]
+    X, Y, ids, years = {}, {}, {}, {}
+    for name, split_ids in splits.items():
+        kept = np.array([i for i in split_ids if i in row_of], dtype=object)
+        ids[name] = kept
+        years[name] = year_of.loc[list(kept)].to_numpy(dtype=np.int64)
+        X[name] = result.features[[row_of[i] for i in kept]] if len(kept) else result.features[:0]
+        Y[name] = (
+            labels.loc[list(kept)].to_numpy(dtype=np.uint8)
+            if len(kept)
+            else np.zeros((0, dataset.labels.shape[1]), np.uint8)
+        )
+    return FeatureSets(
+        X, Y, ids, years, list(result.failures), featurizer, time.perf_counter() - start
+    )

@@ -1,0 +1,120 @@
+"""The final model of a run: a classifier and a decision layer, validated honestly.
+
+No poster's own label ever sets its threshold: with ``cv_folds`` >= 2 the decision layer
+learns from out-of-fold scores over train+val; validation decisions are always cross-fitted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from posterml.evaluation.decision import DecisionLayer, cross_fit_predict
+from posterml.experiment.config import ExperimentConfig
+from posterml.experiment.families import Family
+from posterml.experiment.features import FeatureSets
+from posterml.models.base import GenreClassifier
+
+log = logging.getLogger("posterml")
+
+
+@dataclass
+class Decided:
+    """Labels, decisions and release years of one evaluated split."""
+
+    Y: np.ndarray
+    y_pred: np.ndarray
+    years: np.ndarray
+    y_pred_with_year: np.ndarray | None = None
+
+
+def decision_layer(config: ExperimentConfig) -> DecisionLayer:
+    """The unfitted decision layer these settings ask for (``posterml.evaluation.decision``)."""
+    return DecisionLayer(
+        calibrate=config.tune_thresholds,
+        tune_thresholds=config.tune_thresholds,
+        rate_cap=config.rate_cap,
+        min_positives=config.min_positives,
+        min_one_genre=config.min_one_genre,
+        max_genres=config.max_genres,
+    )
+
+
+def fit_classifier(
+    family: Family, params: dict, seed: int, X, Y, X_val=None, Y_val=None
+) -> GenreClassifier:
+    """A fitted classifier. Families that stop early on validation data and get none hold out
+    a seeded 10% of ``X`` for it, so out-of-fold scores never see their own labels."""
+    classifier = family.classifier(params, seed)
+    if family.early_stopping and X_val is None and len(X) >= 20:
+        rng = np.random.default_rng(seed)
+        held = np.zeros(len(X), dtype=bool)
+        held[rng.choice(len(X), max(2, len(X) // 10), replace=False)] = True
+        return classifier.fit(X[~held], Y[~held], X[held], Y[held])
+    return classifier.fit(X, Y, X_val, Y_val)
+
+
+def out_of_fold_scores(family: Family, params: dict, config: ExperimentConfig, X, Y) -> np.ndarray:
+    """Scores for every row from a model that never saw it (``config.cv_folds`` folds)."""
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+    folds = MultilabelStratifiedKFold(
+        n_splits=config.cv_folds, shuffle=True, random_state=config.seed
+    )
+    scores = np.zeros(Y.shape, dtype=np.float64)
+    for k, (fit_rows, held_rows) in enumerate(folds.split(X, Y)):
+        log.info("out-of-fold scores: fold %d/%d", k + 1, config.cv_folds)
+        model = fit_classifier(family, params, config.seed, X[fit_rows], Y[fit_rows])
+        scores[held_rows] = model.predict_scores(X[held_rows])
+    return scores
+
+
+def fit_and_decide(
+    family: Family,
+    params: dict,
+    config: ExperimentConfig,
+    features: FeatureSets,
+    fitted: GenreClassifier | None = None,
+) -> tuple[GenreClassifier, DecisionLayer, Decided]:
+    """The final model: classifier, fitted decision layer, and honest validation decisions.
+
+    With ``cv_folds`` >= 2 the decision layer is fitted on out-of-fold scores over train+val
+    and the classifier is refitted on all of train+val (the ``CalibratedClassifierCV(...,
+    ensemble=False)`` recipe); ``val`` metrics are then cross-validated over train+val.
+    With ``cv_folds`` = 0 the classifier learns from train and the layer from validation;
+    ``fitted``, the search's own classifier for these params, is then used as it is.
+    Either way validation decisions are cross-fitted (``cross_fit_predict``).
+    """
+    X, Y, years = features.X, features.Y, features.years
+    if config.cv_folds >= 2:
+        X_dev = np.concatenate([X["train"], X["val"]])
+        Y_dev = np.concatenate([Y["train"], Y["val"]])
+        years_dev = np.concatenate([years["train"], years["val"]])
+        dev_scores = out_of_fold_scores(family, params, config, X_dev, Y_dev)
+        classifier = fit_classifier(family, params, config.seed, X_dev, Y_dev)
+    else:
+        Y_dev, years_dev = Y["val"], years["val"]
+        classifier = fitted or fit_classifier(
+            family, params, config.seed, X["train"], Y["train"], X["val"], Y["val"]
+        )
+        dev_scores = classifier.predict_scores(X["val"])
+    layer = decision_layer(config).fit(dev_scores, Y_dev, years_dev)
+    _, dev_pred = cross_fit_predict(layer, dev_scores, Y_dev, seed=config.seed)
+    return classifier, layer, Decided(Y_dev, dev_pred, years_dev)
+
+
+def decide_splits(
+    classifier: GenreClassifier, layer: DecisionLayer, features: FeatureSets, splits: list[str]
+) -> dict[str, Decided]:
+    """Decisions on held-out splits, without and with the posters' release years."""
+    decided = {}
+    for split in splits:
+        if not len(features.Y.get(split, [])):
+            continue
+        scores = classifier.predict_scores(features.X[split])
+        years = features.years[split]
+        with_year = layer.predict(scores, years) if layer.decade_prevalence_ else None
+        decided[split] = Decided(features.Y[split], layer.predict(scores), years, with_year)
+    return decided

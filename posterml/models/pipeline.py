@@ -1,0 +1,80 @@
+"""The deployable pipeline: featurizer + classifier + decision layer, saved as one folder.
+
+It is a model-layer object: the runner builds it, ``posterml predict`` and the benchmarks use
+it in-process, and serving only wraps it (``posterml.serving.pyfunc``). Every part is saved
+in its own safe format (JSON and arrays, a safe-mode Keras file): loading runs no code from
+the model's files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from posterml.evaluation.decision import DecisionLayer
+from posterml.genres import GENRES, snake
+
+# The per-genre probability columns of a prediction, in GENRES order.
+SCORE_COLUMNS = [f"score_{snake(g)}" for g in GENRES]
+
+
+def ranked_genres(proba: np.ndarray, y_pred: np.ndarray) -> list[list[str]]:
+    """Each row's predicted genre names, most probable first."""
+    order = np.argsort(-np.asarray(proba), axis=1, kind="stable")
+    return [
+        [GENRES[j] for j in row_order if chosen[j]]
+        for row_order, chosen in zip(order, y_pred, strict=True)
+    ]
+
+
+class PosterPipeline:
+    """Featurizer + classifier + decision layer, usable in-process (batch prediction, tests)."""
+
+    def __init__(self, featurizer, classifier, layer: DecisionLayer, meta: dict) -> None:
+        self.featurizer = featurizer
+        self.classifier = classifier
+        self.layer = layer
+        self.meta = meta
+
+    def scores(self, images: list) -> np.ndarray:
+        """The classifier's raw scores (before calibration)."""
+        if not images:
+            return np.zeros((0, len(GENRES)))
+        return self.classifier.predict_scores(self.featurizer.transform_images(images))
+
+    def predict_frame(self, images: list, years: np.ndarray | None = None) -> pd.DataFrame:
+        """``genres`` (most probable first) and one calibrated probability per genre."""
+        scores = self.scores(images)
+        proba = self.layer.predict_proba(scores, years)
+        y_pred = self.layer.decide(proba, self.layer.thresholds_for(len(proba), years))
+        out = pd.DataFrame(proba, columns=SCORE_COLUMNS)
+        out.insert(0, "genres", ranked_genres(proba, y_pred))
+        return out
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        self.featurizer.save(directory / "featurizer")
+        self.classifier.save(directory / "classifier")
+        (directory / "decision.json").write_text(json.dumps(self.layer.to_dict(), indent=2))
+        (directory / "meta.json").write_text(
+            json.dumps({**self.meta, "genres": list(GENRES)}, indent=2)
+        )
+
+    @classmethod
+    def load(cls, directory: Path) -> PosterPipeline:
+        from posterml.features.featurizers import load_featurizer
+        from posterml.models.base import load_classifier
+
+        directory = Path(directory)
+        meta = json.loads((directory / "meta.json").read_text())
+        if meta.get("genres") != list(GENRES):
+            raise ValueError(f"{directory}: model was trained on a different genre list")
+        return cls(
+            load_featurizer(directory / "featurizer"),
+            load_classifier(directory / "classifier"),
+            DecisionLayer.from_dict(json.loads((directory / "decision.json").read_text())),
+            meta,
+        )

@@ -1,0 +1,74 @@
+"""``register``: one command, two doors (``posterml register`` and the MLproject entry point
+``mlflow run . -e register``), one set of flags.
+
+Under ``mlflow run`` the register run is named after what it did and carries the message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from posterml.cli_args import parse_bool
+from posterml.names import DEFAULT_OBJECTIVE, MODEL_NAME, ROLE_TAG
+
+DESCRIPTION = "Register the best trustworthy balanced run's model as @champion."
+
+
+def add_register_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument(
+        "--experiment",
+        default="current",
+        help="experiment name or id to search (default: the one this run is in, else Default)",
+    )
+    parser.add_argument("--model-name", default=MODEL_NAME)
+    parser.add_argument("--metric", default=DEFAULT_OBJECTIVE, help="the val_ metric to rank by")
+    parser.add_argument(
+        "--balanced-only",
+        type=parse_bool,
+        default=True,
+        help="only runs whose classifier reweights rare genres (default true)",
+    )
+    parser.add_argument(
+        "--any-dataset",
+        type=parse_bool,
+        default=False,
+        help="compare runs on any data (default: only the data of the latest finished run)",
+    )
+    return parser
+
+
+def run_register(args: argparse.Namespace) -> int:
+    """Register, print what happened; 0 when a champion exists afterwards, else 1."""
+    import mlflow
+
+    from posterml.serving.registry import register_best
+    from posterml.tracking import configure_tracking
+
+    configure_tracking()
+    result = register_best(
+        args.experiment,
+        args.model_name,
+        args.metric,
+        args.balanced_only,
+        any_dataset=args.any_dataset,
+    )
+    print(result.message)
+    if os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run`: say on the run what happened
+        did = (
+            f"v{result.version} is champion"
+            if result.changed
+            else (f"kept v{result.version}" if result.version else "nothing registered")
+        )
+        with mlflow.start_run():
+            mlflow.set_tags(
+                {
+                    "mlflow.runName": f"register · {did}",
+                    "mlflow.note.content": result.message,
+                    ROLE_TAG: "register",
+                    "registered_version": result.version or "",
+                    "registered_from_run": result.run_id or "",
+                    "registry_changed": str(result.changed).lower(),
+                }
+            )
+    return 0 if result.version else 1
