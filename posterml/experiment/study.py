@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,7 +42,12 @@ def default_storage(tracking_uri: str) -> str:
     return f"{prefix}{cache_dir() / 'optuna.db'}"
 
 
-def optuna_storage(url: str, attempts: int = 5) -> optuna.storages.BaseStorage:
+def optuna_storage(
+    url: str,
+    attempts: int = 5,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL,
+    grace_period: int = HEARTBEAT_GRACE,
+) -> optuna.storages.BaseStorage:
     """Optuna RDB storage for ``url`` (sqlite or PostgreSQL), with heartbeats.
 
     Workers started together race to create the schema; the loser's error is transient, so
@@ -54,13 +60,16 @@ def optuna_storage(url: str, attempts: int = 5) -> optuna.storages.BaseStorage:
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=HEARTBEAT_INTERVAL,
-                grace_period=HEARTBEAT_GRACE,
-                failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
-            )
+            with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=retry,
+                )
         except SQLAlchemyError:
             if attempt == attempts - 1:
                 raise
