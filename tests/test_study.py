@@ -35,4 +35,4 @@ def test_a_dead_workers_trial_is_failed_and_retried(tmp_path):
     states = [t.state for t in study.get_trials(deepcopy=False)]
     assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
     retry = study.get_trials(deepcopy=False)[1]
-    assert retry.system_attrs["fixed_params"] == {"C": trial.params["C"]}
+    assert retry.params == trial.params and retry.system_attrs["failed_trial"] == trial.number
