@@ -139,7 +139,7 @@ def _known_imdb_ids(out_dir: Path) -> dict[int, str]:
 class _Fetcher:
     """One fetch run: the client, where posters go, and the counters."""
 
-    def __init__(self, client: TMDbClient, out_dir: Path, poster_url: str, progress: bool):
+    def __init__(self, client: TMDbClient, out_dir: Path, poster_url: str, progress: bool) -> None:
         self.client = client
         self.images_dir = out_dir / "images"
         self.poster_url = poster_url
