@@ -51,12 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="posterml", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    fetch = sub.add_parser(
-        "fetch-tmdb",
-        add_help=False,
-        help="download posters + genres from TMDb into a folder dataset",
-    )
-    fetch.set_defaults(handler=None)
+    from posterml.data.tmdb.command import add_fetch_tmdb_parser
+
+    add_fetch_tmdb_parser(sub)
 
     where = sub.add_parser("where", help="show the latest runs and the mlflow ui command")
     where.add_argument("-n", type=int, default=5)
@@ -80,10 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; Ctrl-C/SIGTERM unwind it (no temp files left) and exit 130/143."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "fetch-tmdb":  # its own parser, shared with the MLproject script
-        from posterml.data.tmdb import cli_main
-
-        return cli_main(argv[1:])
     args = build_parser().parse_args(argv)
     return run_interruptible(f"posterml {args.command}", lambda: args.handler(args))
 

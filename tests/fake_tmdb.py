@@ -7,7 +7,8 @@ socket exercises the code paths that have to survive them.
 Endpoints: ``/3/genre/movie/list``, ``/3/discover/movie`` (paged, filtered by
 ``primary_release_date.gte/lte``, sorted by popularity), ``/3/movie/{id}/external_ids`` and
 posters at ``/t/p/{size}/{file}.jpg`` (small JPEGs made with Pillow). Every ``/3/`` call checks
-``api_key`` and answers TMDb's 401 JSON for a wrong one.
+the credential, as TMDb does: the v3 ``api_key`` query parameter, or a v4 read access token as
+``Authorization: Bearer ...``; a wrong or missing one gets TMDb's 401 JSON.
 """
 
 from __future__ import annotations
@@ -87,13 +88,15 @@ class FakeMovie:
 
 @dataclass
 class Fault:
-    """What to do instead of a normal answer: an HTTP error status, cut the body short, or
-    send half the body and hang until the server's ``release`` event is set."""
+    """What to do instead of a normal answer: an HTTP error status, cut the body short, send
+    half the body and hang until the server's ``release`` event is set, or answer 200 with a
+    body that is not JSON."""
 
     status: int | None = None
     retry_after: str | None = None
     drop: bool = False
     stall: bool = False
+    garbage: bool = False
 
 
 def default_movies() -> list[FakeMovie]:
@@ -129,8 +132,11 @@ class FakeTMDbState:
     api_key: str
     movies: list[FakeMovie]
     page_size: int = 3
+    read_token: str | None = None
     hits: Counter[str] = field(default_factory=Counter)
     requests: list[str] = field(default_factory=list)
+    # (path, Authorization header or None) of every request, to check where a token went.
+    authorizations: list[tuple[str, str | None]] = field(default_factory=list)
     faults: dict[str, deque[Fault]] = field(default_factory=lambda: defaultdict(deque))
     lock: threading.Lock = field(default_factory=threading.Lock)
     release: threading.Event = field(default_factory=threading.Event)
@@ -157,19 +163,31 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         with state.lock:
             state.requests.append(self.path)
+            state.authorizations.append((self.path, self.headers.get("Authorization")))
         endpoint, match = self._route(url.path)
         if endpoint is None:
             self._send_json(404, {"status_code": 34, "status_message": "Not found"})
             return
-        if endpoint != "image" and query.get("api_key") != state.api_key:
+        if endpoint != "image" and not self._authorized(query):
             self._send_json(401, {"status_code": 7, "status_message": "Invalid API key"})
             return
         fault = state.next_fault(endpoint)
         if fault and fault.status:
             self._send_error(fault)
             return
+        if fault and fault.garbage:
+            self._send_bytes(200, b"<html>maintenance</html>", "text/html")
+            return
         handler = getattr(self, f"_serve_{endpoint}")
         handler(query, match, fault)
+
+    def _authorized(self, query: dict[str, str]) -> bool:
+        """The v3 key as ``api_key``, or the read access token as a Bearer header."""
+        state = self.server.state
+        if query.get("api_key") == state.api_key:
+            return True
+        bearer = self.headers.get("Authorization")
+        return state.read_token is not None and bearer == f"Bearer {state.read_token}"
 
     @staticmethod
     def _route(path: str) -> tuple[str | None, re.Match[str] | None]:
@@ -270,10 +288,19 @@ class FakeTMDbServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, api_key: str, movies: list[FakeMovie] | None = None, page_size: int = 3):
+    def __init__(
+        self,
+        api_key: str,
+        movies: list[FakeMovie] | None = None,
+        page_size: int = 3,
+        read_token: str | None = None,
+    ):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.state = FakeTMDbState(
-            api_key=api_key, movies=movies or default_movies(), page_size=page_size
+            api_key=api_key,
+            movies=movies or default_movies(),
+            page_size=page_size,
+            read_token=read_token,
         )
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 

@@ -1,7 +1,7 @@
 """Tests for posterml.data.tmdb against a real local HTTP server imitating TMDb.
 
-No mocks: requests, urllib3 and tmdbsimple run for real, so retries, dropped connections and
-secret scrubbing are exercised on the code paths a real TMDb outage would take.
+No mocks: requests and urllib3 run for real, so retries, dropped connections and secret
+scrubbing are exercised on the code paths a real TMDb outage would take.
 """
 
 from __future__ import annotations
@@ -10,30 +10,25 @@ import csv
 import logging
 import os
 import signal
+import socket
 import stat
 import sys
 import time
 from pathlib import Path
 
 import pytest
-import tmdbsimple
 from fake_tmdb import FakeTMDbServer, Fault
 from helpers import interrupt_when
 from PIL import Image
 
-from posterml.data.tmdb import (
-    AUTH_ERROR_MESSAGE,
-    EXTRA_COLUMNS,
-    LABEL_COLUMNS,
-    FetchReport,
-    TMDbAuthError,
-    TMDbError,
-    cli_main,
-    fetch_tmdb,
-)
+from posterml.data.tmdb.client import AUTH_ERROR_MESSAGE, TMDbAuthError, TMDbError
+from posterml.data.tmdb.command import cli_main
+from posterml.data.tmdb.fetch import EXTRA_COLUMNS, LABEL_COLUMNS, FetchReport, fetch_tmdb
 
 KEY = "test-key-0123456789"
 SECRET = "SECRETKEY-1234567890abcdef"
+# Shaped like a TMDb v4 read access token (a JWT), so it travels as a Bearer header.
+TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJhdWQiOiJ0ZXN0LXRva2VuIn0.c2lnbmF0dXJlLXRlc3Q"
 # per_decade=3 with the default fake movies: 101, 102, 105 (1970s) and 201, 202, 203 (2010s).
 EXPECTED_IDS = {101, 102, 105, 201, 202, 203}
 REPO = Path(__file__).resolve().parents[1]
@@ -99,7 +94,6 @@ def test_full_fetch_writes_folder_dataset(server, tmp_path):
     assert any("lte=1979-12-31" in r and "page=2" in r for r in discover)  # paged
     images = [r for r in server.state.requests if r.startswith("/t/p/")]
     assert images and all(r.startswith("/t/p/w342/") and "api_key" not in r for r in images)
-    assert tmdbsimple.API_KEY != KEY  # module globals restored
 
 
 def test_downloaded_files_follow_the_umask(server, tmp_path):
@@ -112,7 +106,7 @@ def test_downloaded_files_follow_the_umask(server, tmp_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path  # not mkstemp's 0600
 
 
-def test_429_with_retry_after_then_success(server, tmp_path):
+def test_429_with_retry_after_then_success(server, tmp_path, caplog):
     server.fail("genres", 429, times=1, retry_after="1")
     server.fail("discover", 429, times=2, retry_after="0")
 
@@ -123,6 +117,10 @@ def test_429_with_retry_after_then_success(server, tmp_path):
     assert report.n_movies == 6 and report.n_failed == 0
     assert server.hits["genres"] == 2
     assert server.hits["discover"] == 3 + 2  # 1970s: 2 pages, 2010s: 1 page; + 2 throttled
+    # Each throttled call is announced at WARNING (urllib3 alone would say it at DEBUG only).
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "TMDb answered HTTP 429 for /3/genre/movie/list; retry in 1.0s (4 left)" in warnings
+    assert sum("HTTP 429 for /3/discover/movie" in m for m in warnings) == 2
 
 
 def test_500_then_success(server, tmp_path):
@@ -201,6 +199,49 @@ def test_labels_written_per_decade_survive_a_later_failure(server, tmp_path):
 
     _, rows = read_labels(tmp_path)
     assert {int(r["tmdb_id"]) for r in rows} == {101, 102, 105}
+
+
+def test_api_server_unreachable_raises_scrubbed_error(tmp_path):
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+
+    with pytest.raises(TMDbError) as excinfo:
+        fetch_tmdb(tmp_path, [1970], 1, KEY, api_base_url=base, max_retries=1, progress=False)
+
+    message = str(excinfo.value)
+    assert message.startswith("genre list failed: ConnectionError")
+    assert "api_key=***" in message and KEY not in message  # requests' URL, scrubbed
+
+
+def test_answer_that_is_not_json_is_a_clear_error(server, tmp_path):
+    server.add_faults("genres", Fault(garbage=True))
+
+    with pytest.raises(TMDbError, match="/3/genre/movie/list with something that is not a JSON"):
+        run_fetch(server, tmp_path)
+
+
+def test_read_access_token_travels_as_bearer_header_to_the_api_only(tmp_path):
+    with FakeTMDbServer(api_key=KEY, read_token=TOKEN) as srv:
+        report = run_fetch(srv, tmp_path, api_key=TOKEN)
+
+    assert report.n_movies == 6 and report.n_failed == 0
+    sent = srv.state.authorizations
+    assert not [path for path, _ in sent if "api_key" in path or TOKEN in path]
+    api = [auth for path, auth in sent if path.startswith("/3/")]
+    assert api and set(api) == {f"Bearer {TOKEN}"}
+    images = [auth for path, auth in sent if path.startswith("/t/p/")]
+    assert images and set(images) == {None}  # posters are public: no token to the image host
+
+
+def test_wrong_read_access_token_raises_auth_error(tmp_path):
+    wrong = TOKEN[:-4] + "XXXX"
+    with FakeTMDbServer(api_key=KEY, read_token=TOKEN) as srv:
+        with pytest.raises(TMDbAuthError, match="HTTP 401"):
+            run_fetch(srv, tmp_path, api_key=wrong)
+
+    assert srv.state.authorizations == [("/3/genre/movie/list", f"Bearer {wrong}")]
 
 
 def test_bad_key_raises_auth_error_without_retrying(server, tmp_path):
@@ -287,12 +328,60 @@ def test_secret_never_leaks(mlflow_tmp, capfd, caplog):
 
     out, err = capfd.readouterr()
     assert "retry" in caplog.text and "failed" in err  # the fault paths really ran
+    assert any("TMDb answered HTTP 429" in m for m in caplog.messages)
+    assert any(m.startswith("poster 101: ChunkedEncodingError") for m in caplog.messages)
     assert SECRET not in out and SECRET not in err
     messages = [r.getMessage() for r in caplog.records]
     assert any("api_key=***" in m for m in messages)  # urllib3's URL lines, scrubbed
     assert not [m for m in messages if SECRET in m]
     assert SECRET not in caplog.text
-    assert tmdbsimple.API_KEY != SECRET
+
+
+def test_fetch_tmdb_is_a_posterml_subcommand_sharing_the_script_parser():
+    from posterml.cli import build_parser as posterml_parser
+    from posterml.data.tmdb.command import build_parser, run_fetch_command
+
+    args = posterml_parser().parse_args(["fetch-tmdb", "--decades", "1970,1990"])
+    assert args.handler is run_fetch_command and args.decades == [1970, 1990]
+    standalone = vars(build_parser().parse_args([]))
+    assert {k: v for k, v in vars(args).items() if k in standalone} == standalone | {
+        "decades": [1970, 1990]
+    }
+    assert set(vars(args)) - set(standalone) == {"command", "handler"}
+    with pytest.raises(SystemExit):
+        posterml_parser().parse_args(["fetch-tmdb", "--decades", "1975"])  # not a decade
+
+
+def test_posterml_fetch_tmdb_with_token_logs_flags_but_no_secret(
+    mlflow_tmp, monkeypatch, capfd, caplog
+):
+    """``posterml fetch-tmdb`` in-process, the token in TMDB_API_KEY: the run logs every flag
+    (and nothing else) as a param, and the token reaches no file, param, output or log."""
+    from mlflow.tracking import MlflowClient
+
+    from posterml.cli import main
+
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("TMDB_API_KEY", TOKEN)
+    with FakeTMDbServer(api_key=KEY, read_token=TOKEN) as srv:
+        srv.fail("discover", 503, times=1, retry_after="0")
+        argv = ["fetch-tmdb", "--out", "data", "--decades", "2010", "--per-decade", "2"]
+        code = main(argv + ["--api-base-url", srv.base_url, "--image-base-url", srv.image_base_url])
+
+    assert code == 0
+    (run,) = MlflowClient(os.environ["MLFLOW_TRACKING_URI"]).search_runs(["0"])
+    assert run.info.status == "FINISHED" and run.data.tags["dataset"] == "tmdb"
+    assert run.data.params["decades"] == "2010" and run.data.params["per_decade"] == "2"
+    assert set(run.data.params) == {
+        "out", "decades", "per_decade", "poster_size", "api_base_url", "image_base_url",
+        "timeout", "max_retries", "no_progress",
+    }  # fmt: skip
+    assert run.data.metrics["n_movies"] == 2
+    files = [p for p in mlflow_tmp.rglob("*") if p.is_file()]
+    assert [p.name for p in files if TOKEN.encode() in p.read_bytes()] == []
+    out, err = capfd.readouterr()
+    assert "2 movies" in out and TOKEN not in out + err
+    assert any("HTTP 503" in m for m in caplog.messages) and TOKEN not in caplog.text
 
 
 @pytest.mark.slow
