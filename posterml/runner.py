@@ -26,7 +26,8 @@ import optuna
 import pandas as pd
 
 from posterml.cli_args import parse_bool, parse_whole
-from posterml.data.dataset import PosterDataset, load_dataset
+from posterml.data.dataset import PosterDataset
+from posterml.data.sources import load_dataset
 from posterml.data.splits import Splits, make_splits
 from posterml.evaluation.decision import DecisionLayer, cross_fit_predict
 from posterml.evaluation.metrics import (

@@ -136,7 +136,7 @@ class BackboneSVM(Family):
         self.distances = DistanceCache()
 
     def featurizer(self, config):
-        from posterml.features.featurizers import BackboneFeaturizer
+        from posterml.features.backbone import BackboneFeaturizer
 
         return BackboneFeaturizer(config.backbone)
 
@@ -161,7 +161,7 @@ class BackboneMLP(Family):
     early_stopping = True
 
     def featurizer(self, config):
-        from posterml.features.featurizers import BackboneFeaturizer
+        from posterml.features.backbone import BackboneFeaturizer
 
         return BackboneFeaturizer(config.backbone)
 
@@ -241,7 +241,7 @@ class FineTune(Family):
         return FINETUNE_CUTS[config.backbone]
 
     def featurizer(self, config):
-        from posterml.features.featurizers import BackboneFeaturizer
+        from posterml.features.backbone import BackboneFeaturizer
 
         return BackboneFeaturizer(config.backbone, cut=self.cut(config))
 
