@@ -33,14 +33,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from posterml.data.dataset import load_dataset
-from posterml.features import efficientnet_lite as lite
+from posterml.data.sources import load_dataset
 from posterml.features.backbones import (
     Backbone,
     available_backbones,
     get_backbone,
     register_backbone,
 )
+from posterml.features.lite import architecture as lite
+from posterml.features.lite.model import build_efficientnet_lite
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "posters"
 DEFAULT_BACKBONES = "efficientnet_lite0,efficientnet_lite1,efficientnet_lite2"
@@ -60,15 +61,15 @@ def ensure_registered(name: str) -> None:
             input_size=(variant.input_size, variant.input_size),
             feature_dim=lite.FEATURE_DIM,
             preprocessing_version=f"{short}-{variant.checkpoint_sha256[:12]}-127div128-v1",
-            build=functools.partial(lite.build_efficientnet_lite, name),
-            preprocess=lite.preprocess_efficientnet_lite,
+            build=functools.partial(build_efficientnet_lite, name),
+            preprocessing=lite.PREPROCESSING,
         )
     )
 
 
 def extraction(name: str, paths: list[str], cold_n: int, batch_size: int) -> dict:
     """Cold rate on a throwaway cache, then all posters through the shared cache."""
-    from posterml.features.featurizers import BackboneFeaturizer
+    from posterml.features.backbone import BackboneFeaturizer
 
     with tempfile.TemporaryDirectory(prefix="posterml-bench-cold-") as cold_root:
         cold = BackboneFeaturizer(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posterml.data.dataset import load_dataset
+from posterml.data.sources import load_dataset
 from posterml.features.extract import iter_image_batches
 
 STAGE_N = 512
@@ -55,8 +55,8 @@ def timed(fn, n: int) -> tuple[Timing, object]:
 
 
 def bench_backbone(name: str, paths: list[str], batch_size: int, workers: int | None) -> dict:
+    from posterml.features.backbone import BackboneFeaturizer
     from posterml.features.backbones import BackboneUnavailableError
-    from posterml.features.featurizers import BackboneFeaturizer
 
     with tempfile.TemporaryDirectory(prefix="posterml-bench-cache-") as cache_root:
         featurizer = BackboneFeaturizer(

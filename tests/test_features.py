@@ -7,41 +7,48 @@ bad-image handling, train/serve consistency, save/load without the registry, and
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from posterml.data.dataset import load_dataset
 from posterml.data.images import DECODER_VERSION, load_image
-from posterml.features import backbones
-from posterml.features.backbones import Backbone, register_backbone
+from posterml.data.sources import load_dataset
+from posterml.features.backbone import BackboneFeaturizer
+from posterml.features.backbones import (
+    Backbone,
+    available_backbones,
+    register_backbone,
+    unregister_backbone,
+)
 from posterml.features.cache import FeatureCache, file_sha256, namespace_for
 from posterml.features.extract import iter_image_batches
-from posterml.features.featurizers import (
-    BackboneFeaturizer,
-    affine_preprocessing,
-    fold_batch_norms,
-    load_featurizer,
-    preprocessing_from_spec,
-    preprocessing_spec,
-)
+from posterml.features.folding import fold_batch_norms
+from posterml.features.loading import load_featurizer
 from posterml.features.pixels import PixelFeaturizer, PixelPCAFeaturizer
+from posterml.features.preprocessing import Preprocessing
 
 TINY = "tiny_test_backbone"
 TINY_SIZE = (32, 24)
 TINY_DIM = 8
 
 
-def _tiny_preprocess(x: np.ndarray) -> np.ndarray:
-    return (np.asarray(x, dtype=np.float32) - 127.0) / 128.0
+TINY_PREPROCESSING = Preprocessing(mean=(127.0, 127.0, 127.0), std=(128.0, 128.0, 128.0))
+# TINY_PREPROCESSING as posterml saved it before preprocessing was data (probed, as x @ m + b).
+LEGACY_TINY_PREPROCESSING = {
+    "type": "affine",
+    "matrix": [[0.0078125, 0.0, 0.0], [0.0, 0.0078125, 0.0], [0.0, 0.0, 0.0078125]],
+    "bias": [-0.9921875, -0.9921875, -0.9921875],
+}
 
 
 def _build_tiny():
@@ -77,19 +84,17 @@ def register_tiny() -> None:
             feature_dim=TINY_DIM,
             preprocessing_version="tiny-v1",
             build=_build_tiny,
-            preprocess=_tiny_preprocess,
+            preprocessing=TINY_PREPROCESSING,
         )
     )
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _tiny_backbone():
-    """The tiny backbone is registered for this module only; the registry is restored after."""
-    saved = dict(backbones._REGISTRY)
+    """The tiny backbone is registered for this module only."""
     register_tiny()
     yield
-    backbones._REGISTRY.clear()
-    backbones._REGISTRY.update(saved)
+    unregister_backbone(TINY)
 
 
 @pytest.fixture(scope="module")
@@ -148,9 +153,20 @@ def test_batches_keep_order_and_skip_bad_images(tmp_path: Path, posters: list[st
     assert gray[1].shape == (3, 30, 20)
 
 
+def _decode_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("decode")}
+
+
 def test_consumer_may_stop_early(posters: list[str]) -> None:
-    for _ in iter_image_batches(posters * 20, (30, 20), batch_size=2, progress=False):
-        break  # must not hang or decode everything
+    """Closing the generator after one batch (what ``break`` does) returns at once and shuts
+    the decode pool down: no thread keeps decoding the 238 posters nobody asked for."""
+    before = _decode_threads()
+    batches = iter_image_batches(posters * 20, (30, 20), batch_size=2, workers=2, progress=False)
+    indices, images = next(batches)
+    assert indices.tolist() == [0, 1] and images.shape == (2, 30, 20, 3)
+    assert _decode_threads() - before  # the pool is running
+    batches.close()
+    assert not _decode_threads() - before
 
 
 # --- feature cache ----------------------------------------------------------------------------
@@ -305,16 +321,17 @@ def test_decoded_images_give_the_same_features_as_files(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_save_load_roundtrip(
-    kind: str, tmp_path: Path, posters: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("backbone_registry")
+def test_save_load_roundtrip(kind: str, tmp_path: Path, posters: list[str]) -> None:
     featurizer = fitted(kind, tmp_path, posters)
     before = featurizer.transform_paths(posters).features
     featurizer.save(tmp_path / "saved")
-    # Loading must not need the registry (nor network): hide the tiny backbone.
-    monkeypatch.setattr(backbones, "_REGISTRY", {})
+    # Loading must not need the registry (nor network): hide every backbone.
+    for name in available_backbones():
+        unregister_backbone(name)
     loaded = load_featurizer(tmp_path / "saved")
     assert type(loaded) is type(featurizer) and loaded.params() == featurizer.params()
+    assert loaded.summary() == featurizer.summary()
     if kind == "backbone":
         loaded.cache = False  # compute, do not read what the first run cached
     np.testing.assert_allclose(loaded.transform_paths(posters).features, before, atol=1e-6)
@@ -325,18 +342,17 @@ def test_save_load_roundtrip(
 
 def test_tampered_saved_featurizer_is_refused(tmp_path: Path, posters: list[str]) -> None:
     """Loading reads data only: no file, class or module is chosen by the saved JSON."""
-    import json
     import pickle
 
     saved = tmp_path / "backbone"
     tiny(tmp_path).save(saved)
     spec = json.loads((saved / "featurizer.json").read_text())
     tampered = [
-        ({**spec, "kind": "posterml.features.featurizers:BackboneFeaturizer"}, "unknown"),
+        ({**spec, "kind": "posterml.features.backbone:BackboneFeaturizer"}, "unknown"),
         ({**spec, "model_file": "../elsewhere.h5"}, "model_file must be"),
         (
             {**spec, "preprocessing": {"type": "import", "ref": "os:system"}},
-            "not the preprocessing of a registered backbone",
+            "'os:system' is saved as code to import",
         ),
         ({**spec, "format_version": True}, "unsupported featurizer format"),
     ]
@@ -370,10 +386,29 @@ def test_backbone_params_and_lazy_tensorflow() -> None:
     # Cached features are only reused with the decoder that made them.
     assert BackboneFeaturizer(TINY).namespace.endswith(f"-dec{DECODER_VERSION}")
     code = (
-        "import sys, posterml.features.featurizers, posterml.features.pixels; "
+        "import sys, posterml.features.loading; "
         "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_loading_a_kind_whose_module_was_not_imported_says_what_to_import(
+    tmp_path: Path,
+) -> None:
+    """``base`` knows only the kinds imported so far; ``loading`` imports them all."""
+    PixelFeaturizer((30, 20)).save(tmp_path)
+    code = (
+        "import sys\n"
+        "from posterml.features.base import load_featurizer\n"
+        "try:\n    load_featurizer(sys.argv[1])\n"
+        "except ValueError as exc:\n    print(exc)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert "unknown featurizer kind 'pixels'" in run.stdout
+    assert "posterml.features.loading" in run.stdout
+    assert type(load_featurizer(tmp_path)) is PixelFeaturizer
 
 
 def test_batch_norm_folding_keeps_outputs() -> None:
@@ -384,39 +419,58 @@ def test_batch_norm_folding_keeps_outputs() -> None:
     np.testing.assert_allclose(folded(x), model(x), atol=1e-5)
 
 
-def test_preprocessing_is_saved_as_numbers_when_affine() -> None:
+def test_preprocessing_is_saved_as_data() -> None:
     x = np.random.default_rng(2).integers(0, 256, (2, 5, 4, 3), dtype=np.uint8)
+    caffe = Preprocessing(mean=(103.939, 116.779, 123.68), channels="bgr")
+    expected = x[..., ::-1].astype(np.float32) - np.array([103.939, 116.779, 123.68], np.float32)
+    np.testing.assert_array_equal(caffe(x), expected)
+    for preprocessing in (TINY_PREPROCESSING, caffe):
+        spec = json.loads(json.dumps(preprocessing.to_spec()))
+        assert spec["type"] == "normalize"
+        assert Preprocessing.from_spec(spec) == preprocessing
+    # What older posterml saved (the affine maps it probed) reads back as the same numbers.
+    legacy_caffe = {
+        "type": "affine",
+        "matrix": [[0.0, 0.0, 1.0000000299191942], [0.0, 1.0000000299191942, 0.0], [1.0, 0, 0]],
+        "bias": [-103.93900299072266, -116.77899932861328, -123.68000030517578],
+    }
+    for spec, preprocessing in (
+        (LEGACY_TINY_PREPROCESSING, TINY_PREPROCESSING),
+        (legacy_caffe, caffe),
+    ):
+        np.testing.assert_allclose(Preprocessing.from_spec(spec)(x), preprocessing(x), atol=1e-4)
+    grayscale = {"type": "affine", "matrix": [[1 / 3] * 3] * 3, "bias": [0.0] * 3}
+    with pytest.raises(ValueError, match="not a per-channel normalisation"):
+        Preprocessing.from_spec(grayscale)
+    for bad in ({"mean": [1, 2]}, {"std": [1, 0, 1]}, {"channels": "rbg"}, {"mean": ["0", 0, 0]}):
+        with pytest.raises(ValueError, match="preprocessing"):
+            Preprocessing.from_spec({**TINY_PREPROCESSING.to_spec(), **bad})
 
-    def caffe(v: np.ndarray) -> np.ndarray:  # RGB -> BGR minus ImageNet means
-        return v[..., ::-1].astype(np.float32) - np.array([103.939, 116.779, 123.68], np.float32)
 
-    for preprocess in (_tiny_preprocess, caffe):
-        spec = preprocessing_spec(preprocess)
-        assert spec["type"] == "affine"
-        np.testing.assert_allclose(preprocessing_from_spec(spec)(x), preprocess(x), atol=1e-4)
-    assert affine_preprocessing(np.sqrt) is None
-    with pytest.raises(ValueError, match="registered backbone"):
-        preprocessing_spec(np.sqrt)  # not affine, and no backbone's preprocessing
-    with pytest.raises(ValueError):
-        preprocessing_spec(lambda v: np.asarray(v, np.float32) ** 2)
-
-
-def test_non_affine_preprocessing_is_named_only_from_registered_backbones(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A saved featurizer names a registered backbone's function; it never imports code."""
-    monkeypatch.setattr(backbones, "_REGISTRY", dict(backbones._REGISTRY))
-    register_backbone(
-        Backbone("sqrt_test", TINY_SIZE, TINY_DIM, "sqrt-v1", _build_tiny, preprocess=np.sqrt)
-    )
-    spec = preprocessing_spec(np.sqrt)
-    assert spec == {"type": "import", "ref": "numpy:sqrt"}
-    assert preprocessing_from_spec(spec) is np.sqrt
-    for ref in ("os:system", "builtins:eval", "posterml.features.backbones:build_resnet50"):
-        with pytest.raises(ValueError, match="not the preprocessing of a registered backbone"):
-            preprocessing_from_spec({"type": "import", "ref": ref})
+def test_saved_preprocessing_never_names_code() -> None:
+    """Older posterml could save a registered backbone's function by name; that is refused now
+    (no registered backbone ever needed it), as is any other reference to code."""
+    for ref in ("os:system", "builtins:eval", "numpy:sqrt"):
+        with pytest.raises(ValueError, match="saved as code to import"):
+            Preprocessing.from_spec({"type": "import", "ref": ref})
     with pytest.raises(ValueError, match="unknown preprocessing type"):
-        preprocessing_from_spec({"type": "eval", "ref": "numpy:sqrt"})
+        Preprocessing.from_spec({"type": "eval", "ref": "numpy:sqrt"})
+
+
+def test_featurizer_saved_before_preprocessing_was_data_still_loads(
+    tmp_path: Path, posters: list[str]
+) -> None:
+    featurizer = tiny(tmp_path, cache=False)
+    featurizer.save(tmp_path / "saved")
+    spec_file = tmp_path / "saved" / "featurizer.json"
+    spec = json.loads(spec_file.read_text())
+    spec_file.write_text(json.dumps({**spec, "preprocessing": LEGACY_TINY_PREPROCESSING}))
+    loaded = load_featurizer(tmp_path / "saved")
+    assert loaded.preprocessing == TINY_PREPROCESSING
+    images = [load_image(p) for p in posters[:3]]
+    np.testing.assert_allclose(
+        loaded.transform_images(images), featurizer.transform_images(images), atol=1e-6
+    )
 
 
 # --- pixel PCA --------------------------------------------------------------------------------
@@ -441,7 +495,7 @@ def test_pixel_pca_streams_in_bounded_batches(
     assert all(8 <= n <= 24 + 8 for n in seen)  # never the whole matrix, never too few rows
     ratio = pca.explained_variance_ratio_
     assert ratio.shape == (8,) and np.all(np.diff(ratio) <= 1e-12) and 0 < ratio.sum() <= 1
-    assert pca.explained_variance == pytest.approx(ratio.sum())
+    assert pca.summary() == {"pca_explained_variance": pytest.approx(ratio.sum())}
     # Streaming loses little against an exact PCA on the full matrix.
     full = (
         np.stack(
@@ -450,7 +504,7 @@ def test_pixel_pca_streams_in_bounded_batches(
         / 255.0
     )
     exact = PCA(8).fit(full).explained_variance_ratio_.sum()
-    assert pca.explained_variance == pytest.approx(exact, abs=0.03)
+    assert pca.summary()["pca_explained_variance"] == pytest.approx(exact, abs=0.03)
     assert pca.params() == {"featurizer": "pixel_pca", "input_size": "30x20", "pca_components": 8}
 
 
@@ -461,6 +515,8 @@ def test_pixel_pca_refuses_impossible_settings(posters: list[str]) -> None:
         PixelPCAFeaturizer((30, 20), n_components=20, batch_size=32, progress=False).fit(posters)
     with pytest.raises(RuntimeError, match="fit"):
         PixelPCAFeaturizer().transform_paths(posters)
+    assert PixelPCAFeaturizer().summary() == {}  # nothing learnt yet
+    assert BackboneFeaturizer(TINY).summary() == {}  # nothing to learn
 
 
 def test_pixels_are_uint8_rgb(posters: list[str]) -> None:

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import toy_features
-from model_fixture import CHAMPION_URI, model_store, tiny_model  # noqa: F401
+from model_fixture import CHAMPION_URI
 
 from posterml.arrays import load_arrays
-from posterml.models.base import ARRAYS_FILE, META_FILE, load_classifier, registered_kinds
+from posterml.models.base import ARRAYS_FILE, META_FILE
 from posterml.models.classic import ClassicClassifier, ForestArrays
 from posterml.models.keras_models import MLPClassifier, ScratchCNNClassifier
+from posterml.models.loading import load_classifier, registered_kinds
 from posterml.models.svm import RBFSVMClassifier
 
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
@@ -295,6 +298,26 @@ def test_every_registered_kind_is_a_known_family(tmp_path: Path) -> None:
     X, Y = _toy(n=40)
     with pytest.raises(TypeError, match="Unregistered cannot be saved"):
         Unregistered().fit(X, Y).save(tmp_path)  # would otherwise load back as an rbf_svm
+
+
+def test_loading_a_kind_whose_module_was_not_imported_says_what_to_import(
+    tmp_path: Path,
+) -> None:
+    """``base`` knows only the kinds imported so far; ``loading`` imports every family."""
+    X, Y = _toy(n=40)
+    ClassicClassifier("logreg").fit(X, Y).save(tmp_path)
+    code = (
+        "import sys\n"
+        "from posterml.models.base import load_classifier\n"
+        "try:\n    load_classifier(sys.argv[1])\n"
+        "except ValueError as exc:\n    print(exc)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert "unknown classifier kind 'classic'" in run.stdout
+    assert "posterml.models.loading" in run.stdout
+    assert type(load_classifier(tmp_path)) is ClassicClassifier
 
 
 def test_models_package_neither_pickles_nor_imports_by_name() -> None:

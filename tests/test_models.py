@@ -7,9 +7,9 @@ import pytest
 from helpers import toy_features
 from sklearn.svm import SVC
 
-from posterml.models.base import load_classifier
 from posterml.models.classic import ClassicClassifier
 from posterml.models.keras_models import MLPClassifier, ScratchCNNClassifier, positive_weights
+from posterml.models.loading import load_classifier
 from posterml.models.svm import DistanceCache, RBFSVMClassifier
 
 

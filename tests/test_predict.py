@@ -1,7 +1,5 @@
 """``posterml predict``: batch prediction into a csv, bad files skipped and listed, never fatal."""
 
-# Fixtures are imported from model_fixture and used as same-named arguments:
-# ruff: noqa: F811
 from __future__ import annotations
 
 import os
@@ -15,7 +13,6 @@ import pandas as pd
 import pytest
 from bad_inputs import BAD_IMAGES, ODD_GOOD_IMAGES, b64, bad_image, expected_words, poster_jpeg
 from helpers import interrupt_when, write_image
-from model_fixture import model_store, tiny_model  # noqa: F401
 
 from posterml.cli import main
 from posterml.genres import GENRES

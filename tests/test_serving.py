@@ -6,8 +6,6 @@ both pandas JSON forms must equal ``load_pipeline(...).predict_frame``; every ba
 get a 400 naming the problem, and the server must keep answering afterwards.
 """
 
-# Fixtures are imported from model_fixture and used as same-named arguments:
-# ruff: noqa: F811
 from __future__ import annotations
 
 import base64
@@ -36,7 +34,7 @@ from bad_inputs import (
     png16_twin,
     poster_jpeg,
 )
-from model_fixture import ScoringServer, tiny_model, tracking_store  # noqa: F401
+from model_fixture import ScoringServer, tracking_store
 from PIL import Image
 
 from posterml.genres import GENRES, snake
@@ -59,7 +57,7 @@ def image_files() -> list[Path]:
         paths = [SHARED_POSTERS / p for p in table["image"].iloc[::997][:N_IMAGES]]
         if all(p.is_file() for p in paths):
             return paths
-    from posterml.data.dataset import load_dataset
+    from posterml.data.sources import load_dataset
 
     return [Path(p) for p in load_dataset("synthetic").image_paths[:N_IMAGES]]
 

@@ -1,7 +1,8 @@
 """One in-memory form for every poster source: a table plus a 19-column label matrix.
 
 Sources (a folder with ``labels.csv``, TMDb downloads, the synthetic set) all end up as a
-``PosterDataset``, so splits, features and models never care where posters came from.
+``PosterDataset``, so splits, features and models never care where posters came from;
+``posterml.data.sources.load_dataset`` picks the source by name.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from posterml.genres import GENRES, split_genres, to_matrix, unknown_genres
+from posterml.genres import split_genres, to_matrix, unknown_genres
 
 REQUIRED_COLUMNS = ("poster_id", "title", "year", "genres", "image")
 MIN_YEAR, MAX_YEAR = 1870, 2100
@@ -71,12 +72,6 @@ class PosterDataset:
             labels=self.labels[rows],
             content_hash=self.content_hash,
         )
-
-    def drop(self, ids: list[str] | set[str]) -> PosterDataset:
-        """A copy without the posters whose ids are given (for unreadable images)."""
-        drop = set(ids)
-        keep = [i for i in self.ids if i not in drop]
-        return self.subset(keep)
 
 
 def _listing(label: str, lines: list[str], count: int) -> str:
@@ -337,17 +332,3 @@ def load_folder(root: str | Path, name: str | None = None) -> PosterDataset:
         labels=to_matrix(frame["genres"].tolist()),
         content_hash=content_hash(frame),
     )
-
-
-def load_dataset(source: str | Path, **synthetic_options: int) -> PosterDataset:
-    """``"synthetic"`` gives the generated demo set; anything else is a folder path."""
-    if str(source) == "synthetic":
-        from posterml.data.synthetic import synthetic_dataset
-
-        return synthetic_dataset(**synthetic_options)
-    return load_folder(source)
-
-
-def genre_counts(dataset: PosterDataset) -> pd.Series:
-    """Posters per genre, in ``GENRES`` order."""
-    return pd.Series(dataset.labels.sum(axis=0), index=list(GENRES))

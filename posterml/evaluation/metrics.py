@@ -19,7 +19,6 @@ from sklearn.metrics import (
 from posterml.genres import GENRES, snake
 
 AVERAGES = ("micro", "macro", "weighted", "samples")
-SPLITS = ("train", "val", "test", "xperiod")
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, split: str) -> dict[str, float]:

@@ -160,7 +160,7 @@ class BackboneSVM(Family):
         self.distances = DistanceCache()
 
     def featurizer(self):
-        from posterml.features.featurizers import BackboneFeaturizer
+        from posterml.features.backbone import BackboneFeaturizer
 
         return BackboneFeaturizer(self.options.backbone)
 
@@ -185,7 +185,7 @@ class BackboneMLP(Family):
     early_stopping = True
 
     def featurizer(self):
-        from posterml.features.featurizers import BackboneFeaturizer
+        from posterml.features.backbone import BackboneFeaturizer
 
         return BackboneFeaturizer(self.options.backbone)
 
@@ -268,7 +268,7 @@ class FineTune(Family):
         return FINETUNE_CUTS[backbone]
 
     def featurizer(self):
-        from posterml.features.featurizers import BackboneFeaturizer
+        from posterml.features.backbone import BackboneFeaturizer
 
         return BackboneFeaturizer(self.options.backbone, cut=self.cut)
 

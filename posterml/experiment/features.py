@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from posterml.data.dataset import PosterDataset, load_dataset
+from posterml.data.dataset import PosterDataset
+from posterml.data.sources import load_dataset
 from posterml.data.splits import Splits, make_splits
 from posterml.experiment.config import ExperimentConfig
 from posterml.experiment.families import Family

@@ -2,11 +2,12 @@
 
 A backbone name gives everything the feature pipeline needs: a Keras model mapping preprocessed
 float32 ``(n, h, w, 3)`` images to pooled ``(n, feature_dim)`` features, the matching
-preprocessing, the input size, and a ``preprocessing_version`` that goes into the feature-cache
-key so cached features are recomputed when weights or preprocessing change.
+preprocessing (as data: channel order, mean and std), the input size, and a
+``preprocessing_version`` that goes into the feature-cache key so cached features are
+recomputed when weights or preprocessing change.
 
 Importing this module is cheap: keras/TensorFlow (seconds to import) load only when a model is
-built or a Keras preprocessing function is called.
+built.
 """
 
 from __future__ import annotations
@@ -20,19 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from posterml.features.efficientnet_lite import (
-    FEATURE_DIM as EFFICIENTNET_LITE0_FEATURE_DIM,
-)
-from posterml.features.efficientnet_lite import (
-    INPUT_SIZE as EFFICIENTNET_LITE0_INPUT_SIZE,
-)
-from posterml.features.efficientnet_lite import (
-    build_efficientnet_lite0,
-    posterml_cache_dir,
-    preprocess_efficientnet_lite,
-)
+from posterml.features.folding import fold_batch_norms
+from posterml.features.lite.architecture import FEATURE_DIM as LITE0_FEATURE_DIM
+from posterml.features.lite.architecture import INPUT_SIZE as LITE0_INPUT_SIZE
+from posterml.features.lite.architecture import PREPROCESSING as LITE_PREPROCESSING
+from posterml.features.lite.model import build_efficientnet_lite0
+from posterml.features.preprocessing import Preprocessing
 
 if TYPE_CHECKING:
     import keras
@@ -42,8 +36,8 @@ __all__ = [
     "BackboneUnavailableError",
     "available_backbones",
     "get_backbone",
-    "posterml_cache_dir",
     "register_backbone",
+    "unregister_backbone",
 ]
 
 
@@ -60,10 +54,11 @@ class Backbone:
     feature_dim: int
     # Bump when preprocessing or weights change; part of the feature-cache key.
     preprocessing_version: str
-    # -> model mapping preprocessed float32 (n, h, w, 3) to (n, feature_dim)
+    # -> inference model mapping preprocessed float32 (n, h, w, 3) to (n, feature_dim), with
+    # batch norms folded into the convolutions where that pays
     build: Callable[[], keras.Model]
-    # uint8 RGB (n, h, w, 3) -> float32 model input
-    preprocess: Callable[[np.ndarray], np.ndarray]
+    # uint8 RGB (n, h, w, 3) -> float32 model input, as data (saved with featurizers)
+    preprocessing: Preprocessing
 
 
 _REGISTRY: dict[str, Backbone] = {}
@@ -72,6 +67,13 @@ _REGISTRY: dict[str, Backbone] = {}
 def register_backbone(backbone: Backbone) -> None:
     """Add (or replace) a backbone under ``backbone.name``."""
     _REGISTRY[backbone.name] = backbone
+
+
+def unregister_backbone(name: str) -> Backbone:
+    """Remove the backbone registered as ``name`` and return it (``ValueError`` if unknown)."""
+    backbone = get_backbone(name)
+    del _REGISTRY[name]
+    return backbone
 
 
 def available_backbones() -> list[str]:
@@ -167,25 +169,23 @@ def _ensure_resnet50_weights_reachable() -> None:
 
 
 def build_resnet50() -> keras.Model:
-    """ImageNet ResNet50 without its classifier, global-average-pooled to 2048 features."""
+    """ImageNet ResNet50 without its classifier, global-average-pooled to 2048 features,
+    batch norms folded into the convolutions (``fold_batch_norms``)."""
     _ensure_resnet50_weights_reachable()
     import keras
 
     try:
-        return keras.applications.ResNet50(include_top=False, pooling="avg", weights="imagenet")
+        model = keras.applications.ResNet50(include_top=False, pooling="avg", weights="imagenet")
     except Exception as exc:
         # Keras reports download failures as a bare Exception("URL fetch failure ...").
         if "URL fetch failure" in str(exc) or isinstance(exc, OSError):
             raise _resnet50_unavailable(str(exc)) from exc
         raise
+    return fold_batch_norms(model)
 
 
-def preprocess_resnet50(x: np.ndarray) -> np.ndarray:
-    """Keras' ResNet50 preprocessing ("caffe": RGB->BGR, minus ImageNet means), on a copy."""
-    from keras.applications.resnet50 import preprocess_input
-
-    # Copy: for float input Keras subtracts the means in place, mutating the caller's array.
-    return np.ascontiguousarray(preprocess_input(np.array(x, dtype=np.float32)))
+# Keras' ResNet50 preprocessing ("caffe" mode): RGB -> BGR, minus the ImageNet means.
+RESNET50_PREPROCESSING = Preprocessing(mean=(103.939, 116.779, 123.68), channels="bgr")
 
 
 register_backbone(
@@ -195,16 +195,16 @@ register_backbone(
         feature_dim=2048,
         preprocessing_version="keras-resnet50-caffe-v1",
         build=build_resnet50,
-        preprocess=preprocess_resnet50,
+        preprocessing=RESNET50_PREPROCESSING,
     )
 )
 register_backbone(
     Backbone(
         name="efficientnet_lite0",
-        input_size=(EFFICIENTNET_LITE0_INPUT_SIZE, EFFICIENTNET_LITE0_INPUT_SIZE),
-        feature_dim=EFFICIENTNET_LITE0_FEATURE_DIM,
+        input_size=(LITE0_INPUT_SIZE, LITE0_INPUT_SIZE),
+        feature_dim=LITE0_FEATURE_DIM,
         preprocessing_version="lite0-579344248a93-127div128-v1",
-        build=build_efficientnet_lite0,
-        preprocess=preprocess_efficientnet_lite,
+        build=build_efficientnet_lite0,  # batch norms folded when its weights are converted
+        preprocessing=LITE_PREPROCESSING,
     )
 )

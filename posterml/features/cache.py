@@ -103,9 +103,6 @@ class FeatureCache:
             with atomic_write(target, durable=False) as handle:
                 np.save(handle, np.ascontiguousarray(value), allow_pickle=False)
 
-    def __contains__(self, key: str) -> bool:
-        return self.path_for(key).is_file()
-
     def count(self) -> int:
         """Number of stored entries (walks the folder: for tests and reports, not hot paths).
 

@@ -43,11 +43,6 @@ class ExtractionResult:
     n_computed: int = 0
     n_cached: int = 0
 
-    @property
-    def ok_indices(self) -> np.ndarray:
-        """Input positions of the rows of ``features``."""
-        return np.flatnonzero(self.ok)
-
 
 def default_workers() -> int:
     """Decode threads: one per core (the model's own threads overlap with them)."""

@@ -16,14 +16,15 @@ import numpy as np
 
 from posterml.arrays import load_arrays, save_arrays
 from posterml.data.images import resize_gray, resize_rgb
-from posterml.features.extract import ExtractionResult, iter_image_batches
-from posterml.features.featurizers import (
+from posterml.features.base import (
     Featurizer,
     ImageLike,
     as_rgb_image,
     read_spec,
+    register_featurizer,
     size_text,
 )
+from posterml.features.extract import ExtractionResult, iter_image_batches
 
 PCA_FILE = "pca.npz"
 
@@ -32,12 +33,13 @@ def _empty_result(n: int, shape: tuple[int, ...], dtype: type) -> tuple[np.ndarr
     return np.empty((n, *shape), dtype=dtype), np.zeros(n, dtype=bool)
 
 
+@register_featurizer
 class PixelPCAFeaturizer(Featurizer):
     """Grayscale pixels resized to ``size`` = (h, w), scaled to [0, 1], projected on the top
     ``n_components`` principal components learnt from the training posters.
 
     ``fit`` streams batches of ``batch_size`` posters into ``IncrementalPCA.partial_fit``;
-    ``explained_variance_ratio_`` is what the runner logs (the study's 750x500 and 20
+    ``summary()`` gives the share of variance kept, for logging (the study's 750x500 and 20
     components kept ~65% of the variance; the smaller default suits 2 cores).
     """
 
@@ -72,11 +74,12 @@ class PixelPCAFeaturizer(Featurizer):
     def feature_shape(self) -> tuple[int, ...]:
         return (self.n_components,)
 
-    @property
-    def explained_variance(self) -> float:
-        """Total share of pixel variance the kept components explain (0..1)."""
-        self._check_fitted()
-        return float(self.explained_variance_ratio_.sum())
+    def summary(self) -> dict[str, float]:
+        """``{"pca_explained_variance": share of pixel variance the components keep (0..1)}``
+        once fitted (loaded ones included), else empty."""
+        if self.explained_variance_ratio_ is None:
+            return {}
+        return {"pca_explained_variance": float(np.sum(self.explained_variance_ratio_))}
 
     def _check_fitted(self) -> None:
         if self.components_ is None:
@@ -206,6 +209,7 @@ class PixelPCAFeaturizer(Featurizer):
         return self
 
 
+@register_featurizer
 class PixelFeaturizer(Featurizer):
     """Resized RGB pixels, uint8 (n, h, w, 3), for the CNN trained from scratch (no fit)."""
 

@@ -10,7 +10,9 @@ format version, the constructor's hyperparameters and fitted scalars) and ``arra
 (the Keras families: ``network.keras``, loaded in Keras' safe mode). No Python object is
 deserialised and no class is looked up by a name read from disk: ``load_classifier``
 dispatches on the ``kind`` through a registry that the classifier classes fill themselves
-(``@register_classifier``), so a tampered model can at worst fail to load.
+(``@register_classifier``), so a tampered model can at worst fail to load. This module never
+names its subclasses: ``posterml.models.loading`` imports every family, hence registers every
+kind, and is where callers get ``load_classifier`` from.
 """
 
 from __future__ import annotations
@@ -53,9 +55,7 @@ def register_classifier(kind: str, format_version: int = 1) -> Callable[[_C], _C
 
 
 def registered_kinds() -> list[str]:
-    """The kinds ``load_classifier`` can read, sorted."""
-    import posterml.models  # noqa: F401  (the package imports, hence registers, every family)
-
+    """The kinds ``load_classifier`` can read now (their modules imported so far), sorted."""
     return sorted(_REGISTRY)
 
 
@@ -162,7 +162,10 @@ def read_meta(directory: Path) -> dict[str, Any]:
     kinds = registered_kinds()
     kind = meta.get("kind")
     if kind not in kinds:
-        raise ValueError(f"{path}: unknown classifier kind {kind!r}; known kinds: {kinds}")
+        raise ValueError(
+            f"{path}: unknown classifier kind {kind!r}; known kinds: {kinds} "
+            "(posterml.models.loading registers every built-in kind)"
+        )
     expected = _REGISTRY[kind].format_version
     version = meta.get("format_version")
     if type(version) is not int or version != expected:

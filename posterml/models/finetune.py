@@ -31,7 +31,7 @@ def pretrained_top(backbone: str, cut: str):
     model with its own copy of the ImageNet weights: feature map in, pooled features out."""
     import keras
 
-    from posterml.features.featurizers import BackboneFeaturizer
+    from posterml.features.backbone import BackboneFeaturizer
 
     full = BackboneFeaturizer(backbone, progress=False).model  # built, folded, uncut
     shared = keras.Model(full.get_layer(cut).output, full.output)

@@ -65,8 +65,8 @@ class PosterPipeline:
 
     @classmethod
     def load(cls, directory: Path) -> PosterPipeline:
-        from posterml.features.featurizers import load_featurizer
-        from posterml.models.base import load_classifier
+        from posterml.features.loading import load_featurizer
+        from posterml.models.loading import load_classifier
 
         directory = Path(directory)
         meta = json.loads((directory / "meta.json").read_text())

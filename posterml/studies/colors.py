@@ -14,7 +14,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from posterml.data.dataset import PosterDataset, load_dataset
+from posterml.data.dataset import PosterDataset
+from posterml.data.sources import load_dataset
 from posterml.features.colors import (
     GRAY_TOLERANCE,
     THUMBNAIL_SIZE,
