@@ -16,10 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The demo uses the offline backbone: Keras' ResNet50 weights need internet access.
+# The demo runs the recipe we ship (entry point `main`), whose backbone works offline.
 demo: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e resnet_svm \
-		-P backbone=efficientnet_lite0 -P class_weight=balanced -P n_trials=5 --env-manager local
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . --experiment-name posterml \
+		-P n_trials=5 --env-manager local
 	@$(BIN)/python -m posterml.cli where
 
 test: install

@@ -41,7 +41,7 @@ def _where(args: argparse.Namespace) -> int:
         "(then open http://127.0.0.1:5000)"
     )
     print(
-        "Serve the best balanced model:  mlflow run . -e register --env-manager local  &&  "
+        "Serve the best balanced model:  posterml register  &&  "
         "mlflow models serve -m models:/poster-genre-classifier@champion --env-manager local"
     )
     return 0

@@ -19,7 +19,12 @@ TRUSTWORTHY = {"val_genres_per_poster": 2.5, "val_true_genres_per_poster": 2.4}
 
 
 def _parent_run(
-    name: str, f1: float, balanced: bool, beats_baseline: bool = True, stats: dict | None = None
+    name: str,
+    f1: float,
+    balanced: bool,
+    beats_baseline: bool = True,
+    stats: dict | None = None,
+    dataset: str = "synthetic",
 ) -> str:
     """A finished parent run with a logged model, as the runner leaves it."""
     with mlflow.start_run(run_name=name) as run:
@@ -30,7 +35,8 @@ def _parent_run(
                 "family": "resnet_svm",
                 "balanced": str(balanced).lower(),
                 "model_id": info.model_id,
-                "dataset": "synthetic",
+                "dataset": dataset,
+                "dataset_hash": f"hash-of-{dataset}",
                 "beats_baseline": str(beats_baseline).lower(),
                 "most_overpredicted_val": "TV Movie",
             }
@@ -113,3 +119,21 @@ def test_untrustworthy_runs_are_passed_over_with_their_reason(experiment):
     result = register_best("registry-test-2", model_name="other")
     assert not result.changed
     assert "TV Movie 40.0x" in result.message
+
+
+def test_only_runs_on_the_latest_runs_data_compete(experiment):
+    """Validation F1 on the synthetic set says nothing next to F1 on real posters."""
+    _parent_run("synthetic-high", 0.95, balanced=True, dataset="synthetic")
+    real = _parent_run("posters", 0.55, balanced=True, dataset="posters")
+    result = register_best(experiment)
+    assert result.run_id == real and "on posters" in result.message
+    assert register_best(experiment, any_dataset=True).run_id != real
+
+
+def test_register_finds_the_experiment_of_the_latest_run(tracking_uri, monkeypatch):
+    """`posterml register` after `mlflow run . --experiment-name posterml` needs no flag."""
+    mlflow.set_experiment("posterml")
+    good = _parent_run("recipe", 0.6, balanced=True)
+    mlflow.set_experiment("Default")
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    assert register_best("current").run_id == good

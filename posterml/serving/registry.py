@@ -61,7 +61,8 @@ class RegistrationResult:
 
 
 def resolve_experiment_id(client: MlflowClient, experiment: str | None) -> str:
-    """An experiment by name or id; by default the one this process runs in."""
+    """An experiment by name or id; by default the one this process runs in, else the one
+    holding the latest finished experiment run (what the user trained last), else Default."""
     if experiment in (None, "", "current"):
         env_id = os.environ.get("MLFLOW_EXPERIMENT_ID")
         if env_id:
@@ -69,6 +70,9 @@ def resolve_experiment_id(client: MlflowClient, experiment: str | None) -> str:
         active = mlflow.active_run()
         if active:
             return active.info.experiment_id
+        latest = _latest_experiment_run(client)
+        if latest is not None:
+            return latest.info.experiment_id
         experiment = "Default"
     found = client.get_experiment_by_name(experiment)
     if found is None:
@@ -107,20 +111,28 @@ def trust_problems(run) -> list[str]:
 FINISHED_EXPERIMENT_RUNS = f"tags.`{ROLE_TAG}` = 'experiment' and attributes.status = 'FINISHED'"
 
 
+def _latest_experiment_run(client: MlflowClient, experiment_ids: list[str] | None = None):
+    """The latest finished posterml experiment run (in any experiment by default), or None."""
+    if experiment_ids is None:
+        experiment_ids = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(
+        experiment_ids,
+        FINISHED_EXPERIMENT_RUNS,
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
 def latest_dataset(client: MlflowClient, experiment_id: str) -> tuple[str, str] | None:
     """(name, content hash) of the data the latest finished experiment run used, or None.
 
     Validation F1 on the synthetic set and on real posters are not comparable: by default
     ``register`` compares only runs on the data the user trained on last."""
-    runs = client.search_runs(
-        [experiment_id],
-        FINISHED_EXPERIMENT_RUNS,
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    if not runs or not runs[0].data.tags.get(DATASET_HASH_TAG):
+    latest = _latest_experiment_run(client, [experiment_id])
+    if latest is None or not latest.data.tags.get(DATASET_HASH_TAG):
         return None
-    tags = runs[0].data.tags
+    tags = latest.data.tags
     return tags.get(DATASET_TAG, ""), tags[DATASET_HASH_TAG]
 
 
