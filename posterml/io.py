@@ -95,8 +95,14 @@ def atomic_write(
     try:
         handle = os.fdopen(fd, mode, encoding=encoding, newline=newline)
     except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
+        # An interrupt inside fdopen may come after its file object took the descriptor and
+        # closed it again: close then fails with EBADF, which must not keep the temp file.
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
         raise
     try:
         with handle:

@@ -3,6 +3,7 @@ figures and the description shown at the top of the run's page."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import random
@@ -169,6 +170,9 @@ def run_description(
         "",
         f"val: {honest}; test and xperiod: held out.",
         f"The model {verdict} the baseline (the 2 most frequent genres for every poster).",
+        f"Search: {config.n_trials} Optuna trials on `{config.objective}`"
+        + "".join(f", `{k}={v}`" for k, v in dataclasses.asdict(config.options).items())
+        + ".",
         "Chosen: " + ", ".join(f"`{k}={v}`" for k, v in params.items()) + ".",
         "Figures: `figures/per_genre_f1.png`, `figures/f1_by_decade.png`, "
         "`figures/optuna_history.png`.",
