@@ -18,6 +18,7 @@ from posterml.features.colors import (
     palettes,
     to_hex,
 )
+from posterml.names import ROLE_TAG
 from posterml.plots.colors import hue_strip
 from posterml.studies.colors import decade_label, decade_order, run_color_study
 
@@ -77,6 +78,7 @@ def test_aggregate_palette_weights_posters_equally() -> None:
     palette = aggregate_palette(pooled, n_colors=2, seed=0)
     assert close(palette[0][0], RED) and palette[0][1] == pytest.approx(0.75)
     assert palette[1][1] == pytest.approx(0.25)
+    assert aggregate_palette(pooled, n_colors=2, seed=0) == palette  # deterministic for a seed
     assert aggregate_palette([], n_colors=5) == []
 
 
@@ -137,6 +139,8 @@ def test_run_color_study_on_synthetic_logs_figures(tracking_uri: str) -> None:
     run = mlflow.get_run(run_id)
     assert run.data.tags["family"] == "colors" and run.data.tags["dataset"] == "synthetic"
     assert run.data.tags["dataset_hash"]
+    assert run.data.tags[ROLE_TAG] == "colors"
+    assert run.info.run_name == f"colors · synthetic · {run_id[:8]}"
     assert run.data.metrics["n_posters"] == 40 and run.data.metrics["n_skipped"] == 0
     logged = artifacts(run_id)
     assert {"colors_by_genre.png", "colors_by_genre_decade.png", "poster_colors.csv"} <= logged

@@ -233,6 +233,20 @@ def test_synthetic_is_deterministic_and_tagged_by_name():
     assert load_dataset("synthetic").name == "synthetic"
 
 
+def test_sample_draws_a_seeded_subset_in_dataset_order():
+    data = synthetic_dataset(n=40, seed=3)
+    assert data.sample(None, 0) is data and data.sample(0, 0) is data
+    assert data.sample(40, 0) is data and data.sample(100, 0) is data
+    picked = data.sample(10, seed=7)
+    keep = np.sort(np.random.default_rng(7).choice(40, 10, replace=False))  # the draw of old
+    assert picked.ids.tolist() == data.ids[keep].tolist()
+    np.testing.assert_array_equal(picked.labels, data.labels[keep])
+    assert picked.ids.tolist() == data.sample(10, seed=7).ids.tolist()
+    assert picked.ids.tolist() != data.sample(10, seed=8).ids.tolist()
+    with pytest.raises(ValueError, match="max_posters .* got -1"):
+        data.sample(-1, 0)
+
+
 def test_interrupted_synthetic_build_leaves_nothing(tmp_path, monkeypatch):
     calls = []
 

@@ -31,7 +31,7 @@ from posterml.features.backbones import (
     unregister_backbone,
 )
 from posterml.features.cache import FeatureCache, file_sha256, namespace_for
-from posterml.features.extract import iter_image_batches
+from posterml.features.extract import iter_image_batches, map_decoded
 from posterml.features.folding import fold_batch_norms
 from posterml.features.loading import load_featurizer
 from posterml.features.pixels import PixelFeaturizer, PixelPCAFeaturizer
@@ -151,6 +151,20 @@ def test_batches_keep_order_and_skip_bad_images(tmp_path: Path, posters: list[st
     assert all(bad[p] in reason for p, reason in failures)
     gray = next(iter_image_batches(posters, (30, 20), batch_size=3, gray=True, progress=False))
     assert gray[1].shape == (3, 30, 20)
+
+
+def test_map_decoded_gives_each_input_its_result_or_reason(
+    tmp_path: Path, posters: list[str]
+) -> None:
+    bad = write_bad_images(tmp_path, posters[0])
+    paths = [posters[0], *bad, posters[1]]
+    decoded = list(map_decoded(paths, min_size=(30, 20), workers=2, window=2))
+    assert [(d.index, d.path) for d in decoded] == list(enumerate(map(str, paths)))
+    assert [d.ok for d in decoded] == [True] + [False] * len(bad) + [True]
+    assert all(bad[d.path] in d.reason and d.result is None for d in decoded if not d.ok)
+    assert isinstance(decoded[0].result, Image.Image)  # no fn: the decoded image itself
+    sizes = map_decoded(posters[:3], lambda image: image.size, workers=2)
+    assert [d.result for d in sizes] == [load_image(p).size for p in posters[:3]]
 
 
 def _decode_threads() -> set[threading.Thread]:

@@ -73,6 +73,22 @@ class PosterDataset:
             content_hash=self.content_hash,
         )
 
+    def sample(self, max_posters: int | None, seed: int) -> PosterDataset:
+        """At most ``max_posters`` posters drawn at random, kept in dataset order.
+
+        All of them (this dataset) when ``max_posters`` is 0 or None or not below the size.
+        The draw (``default_rng(seed).choice`` without replacement, then sorted) is the one
+        every subsampling command uses, so a seed picks the same posters for an experiment
+        run and a colour study.
+        """
+        if max_posters is not None and max_posters < 0:
+            raise ValueError(f"max_posters must be 0 (no limit) or more, got {max_posters}")
+        if not max_posters or max_posters >= len(self):
+            return self
+        rng = np.random.default_rng(seed)
+        keep = np.sort(rng.choice(len(self), size=max_posters, replace=False))
+        return self.subset(self.ids[keep])
+
 
 def _listing(label: str, lines: list[str], count: int) -> str:
     """``  N row(s) with LABEL:``, the first few ``lines``, then ``... and M more``."""

@@ -35,10 +35,7 @@ class FeatureSets:
 def load_data(config: ExperimentConfig) -> tuple[PosterDataset, Splits]:
     """The dataset (a seeded subset of ``max_posters`` if asked) and its splits."""
     dataset = load_dataset(config.data)
-    if config.max_posters and len(dataset) > config.max_posters:
-        rng = np.random.default_rng(config.seed)
-        keep = np.sort(rng.choice(len(dataset), config.max_posters, replace=False))
-        dataset = dataset.subset(dataset.ids[keep])
+    dataset = dataset.sample(config.max_posters, config.seed)
     splits = make_splits(
         dataset, seed=config.seed, train_years=config.train_years, test_years=config.test_years
     )

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import colorsys
 import logging
-import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
+from sklearn.cluster import KMeans
+from threadpoolctl import ThreadpoolController
 
-from posterml.data.images import ImageDecodeError, load_image
+from posterml.features.extract import map_decoded
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,13 @@ GRAY_TOLERANCE = 0.15
 # Fewer coloured pixels than this fraction means "a gray poster": a few stray pixels of
 # JPEG noise or a tiny logo should not decide its colour.
 MIN_COLOR_FRACTION = 0.01
+# k-means++ restarts per pooled palette; the fit with the least weighted inertia wins. On
+# 21 groups of real posters' palettes (20-2,000 colours), 4 restarts came within 1% of the
+# old hand-written k-means everywhere (median 2.4% better), 1 restart was up to 11% worse.
+KMEANS_RESTARTS = 4
+# sklearn's OpenMP runtime, for pinning small k-means fits to one thread (see weighted_kmeans).
+# One controller: threadpool_limits() rescans the loaded libraries on every call (~13 ms).
+_OPENMP = ThreadpoolController()
 
 
 class PaletteResult(NamedTuple):
@@ -122,32 +129,21 @@ def palettes(
 ) -> PaletteResult:
     """Palettes of many image files, decoded and quantised on a thread pool.
 
-    Pillow releases the GIL while decoding and resizing, so threads use every core without
-    the pickling cost of processes. Unreadable images are logged, listed in ``skipped`` and
-    get ``None``: one bad JPEG must not stop a study of thousands.
+    Decoding goes through :func:`posterml.features.extract.map_decoded` (threads: Pillow
+    releases the GIL while decoding and quantising). Unreadable images are logged, listed in
+    ``skipped`` and get ``None``: one bad JPEG must not stop a study of thousands.
     """
-    paths = [str(p) for p in paths]
-    workers = workers or os.cpu_count() or 1
-
-    def one(path: str) -> Palette | str:
-        try:
-            image = load_image(path)
-        except ImageDecodeError as exc:
-            return exc.reason  # a str marks a skip; palettes are lists
-        return dominant_colors(image, n_colors, drop_grays, gray_tolerance)
-
+    one = partial(
+        dominant_colors, n_colors=n_colors, drop_grays=drop_grays, gray_tolerance=gray_tolerance
+    )
     results: list[Palette | None] = []
     skipped: list[tuple[str, str]] = []
-    bar = tqdm(total=len(paths), unit="img", desc="palettes", disable=not progress)
-    with bar, ThreadPoolExecutor(max_workers=workers) as pool:
-        for path, result in zip(paths, pool.map(one, paths), strict=True):
-            if isinstance(result, str):
-                logger.warning("skipping unreadable image %s: %s", path, result)
-                skipped.append((path, result))
-                results.append(None)
-            else:
-                results.append(result)
-            bar.update()
+    decoded = map_decoded(list(paths), one, workers=workers, progress=progress, desc="palettes")
+    for item in decoded:
+        if not item.ok:
+            logger.warning("skipping unreadable image %s: %s", item.path, item.reason)
+            skipped.append((item.path, item.reason))
+        results.append(item.result)
     return PaletteResult(results, skipped)
 
 
@@ -182,32 +178,20 @@ def aggregate_palette(
 
 
 def weighted_kmeans(
-    points: np.ndarray, weights: np.ndarray, k: int, seed: int = 0, iterations: int = 50
+    points: np.ndarray, weights: np.ndarray, k: int, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted k-means (k-means++ start, Lloyd steps): (centers (k', 3), weight per center).
+    """Weighted k-means: (centers (k', 3), weight per center), deterministic for a seed.
 
-    A few dozen lines of numpy instead of scikit-learn: groups are small (hundreds to a few
-    thousand colours), and this stays deterministic for a seed with no convergence warnings
-    when a group has fewer distinct colours than ``k``.
+    scikit-learn's ``KMeans`` with ``sample_weight``, on one thread: groups are small
+    (tens to a few thousand colours) and OpenMP's thread barriers cost more than they save
+    (500 colours, k=5: 8 ms on one thread, 617 ms on two on a loaded 2-core machine). A group
+    with at most ``k`` distinct colours has nothing to cluster (k-means would warn about
+    duplicate centers): each distinct colour is then its own center.
     """
     unique, inverse = np.unique(points, axis=0, return_inverse=True)
-    if len(unique) <= k:  # nothing to cluster: each distinct colour is its own center
+    if len(unique) <= k:
         return unique.astype(float), np.bincount(inverse.ravel(), weights, len(unique))
-    rng = np.random.default_rng(seed)
-    centers = [points[rng.choice(len(points), p=weights / weights.sum())]]
-    for _ in range(1, k):
-        d2 = ((points[:, None, :] - np.asarray(centers)[None]) ** 2).sum(-1).min(axis=1)
-        p = weights * d2
-        centers.append(points[rng.choice(len(points), p=p / p.sum())])
-    centers = np.asarray(centers, dtype=float)
-    for _ in range(iterations):
-        labels = ((points[:, None, :] - centers[None]) ** 2).sum(-1).argmin(axis=1)
-        mass = np.bincount(labels, weights, k)
-        sums = np.stack([np.bincount(labels, weights * points[:, j], k) for j in range(3)], 1)
-        updated = np.where(mass[:, None] > 0, sums / np.maximum(mass, 1e-12)[:, None], centers)
-        if np.allclose(updated, centers, atol=0.5):  # converged to within half a level
-            centers = updated
-            break
-        centers = updated
-    labels = ((points[:, None, :] - centers[None]) ** 2).sum(-1).argmin(axis=1)
-    return centers, np.bincount(labels, weights, k)
+    model = KMeans(n_clusters=k, random_state=seed, n_init=KMEANS_RESTARTS)
+    with _OPENMP.limit(limits=1, user_api="openmp"):
+        model.fit(points, sample_weight=weights)
+    return model.cluster_centers_, np.bincount(model.labels_, weights, k)

@@ -1,6 +1,7 @@
 """The colour study: which colours do posters of each genre and decade use?
 
-One MLflow run (tag ``family=colors``) holds everything: the two figures, a per-poster table
+One MLflow run (named ``colors · <dataset> · <run id>``, tags ``family`` and
+``posterml.role`` both ``colors``) holds everything: the two figures, a per-poster table
 of dominant colours (ids and hex codes only: never poster pixels, which are copyrighted), the
 aggregate palette of every genre x decade cell, and the list of unreadable images.
 """
@@ -26,7 +27,9 @@ from posterml.features.colors import (
     to_hex,
 )
 from posterml.genres import GENRES
+from posterml.names import DATASET_HASH_TAG, DATASET_TAG, FAMILY_TAG, ROLE_TAG
 from posterml.plots.colors import plot_colors_by_genre, plot_colors_by_genre_decade
+from posterml.tracking import log_new_params
 
 # Posters before 1970 are few (under 600 of 5,533 in ../shared/posters): one column keeps
 # their cells from being mostly empty or single-poster noise.
@@ -44,15 +47,6 @@ def decade_order(years: np.ndarray, first_decade: int = FIRST_DECADE) -> list[st
     """The decade labels present in ``years``, oldest first."""
     present = sorted({max(int(y) // 10 * 10, first_decade - 10) for y in years})
     return [decade_label(d, first_decade) for d in present]
-
-
-def sample_posters(dataset: PosterDataset, max_posters: int | None, seed: int) -> PosterDataset:
-    """At most ``max_posters`` posters drawn at random (all when ``None``), in dataset order."""
-    if max_posters is None or max_posters >= len(dataset):
-        return dataset
-    rng = np.random.default_rng(seed)
-    keep = np.sort(rng.choice(len(dataset), size=max_posters, replace=False))
-    return dataset.subset(dataset.ids[keep])
 
 
 def poster_table(dataset: PosterDataset, found: list[Palette | None]) -> pd.DataFrame:
@@ -135,12 +129,19 @@ def run_color_study(
     ``n_skipped`` and listed in ``skipped_images.csv``.
     """
     dataset = load_dataset(data)
-    with mlflow.start_run(run_name="colors") as run:
+    with mlflow.start_run() as run:
+        run_id = run.info.run_id
+        # Named for what it is, also under `mlflow run` (which starts the run unnamed).
+        mlflow.set_tag("mlflow.runName", f"colors · {dataset.name} · {run_id[:8]}")
         mlflow.set_tags(
-            {"family": "colors", "dataset": dataset.name, "dataset_hash": dataset.content_hash}
+            {
+                ROLE_TAG: "colors",
+                FAMILY_TAG: "colors",
+                DATASET_TAG: dataset.name,
+                DATASET_HASH_TAG: dataset.content_hash,
+            }
         )
-        _log_new_params(
-            run.info.run_id,
+        log_new_params(
             {
                 "data": data,
                 "n_colors": n_colors,
@@ -152,7 +153,7 @@ def run_color_study(
                 "first_decade": FIRST_DECADE,
             },
         )
-        sample = sample_posters(dataset, max_posters, seed)
+        sample = dataset.sample(max_posters, seed)
         start = time.perf_counter()
         found, skipped = palettes(
             sample.image_paths,
@@ -173,14 +174,7 @@ def run_color_study(
                 "share_gray_dominant": _gray_share(table, gray_tolerance),
             }
         )
-        return run.info.run_id
-
-
-def _log_new_params(run_id: str, params: dict[str, object]) -> None:
-    """Log the params the run lacks: under ``mlflow run`` the project already logged its -P
-    values as typed (``true``, ``0``), and MLflow refuses to change a logged param."""
-    logged = mlflow.get_run(run_id).data.params
-    mlflow.log_params({key: value for key, value in params.items() if key not in logged})
+        return run_id
 
 
 def _gray_share(table: pd.DataFrame, gray_tolerance: float) -> float:

@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import csv
 import os
-import sys
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import requests
-from tqdm import tqdm
 
 from posterml.data.images import ImageDecodeError, load_image
 from posterml.data.tmdb.auth import Credential, scrubbed_logging
 from posterml.data.tmdb.client import TMDbAuthError, TMDbClient, TMDbError
 from posterml.data.tmdb.discover import Movie, discover_decade, genre_names, imdb_id
 from posterml.io import atomic_write
+from posterml.progress import progress_bar, write_line
 
 DEFAULT_IMAGE_BASE_URL = "https://image.tmdb.org/t/p"
 LABEL_COLUMNS = ["poster_id", "imdb_id", "tmdb_id", "title", "year", "genres", "image"]
@@ -170,7 +169,7 @@ class _Fetcher:
         except TMDbError as exc:  # its message is already scrubbed
             self.report.n_failed += 1
             self.report.failed_ids.append(movie.tmdb_id)
-            tqdm.write(f"failed: tmdb id {movie.tmdb_id}: {exc}", file=sys.stderr)
+            write_line(f"failed: tmdb id {movie.tmdb_id}: {exc}")
             return False
         if downloaded:
             self.report.n_downloaded += 1
@@ -179,15 +178,10 @@ class _Fetcher:
         return True
 
     def fetch_decade(self, decade: int, movies: list[Movie]) -> list[dict[str, Any]]:
-        """Fetch every movie of one decade, with a tqdm bar (posters/s, ETA) on stderr."""
+        """Fetch every movie of one decade, with a progress bar (posters/s, ETA) on stderr."""
         rows = []
-        bar = tqdm(
-            movies,
-            desc=f"{decade}s posters",
-            unit="poster",
-            file=sys.stderr,
-            disable=not self.progress,
-            dynamic_ncols=True,
+        bar = progress_bar(
+            desc=f"{decade}s posters", enabled=self.progress, unit="poster", iterable=movies
         )
         with bar:
             for movie in bar:
