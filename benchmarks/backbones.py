@@ -46,7 +46,7 @@ from posterml.features.lite.model import build_efficientnet_lite
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "posters"
 DEFAULT_BACKBONES = "efficientnet_lite0,efficientnet_lite1,efficientnet_lite2"
 AVERAGES = ("micro", "macro", "weighted", "samples")
-SPLITS = ("test", "xperiod")
+SPLITS = ("test", "cross_period")
 
 
 def ensure_registered(name: str) -> None:
@@ -190,8 +190,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     print(
         f"\nBackbones on {args.data} ({len(paths)} posters; seed {args.seed}; resnet_svm "
         f"balanced, {args.n_trials} trials; train/val/test {args.train_years} "
-        f"(test n={int(base['test_n'])}), xperiod {args.test_years} "
-        f"(n={int(base['xperiod_n'])}); {os.cpu_count()} cores, load average "
+        f"(test n={int(base['test_n'])}), cross_period {args.test_years} "
+        f"(n={int(base['cross_period_n'])}); {os.cpu_count()} cores, load average "
         f"{load_before[0]:.1f} -> {os.getloadavg()[0]:.1f})"
     )
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     labels = pd.read_csv(args.data / "labels.csv", dtype={"poster_id": str}).set_index("poster_id")
     prior = np.asarray(layer.prevalence_)
-    for split in ("test", "xperiod"):
+    for split in ("test", "cross_period"):
         ids = split_ids.loc[split_ids["split"] == split, "poster_id"]
         if ids.empty:
             continue

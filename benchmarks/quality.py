@@ -93,7 +93,7 @@ def print_decades(run_ids: dict[str, str]) -> None:
     for name, run_id in run_ids.items():
         metrics = client.get_run(run_id).data.metrics
         for key, value in metrics.items():
-            for split in ("test", "xperiod"):
+            for split in ("test", "cross_period"):
                 prefix = f"{split}_f1_micro_"
                 if key.startswith(prefix):
                     decade = key[len(prefix) :]
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     shown = table.drop(columns=["run_id"])
     print(
         f"\nQuality on {args.data} (seed {args.seed}; train/val/test {args.train_years}, "
-        f"xperiod {args.test_years}; backbone {args.backbone}; {os.cpu_count()} cores)"
+        f"cross_period {args.test_years}; backbone {args.backbone}; {os.cpu_count()} cores)"
     )
     print(
         f"budget: pca {args.pca_trials} trials, cnn {args.cnn_trials} trials x "

@@ -3,7 +3,7 @@
     python -m benchmarks.served --model models:/poster-genre-classifier@champion
 
 Starts ``mlflow models serve`` on 127.0.0.1 (or uses ``--url``), sends the posters the model's
-run held out (its ``test`` and ``xperiod`` ids, read from the run's ``data/split_ids.csv``, so
+run held out (its ``test`` and ``cross_period`` ids, read from the run's ``data/split_ids.csv``, so
 no training poster is scored) in 32-image requests, without ``year`` and then with it, and
 prints what the issue that rebuilt the decision layer measured on the old champion: F1
 (micro, weighted, samples) beside "Drama + Comedy for every poster", genres per poster
@@ -43,7 +43,7 @@ def held_out(model_uri: str, root: Path) -> pd.DataFrame:
             ),
             dtype=str,
         )
-    keep = ids[ids["split"].isin(["test", "xperiod"])]["poster_id"]
+    keep = ids[ids["split"].isin(["test", "cross_period"])]["poster_id"]
     labels = pd.read_csv(root / "labels.csv", dtype={"poster_id": str})
     return labels[labels["poster_id"].isin(set(keep))].reset_index(drop=True)
 

@@ -1,6 +1,6 @@
 """The 19 TMDb movie genres, in one fixed order shared by every label matrix and model.
 
-Label matrices have one column per genre in ``GENRES`` order; metric names use the snake-case
+Label matrices have one column per genre in ``GENRES`` order; metric names use each genre's slug
 form (``science_fiction``) so MLflow's compare view lines them up across families.
 """
 
@@ -35,7 +35,7 @@ MAX_GENRES_PER_MOVIE = 5  # the study kept TMDb's first five genres
 GENRE_INDEX = {name: i for i, name in enumerate(GENRES)}
 
 
-def snake(genre: str) -> str:
+def genre_slug(genre: str) -> str:
     """``"Science Fiction"`` -> ``"science_fiction"`` (for metric names)."""
     return genre.lower().replace(" ", "_")
 

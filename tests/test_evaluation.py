@@ -218,9 +218,9 @@ def test_decade_metrics_put_the_model_beside_the_baseline():
     pred[2:, 1] = 1
     baseline = np.zeros_like(y)
     baseline[:, 1] = 1
-    m = decade_metrics(y, pred, np.array([1971, 1979, 2001, 2009]), "xperiod", baseline)
-    assert m["xperiod_f1_micro_1970s"] == 1.0 and m["xperiod_f1_micro_2000s"] == 0.0
-    assert m["xperiod_baseline_f1_micro_1970s"] == 0.0 and m["xperiod_n_2000s"] == 2
+    m = decade_metrics(y, pred, np.array([1971, 1979, 2001, 2009]), "cross_period", baseline)
+    assert m["cross_period_f1_micro_1970s"] == 1.0 and m["cross_period_f1_micro_2000s"] == 0.0
+    assert m["cross_period_baseline_f1_micro_1970s"] == 0.0 and m["cross_period_n_2000s"] == 2
 
 
 def test_baseline_predicts_the_two_most_frequent_training_genres():

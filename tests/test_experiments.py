@@ -11,7 +11,7 @@ import mlflow
 import optuna
 import pytest
 
-from posterml.genres import GENRES, snake
+from posterml.genres import GENRES, genre_slug
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -91,10 +91,10 @@ def test_compare_leaves_four_comparable_parent_runs(tmp_path):
         metrics, tags = run.data.metrics, run.data.tags
         # Per-genre scalars for the test split only; the rest is in the reports tables.
         for genre in GENRES:
-            assert f"test_f1_{snake(genre)}" in metrics
-            assert f"xperiod_f1_{snake(genre)}" not in metrics
+            assert f"test_f1_{genre_slug(genre)}" in metrics
+            assert f"cross_period_f1_{genre_slug(genre)}" not in metrics
         reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
-        assert {"reports/val_report.json", "reports/xperiod_report.json"} <= reports
+        assert {"reports/val_report.json", "reports/cross_period_report.json"} <= reports
         assert run.data.tags["mlflow.runName"].startswith(f"{tags['family']} · synthetic · ")
         for average in ("micro", "macro", "weighted", "samples"):
             assert 0.0 <= metrics[f"test_f1_{average}"] <= 1.0
@@ -231,11 +231,13 @@ def test_main_recipe_and_finetune_run_end_to_end_and_main_registers(tmp_path):
     assert set(by_family) == {"resnet_svm", "finetune"}
     for run in parents:
         metrics = run.data.metrics
-        for split in ("val", "test", "xperiod"):
+        for split in ("val", "test", "cross_period"):
             assert metrics[f"{split}_genres_per_poster"] <= 5
             assert metrics[f"{split}_max_overprediction"] >= 0
             assert f"{split}_baseline_f1_micro" in metrics
-        decades = [k for k in metrics if k.startswith("xperiod_f1_micro_") and k.endswith("0s")]
+        decades = [
+            k for k in metrics if k.startswith("cross_period_f1_micro_") and k.endswith("0s")
+        ]
         assert decades, sorted(metrics)[:20]
         for key in decades:
             assert key.replace("_f1_", "_baseline_f1_") in metrics

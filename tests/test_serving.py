@@ -37,7 +37,7 @@ from bad_inputs import (
 from model_fixture import ScoringServer, tracking_store
 from PIL import Image
 
-from posterml.genres import GENRES, snake
+from posterml.genres import GENRES, genre_slug
 from posterml.serving.pyfunc import SCORE_COLUMNS, decode_images, encode_image_file
 
 SHARED_POSTERS = Path(__file__).resolve().parents[1].parent / "shared" / "posters"
@@ -165,7 +165,7 @@ def test_server_answers_like_in_process_pipeline(server, pipeline, images_b64, f
 def test_served_genres_come_most_probable_first(server, images_b64):
     response = invoke(server, records_payload(images_b64))
     for answer in response.json()["predictions"]:
-        probabilities = [answer[f"score_{snake(g)}"] for g in answer["genres"]]
+        probabilities = [answer[f"score_{genre_slug(g)}"] for g in answer["genres"]]
         assert probabilities == sorted(probabilities, reverse=True)
         assert 1 <= len(answer["genres"]) <= 5
 

@@ -25,7 +25,7 @@ def test_split_sizes_disjoint_and_complete(data):
     assert sum(len(s) for s in sets) == len(data) == len(set().union(*sets))
     assert abs(len(splits.train) / len(data) - 0.7) < 0.03
     assert abs(len(splits.test) / len(data) - 0.1) < 0.03
-    assert not splits.has_xperiod
+    assert not splits.has_cross_period
 
 
 def test_stratification_keeps_genre_shares(data):
@@ -55,8 +55,8 @@ def test_periods_make_a_cross_period_test_set(data):
     splits = make_splits(data, seed=1, train_years="1990-2019", test_years="-1979")
     years = dict(zip(data.ids, data.years, strict=True))
     assert all(years[i] >= 1990 for _, ids in splits.items()[:3] for i in ids)
-    assert splits.has_xperiod and all(years[i] <= 1979 for i in splits.xperiod)
-    assert len(splits.xperiod) == int((data.years <= 1979).sum())
+    assert splits.has_cross_period and all(years[i] <= 1979 for i in splits.cross_period)
+    assert len(splits.cross_period) == int((data.years <= 1979).sum())
 
 
 @pytest.mark.parametrize(

@@ -60,22 +60,22 @@ class Period:
 
 @dataclass
 class Splits:
-    """Poster ids per split. ``xperiod`` is empty unless a distinct test period was given."""
+    """Poster ids per split. ``cross_period`` is empty unless a distinct test period was given."""
 
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
-    xperiod: np.ndarray
+    cross_period: np.ndarray
     train_period: Period
     test_period: Period
 
     @property
-    def has_xperiod(self) -> bool:
-        return len(self.xperiod) > 0
+    def has_cross_period(self) -> bool:
+        return len(self.cross_period) > 0
 
     def items(self) -> list[tuple[str, np.ndarray]]:
         named = [("train", self.train), ("val", self.val), ("test", self.test)]
-        return named + ([("xperiod", self.xperiod)] if self.has_xperiod else [])
+        return named + ([("cross_period", self.cross_period)] if self.has_cross_period else [])
 
     def to_frame(self) -> pd.DataFrame:
         """One row per poster: ``poster_id, split`` (the artifact logged with every run)."""
@@ -129,7 +129,7 @@ def make_splits(
     years = dataset.years
     in_period = train_period.mask(years)
     distinct = test_period != Period() and test_period != train_period
-    xperiod_rows = np.flatnonzero(test_period.mask(years) & ~in_period) if distinct else []
+    cross_period_rows = np.flatnonzero(test_period.mask(years) & ~in_period) if distinct else []
 
     rows = np.flatnonzero(in_period)
     where = f"{len(rows)} poster(s) in train period {train_period}"
@@ -138,7 +138,7 @@ def make_splits(
             f"{dataset.name}: {where}: too few to split into train/val/test "
             f"(need at least {MIN_POSTERS})"
         )
-    if distinct and not len(xperiod_rows):
+    if distinct and not len(cross_period_rows):
         n_test = int(test_period.mask(years).sum())
         why = (
             f"all {n_test} of them are in train period {train_period} too: the periods must "
@@ -172,7 +172,7 @@ def make_splits(
         train=ids[rows[np.sort(train)]],
         val=ids[rows[np.sort(val)]],
         test=ids[rows[np.sort(test)]],
-        xperiod=ids[np.asarray(xperiod_rows, dtype=int)],
+        cross_period=ids[np.asarray(cross_period_rows, dtype=int)],
         train_period=train_period,
         test_period=test_period if distinct else train_period,
     )

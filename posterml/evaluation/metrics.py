@@ -16,7 +16,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from posterml.genres import GENRES, snake
+from posterml.genres import GENRES, genre_slug
 
 AVERAGES = ("micro", "macro", "weighted", "samples")
 
@@ -33,7 +33,7 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, split: str) -
         y_true, y_pred, average=None, zero_division=0
     )
     for j, genre in enumerate(GENRES):
-        name = snake(genre)
+        name = genre_slug(genre)
         metrics[f"{split}_precision_{name}"] = float(precision[j])
         metrics[f"{split}_recall_{name}"] = float(recall[j])
         metrics[f"{split}_f1_{name}"] = float(f1[j])

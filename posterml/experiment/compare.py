@@ -22,7 +22,7 @@ from posterml.tracking import configure_tracking, log_new_params
 COMPARED_FAMILIES = ("pca_classic", "scratch_cnn", "resnet_svm", "resnet_mlp")
 TABLE_METRICS = [
     f"{split}_f1_{avg}"
-    for split in ("val", "test", "xperiod")
+    for split in ("val", "test", "cross_period")
     for avg in ("micro", "macro", "weighted", "samples")
 ]
 # How much each model says: genres per poster against the truth, and its worst genre's
@@ -31,8 +31,8 @@ DECISION_METRICS = [
     "test_genres_per_poster",
     "test_true_genres_per_poster",
     "test_max_overprediction",
-    "xperiod_genres_per_poster",
-    "xperiod_max_overprediction",
+    "cross_period_genres_per_poster",
+    "cross_period_max_overprediction",
 ]
 BASELINE_ROW = "baseline: 2 most frequent genres"
 

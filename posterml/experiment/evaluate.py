@@ -14,7 +14,7 @@ from posterml.evaluation.metrics import (
     top_k_baseline,
 )
 from posterml.experiment.fitting import Decided
-from posterml.genres import GENRES, snake
+from posterml.genres import GENRES, genre_slug
 
 log = logging.getLogger("posterml")
 
@@ -22,7 +22,7 @@ log = logging.getLogger("posterml")
 # runs); the other splits' per-genre detail goes to the reports tables. A parent run logged
 # 204 scalars before, which buried the headline in MLflow's overview.
 PER_GENRE_SPLITS = ("test",)
-_PER_GENRE_SUFFIXES = tuple(f"_{snake(g)}" for g in GENRES)
+_PER_GENRE_SUFFIXES = tuple(f"_{genre_slug(g)}" for g in GENRES)
 
 # The margin a model must clear over "the 2 most frequent genres for every poster".
 BASELINE_MARGIN = 0.01

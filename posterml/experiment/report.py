@@ -53,7 +53,7 @@ SPLIT_CONTEXTS = {
     "train": "training",
     "val": "validation",
     "test": "test",
-    "xperiod": "cross-period",
+    "cross_period": "cross-period",
 }
 
 
@@ -111,11 +111,11 @@ def log_reports(features: FeatureSets, decided: dict[str, Decided], metrics: dic
     for split, result in decided.items():
         mlflow.log_table(report_frame(result.Y, result.y_pred), f"reports/{split}_report.json")
         mlflow.log_text(report_text(result.Y, result.y_pred), f"reports/{split}_report.txt")
-    shown = [s for s in ("val", "test", "xperiod") if s in decided]
+    shown = [s for s in ("val", "test", "cross_period") if s in decided]
     figure = per_genre_f1_figure(metrics, shown, f"{family}: F1 per genre")
     mlflow.log_figure(figure, "figures/per_genre_f1.png")
     plt_close(figure)
-    held_out = [decided[s] for s in ("test", "xperiod") if s in decided]
+    held_out = [decided[s] for s in ("test", "cross_period") if s in decided]
     if held_out:
         Y = np.concatenate([d.Y for d in held_out])
         pooled = decade_metrics(
@@ -149,7 +149,7 @@ def run_description(
         "| genres/poster (true) | worst over-prediction |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for split in ("val", "test", "xperiod"):
+    for split in ("val", "test", "cross_period"):
         if f"{split}_f1_micro" not in metrics:
             continue
         f1 = [f"{metrics[f'{split}_f1_{a}']:.3f}" for a in AVERAGES]
@@ -168,7 +168,7 @@ def run_description(
     )
     lines += [
         "",
-        f"val: {honest}; test and xperiod: held out.",
+        f"val: {honest}; test and cross_period: held out.",
         f"The model {verdict} the baseline (the 2 most frequent genres for every poster).",
         f"Search: {config.n_trials} Optuna trials on `{config.objective}`"
         + "".join(f", `{k}={v}`" for k, v in dataclasses.asdict(config.options).items())

@@ -77,7 +77,8 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
         start = time.perf_counter()
         classifier, layer, dev = fit_and_decide(family, params, config, features, fitted)
         mlflow.log_metric("refit_seconds", time.perf_counter() - start)
-        decided = {"val": dev, **decide_splits(classifier, layer, features, ["test", "xperiod"])}
+        held_out = decide_splits(classifier, layer, features, ["test", "cross_period"])
+        decided = {"val": dev, **held_out}
         metrics, tags = {}, {}
         for split, result in decided.items():
             split_values, split_tags = split_metrics(result, split, features.Y["train"])
@@ -96,7 +97,7 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
         summary = {
             k: round(v, 4)
             for k, v in metrics.items()
-            if any(k == f"{s}_f1_{a}" for s in ("val", "test", "xperiod") for a in AVERAGES)
+            if any(k == f"{s}_f1_{a}" for s in ("val", "test", "cross_period") for a in AVERAGES)
         }
         print(json.dumps({"run_id": run_id, "family": family.name, **summary}))
         return run_id

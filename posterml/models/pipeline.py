@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from posterml.evaluation.decision import DecisionLayer
-from posterml.genres import GENRES, snake
+from posterml.genres import GENRES, genre_slug
 
 # The per-genre probability columns of a prediction, in GENRES order.
-SCORE_COLUMNS = [f"score_{snake(g)}" for g in GENRES]
+SCORE_COLUMNS = [f"score_{genre_slug(g)}" for g in GENRES]
 
 
 def ranked_genres(proba: np.ndarray, y_pred: np.ndarray) -> list[list[str]]:

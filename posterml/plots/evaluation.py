@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from posterml.genres import GENRES, snake  # noqa: E402
+from posterml.genres import GENRES, genre_slug  # noqa: E402
 
 
 def per_genre_f1_figure(metrics: dict[str, float], splits: list[str], title: str) -> Figure:
@@ -21,11 +21,11 @@ def per_genre_f1_figure(metrics: dict[str, float], splits: list[str], title: str
     height = 0.8 / max(len(splits), 1)
     y = np.arange(len(GENRES))
     for k, split in enumerate(splits):
-        values = [metrics.get(f"{split}_f1_{snake(g)}", 0.0) for g in GENRES]
+        values = [metrics.get(f"{split}_f1_{genre_slug(g)}", 0.0) for g in GENRES]
         ax.barh(y + k * height, values, height=height, label=split)
     shown = "test" if "test" in splits or not splits else splits[0]
     labels = [
-        f"{g} ({shown} n={int(metrics.get(f'{shown}_support_{snake(g)}', 0))})" for g in GENRES
+        f"{g} ({shown} n={int(metrics.get(f'{shown}_support_{genre_slug(g)}', 0))})" for g in GENRES
     ]
     ax.set_yticks(y + height * (len(splits) - 1) / 2, labels)
     ax.invert_yaxis()
