@@ -62,10 +62,6 @@ class Family(ABC):
     def classifier(self, params: dict, seed: int) -> GenreClassifier:
         """An unfitted classifier for these hyperparameters."""
 
-    def featurizer_summary(self, featurizer) -> dict[str, float]:
-        """Numbers about the fitted featurizer worth logging (none by default)."""
-        return {}
-
     def is_balanced(self, params: dict) -> bool:
         """Does the classifier reweight rare genres (the study's "balanced" model)?"""
         return (
@@ -95,10 +91,6 @@ class PCAClassic(Family):
         return PixelPCAFeaturizer(
             size=parse_size(self.options.pixel_size), n_components=self.options.pca_components
         )
-
-    def featurizer_summary(self, featurizer) -> dict[str, float]:
-        ratio = featurizer.explained_variance_ratio_
-        return {"pca_explained_variance": float(sum(ratio))}
 
     def suggest(self, trial):
         kind = trial.suggest_categorical("kind", list(CLASSIC_KINDS))

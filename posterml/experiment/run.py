@@ -56,7 +56,7 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
         log_failures(features.failures)
         mlflow.log_metric("featurize_seconds", features.seconds)
         mlflow.log_params({f"featurizer_{k}": v for k, v in features.featurizer.params().items()})
-        mlflow.log_metrics(family.featurizer_summary(features.featurizer))
+        mlflow.log_metrics(features.featurizer.summary())
 
         storage = config.storage or default_storage(tracking_uri)
         study = create_study(config, run_id, storage)
