@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -95,8 +95,13 @@ def atomic_write(
     try:
         handle = os.fdopen(fd, mode, encoding=encoding, newline=newline)
     except BaseException:
-        os.close(fd)
+        # Unlink first: a Ctrl-C inside fdopen can land after its file object took the fd
+        # (in a codec written in Python, such as utf-8-sig's encoder), and that object
+        # closes the fd as it fails, so closing it again raises EBADF. The predict kill
+        # test left a temp file that way once spreadsheets were written as utf-8-sig.
         tmp.unlink(missing_ok=True)
+        with suppress(OSError):
+            os.close(fd)
         raise
     try:
         with handle:
