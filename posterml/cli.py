@@ -1,7 +1,18 @@
-"""The ``posterml`` command: data ingestion, batch prediction and housekeeping.
+"""posterml: the genres of movie posters, for the shop and for the experimenter.
 
-Experiments themselves run through ``mlflow run . -e NAME`` (see MLproject); this command
-covers what is not an experiment.
+In the shop, predict a folder of posters with the registered champion model:
+  posterml predict FOLDER
+                    writes genres.csv, to open in a spreadsheet. The champion lives in
+                    the project's MLflow store: from any other folder, say where with
+                    MLFLOW_TRACKING_URI=sqlite:////path/to/project/mlflow.db (or an
+                    http:// tracking server), or give a model folder with --model PATH
+
+To experiment, from the project folder (every run is tracked in MLflow):
+  mlflow run . -e NAME --experiment-name posterml --env-manager local
+                    train and tune one family; NAME is an entry point of MLproject
+                    (main, resnet_svm, resnet_mlp, ensemble, finetune, compare, ...)
+  posterml where    the latest runs and the command that opens the MLflow UI
+  posterml register make the best balanced run the champion that predict uses
 """
 
 from __future__ import annotations
@@ -48,7 +59,11 @@ def _where(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="posterml", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="posterml",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keep the examples' layout
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     from posterml.data.tmdb.command import add_fetch_tmdb_parser

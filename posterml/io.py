@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -95,14 +95,13 @@ def atomic_write(
     try:
         handle = os.fdopen(fd, mode, encoding=encoding, newline=newline)
     except BaseException:
-        # An interrupt inside fdopen may come after its file object took the descriptor and
-        # closed it again: close then fails with EBADF, which must not keep the temp file.
-        try:
+        # Unlink first: a Ctrl-C inside fdopen can land after its file object took the fd
+        # (in a codec written in Python, such as utf-8-sig's encoder), and that object
+        # closes the fd as it fails, so closing it again raises EBADF. The predict kill
+        # test left a temp file that way once spreadsheets were written as utf-8-sig.
+        tmp.unlink(missing_ok=True)
+        with suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
         raise
     try:
         with handle:

@@ -8,6 +8,7 @@ working directory) so every entry point, test and the UI agree on where runs liv
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import mlflow
 
@@ -23,6 +24,21 @@ def configure_tracking(uri: str | None = None) -> str:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite://`` store URI (relative to the working directory, as
+    MLflow reads it); None for any other store and for in-memory sqlite.
+
+    MLflow creates a missing sqlite file with empty tables on first use: a reader that must
+    not (``posterml predict``) checks the file exists first.
+    """
+    if not uri.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    return Path(database) if database and database != ":memory:" else None
 
 
 def log_new_params(params: dict) -> None:

@@ -62,6 +62,34 @@ def test_failure_keeps_the_old_file_and_removes_the_temp(tmp_path, error):
     assert os.listdir(tmp_path) == ["a.txt"]
 
 
+def test_interrupt_while_opening_removes_the_temp(tmp_path):
+    """Ctrl-C inside ``fdopen``, once its file object owns the descriptor (as when it lands
+    in a codec written in Python, utf-8-sig's): no temp file, and the interrupt itself
+    reaches the caller, not an EBADF from closing the descriptor twice."""
+    import codecs
+
+    class InterruptedEncoder(codecs.IncrementalEncoder):
+        def __init__(self, errors="strict"):
+            raise KeyboardInterrupt
+
+    def search(name: str):
+        if name != "posterml_test_interrupted":
+            return None
+        utf8 = codecs.lookup("utf-8")
+        return codecs.CodecInfo(
+            utf8.encode, utf8.decode, incrementalencoder=InterruptedEncoder, name=name
+        )
+
+    codecs.register(search)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with atomic_write(tmp_path / "a.txt", "w", encoding="posterml_test_interrupted"):
+                pass
+    finally:
+        codecs.unregister(search)
+    assert os.listdir(tmp_path) == []
+
+
 def test_check_can_reject_the_content(tmp_path):
     def must_not_be_empty(tmp: Path) -> None:
         if tmp.stat().st_size == 0:

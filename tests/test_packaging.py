@@ -1,4 +1,5 @@
-"""conda.yaml mirrors pyproject.toml; MLproject entry points match the scripts."""
+"""conda.yaml and python_env.yaml mirror pyproject.toml; MLproject entry points match the
+scripts."""
 
 from __future__ import annotations
 
@@ -16,6 +17,21 @@ def test_conda_env_mirrors_pyproject_dependencies():
     pip = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
     assert sorted(pip) == sorted(declared)
     assert "python=3.11.7" in conda["dependencies"]
+
+
+def test_python_env_mirrors_pyproject_and_conda():
+    """``mlflow run --env-manager virtualenv|uv`` gets what conda and pip installs get."""
+    from mlflow.utils.environment import _PythonEnv
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    python_env = yaml.safe_load((ROOT / "python_env.yaml").read_text())
+    assert set(python_env) == {"python", "build_dependencies", "dependencies"}
+    assert sorted(python_env["dependencies"]) == sorted(declared)
+    assert python_env["python"] == "3.11.7"
+    # MLflow's own readers see one environment in both files (it converts conda.yaml into
+    # this form when a conda_env project runs under virtualenv or uv).
+    from_python_env = _PythonEnv.from_yaml(str(ROOT / "python_env.yaml")).to_dict()
+    assert from_python_env == _PythonEnv.from_conda_yaml(str(ROOT / "conda.yaml")).to_dict()
 
 
 # Entry points that run the experiment runner (their parameters are the config dataclasses').

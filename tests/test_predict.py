@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,11 +14,13 @@ import pandas as pd
 import pytest
 from bad_inputs import BAD_IMAGES, ODD_GOOD_IMAGES, b64, bad_image, expected_words, poster_jpeg
 from helpers import interrupt_when, write_image
+from model_fixture import tracking_store
 
 from posterml.cli import main
 from posterml.genres import GENRES
 from posterml.serving.predict import collect_files, predict_files, skipped_path
 from posterml.serving.pyfunc import SCORE_COLUMNS, decode_images, load_pipeline
+from posterml.serving.server import free_port
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -64,6 +67,8 @@ def test_cli_predict_writes_good_rows_and_lists_skipped(
             str(out),
             "--batch-size",
             "2",
+            "--format",
+            "machine",
             "--no-progress",
         ]
     )
@@ -92,7 +97,9 @@ def test_predictions_equal_the_in_process_pipeline(model_store, poster_folder, t
     out = tmp_path / "genres.csv"
     stale = skipped_path(out)
     stale.write_text("file,reason\nold.jpg,old\n")
-    report = predict_files(good, model_store.model_uri, out, batch_size=32, progress=False)
+    report = predict_files(
+        good, model_store.model_uri, out, batch_size=32, output_format="machine", progress=False
+    )
     assert (report.n_files, report.n_predicted, report.skipped) == (3, 3, [])
     assert report.skipped_out is None and not stale.exists()  # no stale skipped list
     from posterml.data.images import load_image
@@ -100,18 +107,22 @@ def test_predictions_equal_the_in_process_pipeline(model_store, poster_folder, t
     expected = load_pipeline(model_store.model_uri).predict_frame([load_image(p) for p in good])
     table = pd.read_csv(out, keep_default_na=False)
     assert table["genres"].tolist() == ["|".join(g) for g in expected["genres"]]
-    np.testing.assert_allclose(table[SCORE_COLUMNS].to_numpy(), expected[SCORE_COLUMNS], atol=1e-6)
+    # Full precision: the csv reads back the very floats the pipeline returned.
+    np.testing.assert_array_equal(table[SCORE_COLUMNS].to_numpy(), expected[SCORE_COLUMNS])
 
 
 def test_cli_predict_fails_cleanly_when_nothing_is_readable(model_store, tmp_path, capsys):
     bad = tmp_path / "bad.jpg"
     bad.write_text("nope")
     out = tmp_path / "genres.csv"
-    code = main(
-        ["predict", str(bad), "--model", model_store.model_uri, "--out", str(out), "--no-progress"]
-    )
+    args = ["predict", str(bad), "--model", model_store.model_uri, "--out", str(out)]
+    code = main([*args, "--format", "machine", "--no-progress"])
     assert code == 1
     assert pd.read_csv(out).empty and len(pd.read_csv(skipped_path(out))) == 1
+    assert main([*args, "--no-progress"]) == 1  # the spreadsheet still shows why
+    assert pd.read_csv(out, encoding="utf-8-sig")["error"].tolist() == [
+        "not an image (unrecognised format)"
+    ]
 
 
 def test_cli_predict_reports_an_unknown_model(model_store, poster_folder, tmp_path, capsys):
@@ -129,7 +140,113 @@ def test_cli_predict_reports_an_unknown_model(model_store, poster_folder, tmp_pa
         ]
     )
     assert code == 2 and not out.exists()
-    assert "no-such-model" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no-such-model" in err and "MLFLOW_TRACKING_URI" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_predict_reports_an_unknown_alias(model_store, poster_folder, tmp_path, capsys):
+    folder, _ = poster_folder
+    out = tmp_path / "genres.csv"
+    model = "models:/poster-genre-classifier@retired"
+    assert main(["predict", str(folder), "--model", model, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "alias retired not found" in err and "MLFLOW_TRACKING_URI" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_cli_predict_reports_an_unreachable_tracking_server(poster_folder, tmp_path, capsys):
+    """A tracking server that is down is reported in seconds (MLflow alone retries ~4 min)."""
+    import time
+
+    folder, _ = poster_folder
+    out = tmp_path / "genres.csv"
+    uri = f"http://127.0.0.1:{free_port()}"
+    start = time.perf_counter()
+    with tracking_store(uri):
+        code = main(["predict", str(folder), "--out", str(out), "--no-progress"])
+    assert code == 2 and not out.exists()
+    assert time.perf_counter() - start < 60
+    err = capsys.readouterr().err
+    assert f"MLFLOW_TRACKING_URI={uri}" in err and "unreachable" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def _predict_elsewhere(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """``posterml predict`` as a dealer runs it: another folder, no MLflow variables set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PYTHONPATH"] = str(REPO)
+    command = [sys.executable, "-m", "posterml.cli", "predict", *args, "--no-progress"]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_predict_from_another_folder_says_what_to_set_and_creates_no_store(poster_folder, tmp_path):
+    folder, _ = poster_folder
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    done = _predict_elsewhere(shop, str(folder))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.count("\n") == 1, done.stderr  # one line, no traceback
+    assert "MLFLOW_TRACKING_URI" in done.stderr and str(shop / "mlflow.db") in done.stderr
+    assert list(shop.iterdir()) == []  # no empty mlflow.db, no genres.csv
+
+
+def test_predict_from_another_folder_with_a_model_folder(model_store, poster_folder, tmp_path):
+    """A plain local model needs no tracking store, and none is created."""
+    import mlflow
+
+    folder, good = poster_folder
+    model_dir = Path(mlflow.artifacts.download_artifacts(model_store.model_uri, dst_path=tmp_path))
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    done = _predict_elsewhere(shop, str(folder), "--model", str(model_dir))
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = pd.read_csv(shop / "genres.csv", encoding="utf-8-sig", keep_default_na=False)
+    assert (table["error"] == "").sum() == len(good)
+    assert sorted(p.name for p in shop.iterdir()) == ["genres.csv", "genres.skipped.csv"]
+
+
+def test_runs_uri_still_works(model_store, poster_folder, tmp_path):
+    import mlflow
+
+    folder, good = poster_folder
+    run = mlflow.get_run(model_store.run_id)
+    name = mlflow.get_logged_model(run.outputs.model_outputs[0].model_id).name
+    out = tmp_path / "genres.csv"
+    report = predict_files([folder], f"runs:/{model_store.run_id}/{name}", out, progress=False)
+    assert report.n_predicted == len(good)
+
+
+def test_spreadsheet_lists_every_file_with_names_and_percentages(
+    model_store, poster_folder, tmp_path
+):
+    """The dealer's csv: every input in input order, genre names most probable first, one
+    column per genre in whole percent, and the reason for each unreadable file."""
+    from posterml.data.images import load_image
+
+    folder, good = poster_folder
+    out = tmp_path / "genres.csv"
+    args = ["predict", str(folder), "--model", model_store.model_uri, "--out", str(out)]
+    assert main([*args, "--batch-size", "2", "--no-progress"]) == 0
+    assert out.read_bytes().startswith(b"\xef\xbb\xbf")  # BOM: Excel then reads UTF-8
+    table = pd.read_csv(out, encoding="utf-8-sig", keep_default_na=False, dtype=str)
+    assert list(table.columns) == ["file", "genres", "error", *GENRES]
+    assert table["file"].tolist() == [str(p) for p in collect_files([folder])]
+
+    readable = table[table["error"] == ""].set_index("file")
+    expected = load_pipeline(model_store.model_uri).predict_frame([load_image(p) for p in good])
+    assert readable.index.tolist() == [str(p) for p in good]
+    assert readable["genres"].tolist() == [", ".join(g) for g in expected["genres"]]
+    percent = readable[list(GENRES)]
+    assert percent.map(lambda cell: cell.endswith("%")).all().all()
+    shown = percent.map(lambda cell: int(cell.rstrip("%"))).to_numpy()
+    np.testing.assert_allclose(shown, 100 * expected[SCORE_COLUMNS].to_numpy(), atol=0.5 + 1e-9)
+
+    failed = table[table["error"] != ""].set_index("file")
+    assert failed.index.tolist() == [str(folder / "broken.jpg"), str(folder / "notes.jpg")]
+    assert "truncated" in failed.loc[str(folder / "broken.jpg"), "error"]
+    assert (failed[["genres", *GENRES]] == "").all().all()
+    assert len(pd.read_csv(skipped_path(out))) == 2  # listed on their own too, as before
 
 
 def test_output_files_follow_the_umask(model_store, poster_folder, tmp_path):
@@ -197,7 +314,7 @@ def test_cli_predict_skips_and_lists_the_bad_corpus(model_store, tmp_path, capsy
     out = tmp_path / "genres.csv"
     files = [str(p) for p in [*good, *map(Path, bad)]]
     args = ["--model", model_store.model_uri, "--out", str(out), "--no-progress"]
-    code = main(["predict", *files, *args])
+    code = main(["predict", *files, *args, "--format", "machine"])
     assert code == 0
     assert pd.read_csv(out)["file"].tolist() == [str(p) for p in good]
     skipped = pd.read_csv(skipped_path(out))
@@ -213,7 +330,7 @@ def test_cli_predict_decodes_like_the_server(model_store, tmp_path):
     path = tmp_path / "large.jpg"
     path.write_bytes(poster_jpeg(seed=3, width=2000, height=3000))
     out = tmp_path / "genres.csv"
-    predict_files([path], model_store.model_uri, out, progress=False)
+    predict_files([path], model_store.model_uri, out, output_format="machine", progress=False)
     pipeline = load_pipeline(model_store.model_uri)
     served = pipeline.predict_frame(
         decode_images(

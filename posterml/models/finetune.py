@@ -83,7 +83,9 @@ def _f1_early_stopping(validation, patience: int):
             scores = self.model.predict(X_val, batch_size=256, verbose=0)
             f1 = _validation_f1(Y_val, scores)
             if logs is not None:
-                logs["val_f1"] = f1
+                # Logged per epoch under its own name: in-sample cuts make it optimistic, so
+                # it must not mix with the trial's honest val_f1_weighted.
+                logs["val_f1_best_cut"] = f1
             if f1 > self.best:
                 self.best, self.best_weights, self.waited = f1, self.model.get_weights(), 0
             else:

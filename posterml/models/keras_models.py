@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from posterml.models.base import GenreClassifier, register_classifier
+from posterml.models.keras_callbacks import epoch_progress, mlflow_epoch_logger
 
 POSITIVE_WEIGHTINGS = ("none", "sqrt", "balanced")
 
@@ -50,31 +51,12 @@ def _weighted_bce(pos_weight: np.ndarray):
     return loss
 
 
-def _epoch_progress(epochs: int, name: str):
-    """A tqdm bar over epochs (s/epoch, ETA, losses): training is otherwise silent."""
-    import keras
-    from tqdm.auto import tqdm
-
-    class EpochProgress(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.bar = tqdm(total=epochs, desc=f"{name} epochs", unit="epoch", leave=False)
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            self.bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if "loss" in k})
-            self.bar.update(1)
-
-        def on_train_end(self, logs=None):
-            self.bar.close()
-
-    return EpochProgress()
-
-
 class KerasGenreClassifier(GenreClassifier):
     """Base for Keras families: subclasses implement ``build_network(input_shape)``.
 
     ``fit`` trains with early stopping (patience on validation loss when validation data is
-    given) and restores the best weights. ``seed`` makes initialisation repeatable.
+    given) and restores the best weights. ``seed`` makes initialisation repeatable. Each
+    epoch's losses go to the active MLflow run as curves (``keras_callbacks``).
     """
 
     def __init__(
@@ -131,11 +113,13 @@ class KerasGenreClassifier(GenreClassifier):
         Y = np.asarray(Y, dtype=np.float32)
         self.model_ = self.build_network(X.shape[1:], Y.shape[1])
         self.model_.compile(optimizer=self.make_optimizer(), loss=self.make_loss(Y))
-        callbacks = [*self.callbacks(), _epoch_progress(self.epochs, type(self).__name__)]
+        callbacks = [*self.callbacks(), epoch_progress(self.epochs, type(self).__name__)]
         validation = None
         if X_val is not None and len(X_val):
             validation = (self.prepare(X_val, fitting=False), np.asarray(Y_val, dtype=np.float32))
             callbacks.append(self.early_stopping(validation))
+        # Last, so it sees what the callbacks before it added to the epoch's logs.
+        callbacks.append(mlflow_epoch_logger())
         history = self.model_.fit(
             X,
             Y,

@@ -4,10 +4,22 @@ The registered model is loaded in-process (``load_pipeline``, no scoring server)
 decoded with the same ``load_image`` as training and serving, and predictions are streamed
 in batches into a csv that only appears, complete, when the run ends
 (:func:`posterml.io.atomic_write`): a crash, Ctrl-C or SIGTERM never leaves a half-written
-``genres.csv`` or its temp file behind.
+``genres.csv`` or its temp file behind. Before anything is read, ``check_model_source`` makes
+sure the model's store exists and knows it (one line naming ``MLFLOW_TRACKING_URI`` if not).
 
-An unreadable file (truncated JPEG, text named ``.jpg``, missing path) is never fatal: it is
-printed with its reason and listed in ``<out stem>.skipped.csv`` next to the output.
+Two output formats:
+
+* ``spreadsheet`` (default), for a dealer: ``file``, ``genres`` (names, most probable first,
+  comma-separated), ``error`` (why a file could not be read; its row is otherwise empty) and
+  one column per genre, headed by its name, holding the probability in whole percent
+  ("87%", which spreadsheets read as the number 0.87). Every input file has a row, in input
+  order. UTF-8 with a byte-order mark, so Excel shows accented file names right.
+* ``machine``: ``file``, ``genres`` joined by ``|`` and the ``score_<genre>`` columns at full
+  precision, as the scoring server names them; readable files only.
+
+Either way an unreadable file (truncated JPEG, text named ``.jpg``, missing path) is never
+fatal: it is printed with its reason and listed in ``<out stem>.skipped.csv`` next to the
+output.
 """
 
 from __future__ import annotations
@@ -26,11 +38,14 @@ from typing import Any
 
 from posterml.data.images import ImageDecodeError, load_image
 from posterml.features.extract import default_workers, progress_bar
+from posterml.genres import GENRES
 from posterml.io import atomic_write
+from posterml.names import CHAMPION_URI
+from posterml.serving.model_source import ModelSourceError, check_model_source
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")  # the decoder's ACCEPTED_FORMATS
-DEFAULT_MODEL_URI = "models:/poster-genre-classifier@champion"
-SCORE_FORMAT = "{:.6f}"
+DEFAULT_MODEL_URI = CHAMPION_URI
+FORMATS = ("spreadsheet", "machine")
 
 
 @dataclass
@@ -112,10 +127,10 @@ def iter_decoded(
 
 # --------------------------------------------------------------------------- outputs
 @contextmanager
-def atomic_csv(path: Path, header: Sequence[str]) -> Iterator[Any]:
+def atomic_csv(path: Path, header: Sequence[str], encoding: str = "utf-8") -> Iterator[Any]:
     """A csv writer on a temp file next to ``path``, moved over ``path`` only on success."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
+    with atomic_write(path, "w", newline="", encoding=encoding) as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         yield writer
@@ -132,12 +147,32 @@ def _write_skipped(out: Path, skipped: list[tuple[str, str]]) -> Path | None:
     return target
 
 
-def _rows(paths: list[Path], frame) -> Iterator[list[str]]:
+def header(output_format: str) -> list[str]:
+    """The csv columns of ``output_format`` (see the module docstring)."""
     from posterml.serving.pyfunc import SCORE_COLUMNS
 
-    scores = frame[SCORE_COLUMNS].to_numpy()
+    if output_format == "machine":
+        return ["file", "genres", *SCORE_COLUMNS]
+    if output_format == "spreadsheet":
+        return ["file", "genres", "error", *GENRES]
+    raise ValueError(f"output format {output_format!r}: use one of {FORMATS}")
+
+
+def _rows(paths: list[Path], frame, output_format: str) -> Iterator[tuple[str, list[str]]]:
+    """``(file, csv row)`` per prediction; ``frame`` is ``predict_frame``'s output."""
+    from posterml.serving.pyfunc import SCORE_COLUMNS
+
+    scores = frame[SCORE_COLUMNS].to_numpy(dtype=float)
     for path, genres, row in zip(paths, frame["genres"], scores, strict=True):
-        yield [str(path), "|".join(genres), *(SCORE_FORMAT.format(v) for v in row)]
+        if output_format == "machine":  # repr: the shortest text that reads back exactly
+            yield str(path), [str(path), "|".join(genres), *map(repr, row.tolist())]
+        else:
+            yield str(path), [str(path), ", ".join(genres), "", *(f"{p:.0%}" for p in row)]
+
+
+def _error_row(path: str, reason: str) -> list[str]:
+    """A spreadsheet row for a file that could not be read."""
+    return [path, "", reason, *([""] * len(GENRES))]
 
 
 # --------------------------------------------------------------------------- prediction
@@ -147,35 +182,47 @@ def predict_files(
     out: str | Path,
     batch_size: int = 32,
     *,
+    output_format: str = "spreadsheet",
     progress: bool = True,
 ) -> PredictReport:
     """Predict genres for image files and folders into the csv ``out``.
 
-    ``out`` gets ``file, genres`` (names joined by ``|``) and the ``score_*`` columns, one
-    row per readable image in input order; unreadable files are printed and listed in
-    ``<out stem>.skipped.csv``. Tracking/registry URIs must already be configured for
-    ``models:/`` URIs (the CLI does it).
+    ``output_format`` is ``spreadsheet`` or ``machine`` (module docstring); unreadable files
+    are printed and listed in ``<out stem>.skipped.csv``. Tracking/registry URIs must already
+    be configured for ``models:/`` and ``runs:/`` URIs (the CLI does it); a store that does
+    not exist or lacks the model raises :class:`ModelSourceError` and is never created.
     """
-    from posterml.serving.pyfunc import SCORE_COLUMNS, load_pipeline
+    from posterml.serving.pyfunc import load_pipeline
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    columns = header(output_format)
+    spreadsheet = output_format == "spreadsheet"
     out = Path(out)
+    check_model_source(model_uri)
     files = collect_files(paths)
+    order = {str(path): i for i, path in enumerate(files)}
     pipeline = load_pipeline(model_uri)
     skipped: list[tuple[str, str]] = []
     n_predicted = 0
     start = time.perf_counter()
     bar = progress_bar(len(files), "predicting", progress)
-    with bar, atomic_csv(out, ["file", "genres", *SCORE_COLUMNS]) as writer:
+    # A spreadsheet is opened by Excel, which reads UTF-8 only after a byte-order mark.
+    encoding = "utf-8-sig" if spreadsheet else "utf-8"
+    with bar, atomic_csv(out, columns, encoding) as writer:
         min_size = pipeline.featurizer.image_size
         for ok_paths, images, bad in iter_decoded(files, batch_size, min_size=min_size):
             for path, reason in bad:
                 bar.write(f"skipped {path}: {reason}", file=sys.stderr)
             skipped.extend(bad)
+            rows = []
             if images:
-                writer.writerows(_rows(ok_paths, pipeline.predict_frame(images)))
-                n_predicted += len(images)
+                rows = list(_rows(ok_paths, pipeline.predict_frame(images), output_format))
+            if spreadsheet:  # every input gets its row, in input order
+                rows += [(path, _error_row(path, reason)) for path, reason in bad]
+                rows.sort(key=lambda item: order[item[0]])
+            writer.writerows(row for _, row in rows)
+            n_predicted += len(images)
             bar.update(len(ok_paths) + len(bad))
     seconds = time.perf_counter() - start
     return PredictReport(
@@ -184,14 +231,23 @@ def predict_files(
 
 
 def _handle_predict(args: argparse.Namespace) -> int:
-    """CLI handler: 0 on success (even with skipped files), 1 if nothing could be predicted."""
+    """CLI handler: 0 on success (even with skipped files), 1 if nothing could be predicted,
+    2 if the model cannot be loaded or the output not written."""
     from posterml.tracking import configure_tracking
 
     configure_tracking()
     try:
         report = predict_files(
-            args.paths, args.model, args.out, args.batch_size, progress=not args.no_progress
+            args.paths,
+            args.model,
+            args.out,
+            args.batch_size,
+            output_format=args.format,
+            progress=not args.no_progress,
         )
+    except ModelSourceError as exc:
+        print(f"posterml predict: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # model cannot be loaded, output not writable: say why, no trace
         print(f"posterml predict: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
@@ -218,18 +274,31 @@ def add_predict_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``posterml predict`` to the CLI's subparsers."""
     parser = subparsers.add_parser(
         "predict",
-        help="predict genres of poster files/folders into a csv (no server)",
-        description="Predict the genres of posters with a registered model, in-process. "
-        "Folders are scanned for .jpg/.jpeg/.png/.webp; unreadable files are skipped "
-        "and listed in <out>.skipped.csv.",
+        help="predict the genres of a folder of posters into a csv (no server needed)",
+        description="Predict the genres of posters with the registered champion model (or "
+        "any model given with --model), in-process. Folders are scanned for "
+        ".jpg/.jpeg/.png/.webp. The champion lives in the project's MLflow store: set "
+        "MLFLOW_TRACKING_URI to it (e.g. sqlite:////path/to/project/mlflow.db) when running "
+        "from another folder. Unreadable files are skipped and listed in <out>.skipped.csv.",
     )
     parser.add_argument(
         "paths", nargs="+", metavar="DIR_OR_FILE", help="image files and/or folders of images"
     )
     parser.add_argument(
-        "--model", default=DEFAULT_MODEL_URI, help=f"model URI (default: {DEFAULT_MODEL_URI})"
+        "--model",
+        default=DEFAULT_MODEL_URI,
+        help=f"model URI or folder (default: {DEFAULT_MODEL_URI}, found through "
+        "MLFLOW_TRACKING_URI)",
     )
     parser.add_argument("--out", default="genres.csv", help="output csv (default: genres.csv)")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="spreadsheet",
+        help="spreadsheet (default): genre names, one column per genre with its probability "
+        "in percent, and an error column for unreadable files; machine: genres joined by '|' "
+        "and score_<genre> columns at full precision, as the scoring server returns them",
+    )
     parser.add_argument(
         "--batch-size", type=_positive_int, default=32, help="images per model call (default: 32)"
     )

@@ -5,6 +5,8 @@ the model exactly as production does: ``mlflow models serve -m URI --env-manager
 ``127.0.0.1`` and a free port, rather than a model loaded in-process. The server runs in its
 own process group so that stopping it also stops the uvicorn workers MLflow spawns, and its
 output goes to a log file whose tail is put into the error when it fails to come up.
+:class:`LocalServer` is that process handling for any command (``benchmarks/screenshots.py``
+runs ``mlflow server`` with it).
 
     with LocalModelServer("models:/poster-genre-classifier@champion", tmp_dir) as server:
         requests.post(f"{server.url}/invocations", json=payload)
@@ -20,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import requests
 
@@ -53,19 +56,22 @@ def process_group_rss(pgid: int) -> int:
     return total
 
 
-class LocalModelServer:
-    """``mlflow models serve`` for ``model_uri`` in its own process group, on 127.0.0.1.
+class LocalServer:
+    """A server command in its own process group, on 127.0.0.1 and ``port`` (default: free).
 
+    Subclasses give :meth:`command` and the ``ready_path`` that answers 200 once it serves.
     ``workdir`` receives the log (``server-PORT.log``). With ``tracking_uri`` the server
-    resolves ``models:/`` URIs in that store (``MLFLOW_TRACKING_URI`` and
-    ``MLFLOW_REGISTRY_URI`` are set for it); without, it inherits this process's environment.
-    ``cwd`` is the server's working directory (default: the caller's, so relative sqlite URIs
-    resolve as they do here). ``timeout`` bounds how long :meth:`start` waits for ``/ping``.
+    uses that store (``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI`` are set for it);
+    without, it inherits this process's environment. ``cwd`` is the server's working
+    directory (default: the caller's, so relative sqlite URIs resolve as they do here).
+    ``timeout`` bounds how long :meth:`start` waits for ``ready_path``.
     """
+
+    name = "server"  # for error messages
+    ready_path = "/"
 
     def __init__(
         self,
-        model_uri: str,
         workdir: Path | str,
         tracking_uri: str | None = None,
         port: int | None = None,
@@ -73,7 +79,6 @@ class LocalModelServer:
         *,
         cwd: Path | str | None = None,
     ) -> None:
-        self.model_uri = model_uri
         self.workdir = Path(workdir)
         self.tracking_uri = tracking_uri
         self.port = port or free_port()
@@ -85,26 +90,12 @@ class LocalModelServer:
 
     @property
     def url(self) -> str:
-        """Base URL of the server (``/ping``, ``/invocations`` hang off it)."""
+        """Base URL of the server (e.g. the scoring server's ``/ping`` and ``/invocations``)."""
         return f"http://{HOST}:{self.port}"
 
     def command(self) -> list[str]:
-        """The ``mlflow models serve`` command line, run with this interpreter."""
-        return [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            self.model_uri,
-            "--env-manager",
-            "local",
-            "-h",
-            HOST,
-            "-p",
-            str(self.port),
-        ]
+        """The server's command line."""
+        raise NotImplementedError
 
     def environment(self) -> dict[str, str]:
         """This process's environment, plus the venv's bin on PATH and the tracking store."""
@@ -145,7 +136,8 @@ class LocalModelServer:
         return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout: float | None = None) -> None:
-        """Block until ``GET /ping`` answers 200 (at most ``timeout``, default ``self.timeout``).
+        """Block until ``GET ready_path`` answers 200 (at most ``timeout``, by default
+        ``self.timeout``).
 
         A server that exits raises ``RuntimeError`` and one that never answers is stopped and
         raises ``TimeoutError``, both with the tail of its log.
@@ -157,21 +149,21 @@ class LocalModelServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"scoring server exited with {self.process.returncode}:\n"
+                    f"{self.name} exited with {self.process.returncode}:\n"
                     f"{self.log_text()[-LOG_TAIL_CHARS:]}"
                 )
             try:
-                if requests.get(f"{self.url}/ping", timeout=2).status_code == 200:
+                if requests.get(f"{self.url}{self.ready_path}", timeout=2).status_code == 200:
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.5)
         self.stop()
         raise TimeoutError(
-            f"scoring server not ready after {timeout:.0f} s:\n{self.log_text()[-LOG_TAIL_CHARS:]}"
+            f"{self.name} not ready after {timeout:.0f} s:\n{self.log_text()[-LOG_TAIL_CHARS:]}"
         )
 
-    def start(self) -> LocalModelServer:
+    def start(self) -> Self:
         """Launch the server and wait until it answers; on any failure, stop it and re-raise."""
         self.launch()
         try:
@@ -201,7 +193,7 @@ class LocalModelServer:
             except subprocess.TimeoutExpired:
                 continue
 
-    def __enter__(self) -> LocalModelServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -211,3 +203,44 @@ class LocalModelServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class LocalModelServer(LocalServer):
+    """``mlflow models serve`` for ``model_uri`` (see :class:`LocalServer` for the rest).
+
+    ``models:/`` URIs resolve in ``tracking_uri``'s store when given.
+    """
+
+    name = "scoring server"
+    ready_path = "/ping"
+
+    def __init__(
+        self,
+        model_uri: str,
+        workdir: Path | str,
+        tracking_uri: str | None = None,
+        port: int | None = None,
+        timeout: float = 180.0,
+        *,
+        cwd: Path | str | None = None,
+    ) -> None:
+        super().__init__(workdir, tracking_uri, port, timeout, cwd=cwd)
+        self.model_uri = model_uri
+
+    def command(self) -> list[str]:
+        """The ``mlflow models serve`` command line, run with this interpreter."""
+        return [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            self.model_uri,
+            "--env-manager",
+            "local",
+            "-h",
+            HOST,
+            "-p",
+            str(self.port),
+        ]
