@@ -29,18 +29,16 @@ import csv
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from posterml.data.images import ImageDecodeError, load_image
-from posterml.features.extract import default_workers, progress_bar
+from posterml.features.extract import map_decoded
 from posterml.genres import GENRES
 from posterml.io import atomic_write
 from posterml.names import CHAMPION_URI
+from posterml.progress import progress_bar
 from posterml.serving.model_source import ModelSourceError, check_model_source
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")  # the decoder's ACCEPTED_FORMATS
@@ -90,39 +88,33 @@ def skipped_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}.skipped{out.suffix or '.csv'}")
 
 
-def _decode(path: Path, min_size: tuple[int, int] | None = None):
-    """The decoded image, or the reason it is unusable (decoding errors are data, not bugs)."""
-    try:
-        return load_image(path, min_size=min_size)
-    except ImageDecodeError as exc:
-        return exc.reason
-
-
 def iter_decoded(
     files: Sequence[Path],
     batch_size: int,
     workers: int | None = None,
     min_size: tuple[int, int] | None = None,
 ) -> Iterator[tuple[list[Path], list, list]]:
-    """Yield ``(paths, images, skipped)`` per batch of input files, in input order.
+    """Yield ``(paths, images, skipped)`` per batch of ``batch_size`` input files, in input
+    order (``posterml.features.extract.map_decoded``: the one decode-on-a-thread-pool).
 
-    Decoding runs in a thread pool (Pillow releases the GIL); only one batch of images is
-    held at a time, each decoded towards ``min_size`` (the model's input size, as the server
-    and training do). ``skipped`` holds ``(path, reason)`` for the batch's bad files.
+    Only about one batch of images is held at a time, each decoded towards ``min_size`` (the
+    model's input size, as the server and training do). ``skipped`` holds ``(path, reason)``
+    for the batch's bad files.
     """
-    workers = workers or default_workers()
-    decode = partial(_decode, min_size=min_size)
-    with ThreadPoolExecutor(workers, thread_name_prefix="predict-decode") as pool:
-        for start in range(0, len(files), batch_size):
-            chunk = files[start : start + batch_size]
-            ok_paths, images, skipped = [], [], []
-            for path, outcome in zip(chunk, pool.map(decode, chunk), strict=True):
-                if isinstance(outcome, str):
-                    skipped.append((str(path), outcome))
-                else:
-                    ok_paths.append(path)
-                    images.append(outcome)
-            yield ok_paths, images, skipped
+    ok_paths, images, skipped = [], [], []
+    decoded = map_decoded(files, min_size=min_size, workers=workers, window=2 * batch_size)
+    with closing(decoded):
+        for item in decoded:
+            if item.ok:
+                ok_paths.append(files[item.index])
+                images.append(item.result)
+            else:
+                skipped.append((item.path, item.reason))
+            if len(ok_paths) + len(skipped) == batch_size:
+                yield ok_paths, images, skipped
+                ok_paths, images, skipped = [], [], []
+    if ok_paths or skipped:
+        yield ok_paths, images, skipped
 
 
 # --------------------------------------------------------------------------- outputs
