@@ -28,3 +28,11 @@ def parse_whole(text: str) -> int:
     if not number.is_integer():
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
     return int(number)
+
+
+def parse_positive(text: str) -> int:
+    """A whole number >= 1 (a batch size, a number of tasks)."""
+    value = parse_whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value

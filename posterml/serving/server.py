@@ -5,6 +5,8 @@ the model exactly as production does: ``mlflow models serve -m URI --env-manager
 ``127.0.0.1`` and a free port, rather than a model loaded in-process. The server runs in its
 own process group so that stopping it also stops the uvicorn workers MLflow spawns, and its
 output goes to a log file whose tail is put into the error when it fails to come up.
+``LoopbackServer`` is that mechanism for any server command (the tests also run
+``mlflow server`` on PostgreSQL with it).
 
     with LocalModelServer("models:/poster-genre-classifier@champion", tmp_dir) as server:
         requests.post(f"{server.url}/invocations", json=payload)
@@ -53,68 +55,50 @@ def process_group_rss(pgid: int) -> int:
     return total
 
 
-class LocalModelServer:
-    """``mlflow models serve`` for ``model_uri`` in its own process group, on 127.0.0.1.
+class LoopbackServer:
+    """A server command in its own process group on 127.0.0.1, ready once ``ready_path``
+    answers 200; subclasses give the ``command``.
 
-    ``workdir`` receives the log (``server-PORT.log``). With ``tracking_uri`` the server
-    resolves ``models:/`` URIs in that store (``MLFLOW_TRACKING_URI`` and
-    ``MLFLOW_REGISTRY_URI`` are set for it); without, it inherits this process's environment.
-    ``cwd`` is the server's working directory (default: the caller's, so relative sqlite URIs
-    resolve as they do here). ``timeout`` bounds how long :meth:`start` waits for ``/ping``.
+    ``workdir`` receives the log (``server-PORT.log``); ``env`` is added to this process's
+    environment; ``cwd`` is the server's working directory (default: the caller's);
+    ``timeout`` bounds how long :meth:`start` waits for ``ready_path``.
     """
+
+    what = "server"  # how errors name it
+    ready_path = "/ping"
 
     def __init__(
         self,
-        model_uri: str,
         workdir: Path | str,
-        tracking_uri: str | None = None,
         port: int | None = None,
         timeout: float = 180.0,
         *,
         cwd: Path | str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
-        self.model_uri = model_uri
         self.workdir = Path(workdir)
-        self.tracking_uri = tracking_uri
         self.port = port or free_port()
         self.timeout = timeout
         self.cwd = cwd
+        self.env = dict(env or {})
         self.log_path = self.workdir / f"server-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self._stopped = False
 
     @property
     def url(self) -> str:
-        """Base URL of the server (``/ping``, ``/invocations`` hang off it)."""
+        """Base URL of the server."""
         return f"http://{HOST}:{self.port}"
 
     def command(self) -> list[str]:
-        """The ``mlflow models serve`` command line, run with this interpreter."""
-        return [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            self.model_uri,
-            "--env-manager",
-            "local",
-            "-h",
-            HOST,
-            "-p",
-            str(self.port),
-        ]
+        """The command line that runs the server on ``HOST`` and ``self.port``."""
+        raise NotImplementedError
 
     def environment(self) -> dict[str, str]:
-        """This process's environment, plus the venv's bin on PATH and the tracking store."""
+        """This process's environment, plus the venv's bin on PATH and ``self.env``."""
         # MLflow execs ``uvicorn`` by name: the venv's bin must be on PATH.
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-        env = {**os.environ, "PATH": path}
-        if self.tracking_uri is not None:
-            env["MLFLOW_TRACKING_URI"] = self.tracking_uri
-            env["MLFLOW_REGISTRY_URI"] = self.tracking_uri
-        return env
+        return {**os.environ, "PATH": path, **self.env}
 
     def launch(self) -> None:
         """Start the server process (in a new session, so a process group) without waiting."""
@@ -145,7 +129,7 @@ class LocalModelServer:
         return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout: float | None = None) -> None:
-        """Block until ``GET /ping`` answers 200 (at most ``timeout``, default ``self.timeout``).
+        """Block until ``ready_path`` answers 200 (at most ``timeout``, default ``self.timeout``).
 
         A server that exits raises ``RuntimeError`` and one that never answers is stopped and
         raises ``TimeoutError``, both with the tail of its log.
@@ -157,21 +141,21 @@ class LocalModelServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"scoring server exited with {self.process.returncode}:\n"
+                    f"{self.what} exited with {self.process.returncode}:\n"
                     f"{self.log_text()[-LOG_TAIL_CHARS:]}"
                 )
             try:
-                if requests.get(f"{self.url}/ping", timeout=2).status_code == 200:
+                if requests.get(self.url + self.ready_path, timeout=2).status_code == 200:
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.5)
         self.stop()
         raise TimeoutError(
-            f"scoring server not ready after {timeout:.0f} s:\n{self.log_text()[-LOG_TAIL_CHARS:]}"
+            f"{self.what} not ready after {timeout:.0f} s:\n{self.log_text()[-LOG_TAIL_CHARS:]}"
         )
 
-    def start(self) -> LocalModelServer:
+    def start(self) -> LoopbackServer:
         """Launch the server and wait until it answers; on any failure, stop it and re-raise."""
         self.launch()
         try:
@@ -201,7 +185,7 @@ class LocalModelServer:
             except subprocess.TimeoutExpired:
                 continue
 
-    def __enter__(self) -> LocalModelServer:
+    def __enter__(self) -> LoopbackServer:
         return self.start()
 
     def __exit__(
@@ -211,3 +195,50 @@ class LocalModelServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class LocalModelServer(LoopbackServer):
+    """``mlflow models serve`` for ``model_uri`` in its own process group, on 127.0.0.1.
+
+    With ``tracking_uri`` the server resolves ``models:/`` URIs in that store
+    (``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI`` are set for it); without, it inherits
+    this process's environment. ``cwd`` defaults to the caller's, so relative sqlite URIs
+    resolve as they do here.
+    """
+
+    what = "scoring server"
+
+    def __init__(
+        self,
+        model_uri: str,
+        workdir: Path | str,
+        tracking_uri: str | None = None,
+        port: int | None = None,
+        timeout: float = 180.0,
+        *,
+        cwd: Path | str | None = None,
+    ) -> None:
+        env = {}
+        if tracking_uri is not None:
+            env = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri}
+        super().__init__(workdir, port, timeout, cwd=cwd, env=env)
+        self.model_uri = model_uri
+        self.tracking_uri = tracking_uri
+
+    def command(self) -> list[str]:
+        """The ``mlflow models serve`` command line, run with this interpreter."""
+        return [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            self.model_uri,
+            "--env-manager",
+            "local",
+            "-h",
+            HOST,
+            "-p",
+            str(self.port),
+        ]
