@@ -1,4 +1,5 @@
-"""The ``posterml`` command: data ingestion, batch prediction and housekeeping.
+"""The ``posterml`` command: data ingestion, batch prediction (in-process or on Spark) and
+housekeeping.
 
 Experiments themselves run through ``mlflow run . -e NAME`` (see MLproject); this command
 covers what is not an experiment.
@@ -79,9 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--any", action="store_true", help="consider unbalanced runs too")
     register.set_defaults(handler=_register)
 
+    from posterml.serving.batch import add_batch_score_parser
     from posterml.serving.predict import add_predict_parser
 
     add_predict_parser(sub)
+    add_batch_score_parser(sub)
     return parser
 
 

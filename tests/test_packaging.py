@@ -32,6 +32,7 @@ def test_every_entry_point_has_its_thin_script():
         "fetch_tmdb",
         "compare",
         "register",
+        "batch_score",
     }
     assert set(project["entry_points"]) == expected
     for name, entry in project["entry_points"].items():

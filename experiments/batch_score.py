@@ -1,0 +1,11 @@
+"""Entry point `batch_score`: score a folder or a Parquet/CSV of image paths on Spark.
+
+mlflow run . -e batch_score -P source=posters/ -P out=predictions.parquet --env-manager local
+"""
+
+import sys
+
+from posterml.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main(["batch-score", *sys.argv[1:]]))
