@@ -37,7 +37,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.name_utils import _GENERATOR_NOUNS, _GENERATOR_PREDICATES
 
 from posterml.names import CHAMPION_ALIAS, MODEL_NAME, ROLE_TAG
-from posterml.serving.server import HOST, LocalServer
+from posterml.serving.server import TrackingServer
 from posterml.tracking import DEFAULT_TRACKING_URI, sqlite_file
 
 # The UI loads its data with several requests after the page's scripts start; Chromium's
@@ -50,33 +50,6 @@ RANDOM_NAME = re.compile(
     rf"\b(?:{'|'.join(_GENERATOR_PREDICATES)})-(?:{'|'.join(_GENERATOR_NOUNS)})-\d+\b"
 )
 HEADLINE_HEADER = "| split | micro F1 |"  # the run description (posterml.experiment.report)
-
-
-class TrackingServer(LocalServer):
-    """``mlflow server`` (the UI and the REST API) over ``store_uri``."""
-
-    name = "MLflow tracking server"
-    ready_path = "/health"
-
-    def __init__(self, store_uri: str, workdir: Path, cwd: Path | None = None) -> None:
-        super().__init__(workdir, timeout=120.0, cwd=cwd)
-        self.store_uri = store_uri
-
-    def command(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            self.store_uri,
-            "--host",
-            HOST,
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",  # uvicorn's default is 4, for a UI that one browser reads
-        ]
 
 
 @dataclass
@@ -233,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="posterml-ui-") as tmp:
         # cwd: the store's folder, so relative artifact locations resolve as when logged.
-        with TrackingServer(store, Path(tmp), cwd=database.resolve().parent) as server:
+        with TrackingServer(
+            store, Path(tmp), cwd=database.resolve().parent, timeout=120.0
+        ) as server:
             print(f"mlflow server up: {time.perf_counter() - start:.0f} s", file=sys.stderr)
             client = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
             version = client.get_model_version_by_alias(args.model_name, CHAMPION_ALIAS)

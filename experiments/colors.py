@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from posterml.cli_args import parse_bool, parse_whole
+from posterml.cli_args import parse_bool, parse_whole, resolve_argv
 from posterml.data.dataset import DatasetError
 from posterml.io import run_interruptible
 from posterml.studies.colors import run_color_study
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(resolve_argv(argv))
     configure_tracking()
     try:
         run_id = run_color_study(

@@ -6,7 +6,8 @@ parameter: MLflow logs MLproject parameters, so a key given that way would end u
 tracking store.
 """
 
+from posterml.cli_args import resolve_argv
 from posterml.data.tmdb.command import cli_main
 
 if __name__ == "__main__":
-    raise SystemExit(cli_main())
+    raise SystemExit(cli_main(resolve_argv()))

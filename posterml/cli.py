@@ -83,9 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     register = sub.add_parser("register", help=DESCRIPTION, description=DESCRIPTION)
     add_register_arguments(register).set_defaults(handler=run_register)
 
+    from posterml.serving.batch import add_batch_score_parser
     from posterml.serving.predict import add_predict_parser
 
     add_predict_parser(sub)
+    add_batch_score_parser(sub)
     return parser
 
 

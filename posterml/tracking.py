@@ -52,3 +52,17 @@ def log_new_params(params: dict) -> None:
     fresh = {k: v for k, v in params.items() if k not in existing}
     if fresh:
         mlflow.log_params(fresh)
+
+
+def redacted_url(url: str) -> str:
+    """A storage URL without its password, fit for a param or a tag (``postgresql://u:***@h/db``).
+
+    Pass passwords through ``PGPASSWORD`` or ``~/.pgpass`` instead: ``mlflow run`` itself logs
+    every ``-P`` value as given."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # not a database URL ("memory"): nothing secret in it
+        return url

@@ -54,3 +54,11 @@ def test_a_knob_of_another_family_is_refused(capsys):
     with pytest.raises(SystemExit):
         parse_config("resnet_svm", ["--image-size", "48x32"])
     assert "--image-size" in capsys.readouterr().err
+
+
+def test_a_storage_password_never_reaches_the_params():
+    from posterml.experiment.cli import experiment_config
+
+    config = experiment_config("resnet_svm", storage="postgresql://u:s3cret@db/optuna")
+    assert "s3cret" not in str(config.params())
+    assert config.params()["storage"] == "postgresql://u:***@db/optuna"

@@ -3,6 +3,7 @@ scripts."""
 
 from __future__ import annotations
 
+import argparse
 import tomllib
 from pathlib import Path
 
@@ -47,18 +48,44 @@ EXPERIMENTS = {
 }
 
 
+def _parser_of(entry: str) -> argparse.ArgumentParser:
+    """The argparse parser the entry point's script reads its parameters with."""
+    if entry == "colors":
+        from experiments.colors import build_parser
+
+        return build_parser()
+    if entry == "fetch_tmdb":
+        from posterml.data.tmdb.command import build_parser
+
+        return build_parser()
+    if entry == "register":
+        from posterml.serving.register_command import add_register_arguments
+
+        return add_register_arguments(argparse.ArgumentParser())
+    from posterml.serving.batch import add_batch_score_parser
+
+    return add_batch_score_parser(argparse.ArgumentParser().add_subparsers())
+
+
 def test_every_entry_point_has_its_thin_script():
+    """Every command is its thin script reading the run's parameters back; every parameter of
+    the other entry points is a flag (or the positional) their script's parser knows."""
     project = yaml.safe_load((ROOT / "MLproject").read_text())
-    expected = set(EXPERIMENTS) | {"colors", "fetch_tmdb", "register"}
+    expected = set(EXPERIMENTS) | {"colors", "fetch_tmdb", "register", "batch_score"}
     assert set(project["entry_points"]) == expected
     for name, entry in project["entry_points"].items():
-        assert f"python -m experiments.{name}" in entry["command"]
+        assert entry["command"] == f"python -m experiments.{name} --params-from-run"
         assert (ROOT / "experiments" / f"{name}.py").is_file()
         if name in EXPERIMENTS:
-            assert entry["command"] == f"python -m experiments.{name} --params-from-run"
             continue
+        parser = _parser_of(name)
+        flags = {o for action in parser._actions for o in action.option_strings}
+        positionals = {a.dest for a in parser._actions if not a.option_strings}
         for param in entry["parameters"]:
-            assert "{" + param + "}" in entry["command"], (name, param)
+            assert f"--{param.replace('_', '-')}" in flags or f"{param}s" in positionals, (
+                name,
+                param,
+            )
     assert "api_key" not in str(project["entry_points"]["fetch_tmdb"]["parameters"])
 
 

@@ -231,6 +231,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def read_image_file(path: str | Path) -> bytes:
+    """The bytes of an image file; a missing or unreadable file is an ``ImageDecodeError``."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ImageDecodeError(f"cannot read file: {exc.strerror}", str(path)) from None
+
+
 def load_image(
     path: str | Path,
     *,
@@ -238,11 +246,7 @@ def load_image(
     min_size: tuple[int, int] | None = None,
 ) -> Image.Image:
     """Read and decode an image file; a missing file is an ``ImageDecodeError`` too."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImageDecodeError(f"cannot read file: {exc.strerror}", str(path)) from None
+    data = read_image_file(path)
     return decode_image(data, str(path), max_pixels=max_pixels, min_size=min_size)
 
 

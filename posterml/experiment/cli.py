@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import shlex
 import sys
 
-from posterml.cli_args import parse_bool, parse_whole
+from posterml.cli_args import parse_bool, parse_whole, resolve_argv
 from posterml.experiment.config import (
     CLI_ONLY,
     ENTRY_POINT_DEFAULTS,
@@ -25,8 +23,6 @@ from posterml.experiment.config import (
     shared_knobs,
 )
 from posterml.experiment.families import family_class
-
-FROM_RUN = "--params-from-run"
 
 
 def _add_fields(parser: argparse.ArgumentParser, fields: list[dataclasses.Field]) -> None:
@@ -44,29 +40,7 @@ def build_parser(name: str, options_class: type[FamilyOptions]) -> argparse.Argu
     )
     cli_only = [f for f in dataclasses.fields(ExperimentConfig) if f.name in CLI_ONLY]
     _add_fields(parser, shared_knobs() + cli_only + list(dataclasses.fields(options_class)))
-    parser.add_argument(
-        FROM_RUN,
-        action="store_true",
-        help="read the parameters MLflow logged on the run it started ($MLFLOW_RUN_ID)",
-    )
     return parser
-
-
-def params_of_active_run() -> list[str]:
-    """The ``mlflow run`` parameters as ``--flag value`` arguments (names as MLproject spells
-    them, e.g. ``n_trials`` -> ``--n-trials``), so argparse checks them as it checks flags."""
-    import mlflow
-
-    run_id = os.environ.get("MLFLOW_RUN_ID")
-    if not run_id:
-        raise SystemExit(f"{FROM_RUN}: no MLFLOW_RUN_ID; this flag is for `mlflow run`")
-    params = mlflow.MlflowClient().get_run(run_id).data.params
-    argv: list[str] = []
-    for key, value in params.items():
-        # MLflow logs each value shell-quoted, as it substitutes it into a command ("" is
-        # logged as '', a path with a space as 'my posters'); shlex undoes exactly that.
-        argv += [f"--{key.replace('_', '-')}", " ".join(shlex.split(value))]
-    return argv
 
 
 def parse_config_with(
@@ -79,10 +53,7 @@ def parse_config_with(
     ``name`` becomes the config's family (``compare`` is a name but not a family)."""
     parser = build_parser(name, options_class)
     parser.set_defaults(**(defaults or {}))
-    args = vars(parser.parse_args(argv))
-    if args.pop("params_from_run"):
-        args = vars(parser.parse_args(params_of_active_run()))
-        args.pop("params_from_run")
+    args = vars(parser.parse_args(resolve_argv(argv)))
     own = {f.name for f in dataclasses.fields(options_class)}
     options = options_class(**{k: v for k, v in args.items() if k in own})
     return ExperimentConfig(

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from posterml.names import DEFAULT_OBJECTIVE
+from posterml.tracking import redacted_url
 
 # Optuna's sentinel for a knob it should choose: class_weight=search lets the study decide.
 SEARCHED = "search"
@@ -108,6 +109,8 @@ class ExperimentConfig:
             for f in dataclasses.fields(self)
             if f.name not in ("options", "experiment", "log_model")
         }
+        if shared["storage"]:  # a PostgreSQL URL may hold a password: never log it
+            shared["storage"] = redacted_url(shared["storage"])
         return {**shared, **dataclasses.asdict(self.options)}
 
     def replace(self, **knobs) -> ExperimentConfig:

@@ -27,10 +27,15 @@ from posterml.experiment.report import (
     log_reports,
     run_description,
 )
-from posterml.experiment.study import create_study, default_storage, log_best, trial_objective
+from posterml.experiment.study import (
+    create_study,
+    default_storage,
+    log_best,
+    trial_objective,
+)
 from posterml.models.pipeline import PosterPipeline
 from posterml.names import BEATS_BASELINE_TAG, FAMILY_TAG, ROLE_TAG
-from posterml.tracking import configure_tracking, log_new_params
+from posterml.tracking import configure_tracking, log_new_params, redacted_url
 
 
 def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
@@ -60,7 +65,7 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
 
         storage = config.storage or default_storage(tracking_uri)
         study = create_study(config, run_id, storage)
-        mlflow.set_tags({"optuna_study": study.study_name, "optuna_storage": _safe_url(storage)})
+        mlflow.set_tags({"optuna_study": study.study_name, "optuna_storage": redacted_url(storage)})
         start = time.perf_counter()
         kept: dict | None = {} if config.cv_folds < 2 else None
         study.optimize(
@@ -126,13 +131,3 @@ def log_model(
     pipeline = PosterPipeline(features.featurizer, classifier, layer, meta)
     info = log_pipeline(pipeline, name=family.name)  # the models list names each family
     mlflow.set_tags({"model_id": info.model_id, "model_uri": info.model_uri})
-
-
-def _safe_url(url: str) -> str:
-    """A storage URL without its password, fit for a tag."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001  (not a database URL: nothing secret to hide)
-        return url

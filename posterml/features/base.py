@@ -162,3 +162,16 @@ def as_rgb_image(image: ImageLike) -> Image.Image:
 def size_text(size: tuple[int, int]) -> str:
     """``(224, 224)`` -> ``"224x224"`` (height x width), the form used in params and names."""
     return f"{size[0]}x{size[1]}"
+
+
+def saved_image_size(directory: Path) -> tuple[int, int]:
+    """The (height, width) of a saved featurizer, read from its JSON alone (no model loaded).
+
+    For code that decodes posters outside the model (Spark batch scoring checks each image
+    on its own before the model sees the batch) and must decode them as the model will.
+    """
+    spec = read_spec(directory)
+    size = spec.get("input_size", spec.get("size"))  # backbone featurizers / pixel ones
+    if not (isinstance(size, list) and len(size) == 2 and all(type(v) is int for v in size)):
+        raise ValueError(f"{Path(directory) / SPEC_FILE}: no image size (got {size!r})")
+    return size[0], size[1]

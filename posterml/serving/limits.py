@@ -39,6 +39,13 @@ ENV_MAX_REQUEST_PIXELS = "POSTERML_MAX_REQUEST_PIXELS"
 ENV_MAX_CONCURRENT = "POSTERML_MAX_CONCURRENT_REQUESTS"
 ENV_TIMEOUT = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"  # MLflow's own, read, not set
 
+# Fixed bounds on one row, checked before anything is decoded. They live here, beside the
+# configurable limits and away from the model's MLflow imports, so that Spark's executors
+# check rows with them without importing MLflow (~5 s a worker).
+MAX_BASE64_CHARS = 30_000_000  # ~22 MB of image bytes per poster is already absurd
+# A ``year`` outside these is a mistake (a row number, a runtime), not a release year.
+FIRST_YEAR, LAST_YEAR = 1870, 2100
+
 
 class LimitExceeded(RuntimeError):
     """A request ran out of time or found no free slot; ``status`` is the HTTP answer."""

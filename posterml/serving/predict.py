@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from posterml.cli_args import parse_positive
 from posterml.features.extract import map_decoded
 from posterml.genres import GENRES
 from posterml.io import atomic_write
@@ -255,13 +256,6 @@ def _handle_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def add_predict_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``posterml predict`` to the CLI's subparsers."""
     parser = subparsers.add_parser(
@@ -292,7 +286,7 @@ def add_predict_parser(subparsers) -> argparse.ArgumentParser:
         "and score_<genre> columns at full precision, as the scoring server returns them",
     )
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=32, help="images per model call (default: 32)"
+        "--batch-size", type=parse_positive, default=32, help="images per model call (default: 32)"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(handler=_handle_predict)

@@ -38,13 +38,15 @@ from posterml.serving.limits import (
     ENV_MAX_IMAGE_PIXELS,
     ENV_MAX_REQUEST_PIXELS,
     ENV_MAX_ROWS,
+    FIRST_YEAR,
+    LAST_YEAR,
+    MAX_BASE64_CHARS,
     Deadline,
     LimitExceeded,
     RequestSlots,
     ServingLimits,
 )
 
-MAX_BASE64_CHARS = 30_000_000  # ~22 MB of image bytes per poster is already absurd
 # Rows per model call when scoring a request: features of one chunk exist at a time, and the
 # deadline is checked between chunks (64 EfficientNet-Lite0 posters: ~0.5 s on 2 cores).
 SCORE_CHUNK_ROWS = 64
@@ -157,10 +159,13 @@ def request_years(frame: pd.DataFrame) -> np.ndarray | None:
     if "year" not in frame.columns:
         return None
     years = pd.to_numeric(frame["year"], errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.isfinite(years) & ((years < 1870) | (years > 2100))
+    known = np.isfinite(years) & (years != 0)  # 0: unknown, as the module docstring says
+    bad = known & ((years < FIRST_YEAR) | (years > LAST_YEAR))
     if bad.any():
         rows = ", ".join(str(r) for r in np.flatnonzero(bad)[:_SHOWN_ERRORS])
-        raise InvalidPosterInput(f"row(s) {rows}: year must be a release year (1870-2100)")
+        raise InvalidPosterInput(
+            f"row(s) {rows}: year must be a release year ({FIRST_YEAR}-{LAST_YEAR})"
+        )
     years[years == 0] = np.nan
     return years
 

@@ -5,8 +5,8 @@ the model exactly as production does: ``mlflow models serve -m URI --env-manager
 ``127.0.0.1`` and a free port, rather than a model loaded in-process. The server runs in its
 own process group so that stopping it also stops the uvicorn workers MLflow spawns, and its
 output goes to a log file whose tail is put into the error when it fails to come up.
-:class:`LocalServer` is that process handling for any command (``benchmarks/screenshots.py``
-runs ``mlflow server`` with it).
+``LoopbackServer`` is that mechanism for any server command (the tests also run
+``mlflow server`` on PostgreSQL with it).
 
     with LocalModelServer("models:/poster-genre-classifier@champion", tmp_dir) as server:
         requests.post(f"{server.url}/invocations", json=payload)
@@ -22,7 +22,6 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Self
 
 import requests
 
@@ -56,56 +55,50 @@ def process_group_rss(pgid: int) -> int:
     return total
 
 
-class LocalServer:
-    """A server command in its own process group, on 127.0.0.1 and ``port`` (default: free).
+class LoopbackServer:
+    """A server command in its own process group on 127.0.0.1, ready once ``ready_path``
+    answers 200; subclasses give the ``command``.
 
-    Subclasses give :meth:`command` and the ``ready_path`` that answers 200 once it serves.
-    ``workdir`` receives the log (``server-PORT.log``). With ``tracking_uri`` the server
-    uses that store (``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI`` are set for it);
-    without, it inherits this process's environment. ``cwd`` is the server's working
-    directory (default: the caller's, so relative sqlite URIs resolve as they do here).
+    ``workdir`` receives the log (``server-PORT.log``); ``env`` is added to this process's
+    environment; ``cwd`` is the server's working directory (default: the caller's);
     ``timeout`` bounds how long :meth:`start` waits for ``ready_path``.
     """
 
-    name = "server"  # for error messages
-    ready_path = "/"
+    what = "server"  # how errors name it
+    ready_path = "/ping"
 
     def __init__(
         self,
         workdir: Path | str,
-        tracking_uri: str | None = None,
         port: int | None = None,
         timeout: float = 180.0,
         *,
         cwd: Path | str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.workdir = Path(workdir)
-        self.tracking_uri = tracking_uri
         self.port = port or free_port()
         self.timeout = timeout
         self.cwd = cwd
+        self.env = dict(env or {})
         self.log_path = self.workdir / f"server-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self._stopped = False
 
     @property
     def url(self) -> str:
-        """Base URL of the server (e.g. the scoring server's ``/ping`` and ``/invocations``)."""
+        """Base URL of the server."""
         return f"http://{HOST}:{self.port}"
 
     def command(self) -> list[str]:
-        """The server's command line."""
+        """The command line that runs the server on ``HOST`` and ``self.port``."""
         raise NotImplementedError
 
     def environment(self) -> dict[str, str]:
-        """This process's environment, plus the venv's bin on PATH and the tracking store."""
+        """This process's environment, plus the venv's bin on PATH and ``self.env``."""
         # MLflow execs ``uvicorn`` by name: the venv's bin must be on PATH.
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-        env = {**os.environ, "PATH": path}
-        if self.tracking_uri is not None:
-            env["MLFLOW_TRACKING_URI"] = self.tracking_uri
-            env["MLFLOW_REGISTRY_URI"] = self.tracking_uri
-        return env
+        return {**os.environ, "PATH": path, **self.env}
 
     def launch(self) -> None:
         """Start the server process (in a new session, so a process group) without waiting."""
@@ -136,8 +129,7 @@ class LocalServer:
         return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout: float | None = None) -> None:
-        """Block until ``GET ready_path`` answers 200 (at most ``timeout``, by default
-        ``self.timeout``).
+        """Block until ``ready_path`` answers 200 (at most ``timeout``, default ``self.timeout``).
 
         A server that exits raises ``RuntimeError`` and one that never answers is stopped and
         raises ``TimeoutError``, both with the tail of its log.
@@ -149,21 +141,21 @@ class LocalServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"{self.name} exited with {self.process.returncode}:\n"
+                    f"{self.what} exited with {self.process.returncode}:\n"
                     f"{self.log_text()[-LOG_TAIL_CHARS:]}"
                 )
             try:
-                if requests.get(f"{self.url}{self.ready_path}", timeout=2).status_code == 200:
+                if requests.get(self.url + self.ready_path, timeout=2).status_code == 200:
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.5)
         self.stop()
         raise TimeoutError(
-            f"{self.name} not ready after {timeout:.0f} s:\n{self.log_text()[-LOG_TAIL_CHARS:]}"
+            f"{self.what} not ready after {timeout:.0f} s:\n{self.log_text()[-LOG_TAIL_CHARS:]}"
         )
 
-    def start(self) -> Self:
+    def start(self) -> LoopbackServer:
         """Launch the server and wait until it answers; on any failure, stop it and re-raise."""
         self.launch()
         try:
@@ -193,7 +185,7 @@ class LocalServer:
             except subprocess.TimeoutExpired:
                 continue
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> LoopbackServer:
         return self.start()
 
     def __exit__(
@@ -205,14 +197,16 @@ class LocalServer:
         self.stop()
 
 
-class LocalModelServer(LocalServer):
-    """``mlflow models serve`` for ``model_uri`` (see :class:`LocalServer` for the rest).
+class LocalModelServer(LoopbackServer):
+    """``mlflow models serve`` for ``model_uri`` in its own process group, on 127.0.0.1.
 
-    ``models:/`` URIs resolve in ``tracking_uri``'s store when given.
+    With ``tracking_uri`` the server resolves ``models:/`` URIs in that store
+    (``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI`` are set for it); without, it inherits
+    this process's environment. ``cwd`` defaults to the caller's, so relative sqlite URIs
+    resolve as they do here.
     """
 
-    name = "scoring server"
-    ready_path = "/ping"
+    what = "scoring server"
 
     def __init__(
         self,
@@ -224,8 +218,12 @@ class LocalModelServer(LocalServer):
         *,
         cwd: Path | str | None = None,
     ) -> None:
-        super().__init__(workdir, tracking_uri, port, timeout, cwd=cwd)
+        env = {}
+        if tracking_uri is not None:
+            env = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri}
+        super().__init__(workdir, port, timeout, cwd=cwd, env=env)
         self.model_uri = model_uri
+        self.tracking_uri = tracking_uri
 
     def command(self) -> list[str]:
         """The ``mlflow models serve`` command line, run with this interpreter."""
@@ -244,3 +242,36 @@ class LocalModelServer(LocalServer):
             "-p",
             str(self.port),
         ]
+
+
+class TrackingServer(LoopbackServer):
+    """``mlflow server`` (the UI, the REST API and the registry) over ``backend_uri``, with
+    ``artifacts`` (optional) as the folder it serves artifacts from.
+
+    One uvicorn worker (its default is four, each importing MLflow for tens of seconds on 2
+    busy cores), and no job runner (two huey consumers nothing here uses).
+    """
+
+    what = "MLflow tracking server"
+    ready_path = "/health"
+
+    def __init__(
+        self,
+        backend_uri: str,
+        workdir: Path | str,
+        artifacts: Path | str | None = None,
+        *,
+        cwd: Path | str | None = None,
+        timeout: float = 240.0,
+    ) -> None:
+        env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        super().__init__(workdir, timeout=timeout, cwd=cwd, env=env)
+        self.backend_uri = backend_uri
+        self.artifacts = artifacts
+
+    def command(self) -> list[str]:
+        command = [sys.executable, "-m", "mlflow", "server"]
+        command += ["--backend-store-uri", self.backend_uri]
+        if self.artifacts is not None:
+            command += ["--artifacts-destination", str(self.artifacts)]
+        return command + ["--host", HOST, "--port", str(self.port), "--workers", "1"]
