@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--train-years", default="1990-2018")
     parser.add_argument("--test-years", default="-1979")
-    parser.add_argument("--storage", default="sqlite:///optuna.db")
+    parser.add_argument("--storage", default="", help="Optuna storage (default: beside mlflow.db)")
     parser.add_argument("--max-posters", type=int, default=0)
     parser.add_argument("--cv-folds", type=int, default=5)
     parser.add_argument("--pca-trials", type=int, default=10)
