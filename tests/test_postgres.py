@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import requests
 from bad_inputs import b64, poster_jpeg
-from engines import PostgresServer, TrackingServer, postgres  # noqa: F401
+from engines import PostgresServer, postgres  # noqa: F401
 from model_fixture import SERVER_START_TIMEOUT_S
 
 from posterml.names import CHAMPION_ALIAS, CHAMPION_URI, MODEL_NAME
-from posterml.serving.server import LocalModelServer
+from posterml.serving.server import LocalModelServer, TrackingServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]

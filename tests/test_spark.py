@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from bad_inputs import ODD_GOOD_IMAGES, b64, bad_image, expected_words, poster_jpeg
 from engines import spark  # noqa: F401
-from model_fixture import model_store, tiny_model, tracking_store  # noqa: F401
+from model_fixture import tracking_store
 
 from posterml.cli import main
 from posterml.genres import GENRES
