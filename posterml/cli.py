@@ -42,11 +42,9 @@ def _where(args: argparse.Namespace) -> int:
     print(f"Latest runs in {uri}:")
     for _, run in runs.iterrows():
         f1 = run.get("metrics.test_f1_weighted")
-        shown = f"test_f1_weighted={f1:.3f}" if f1 == f1 and f1 is not None else ""
-        print(
-            f"  {run['run_id']}  {run.get('tags.family') or run.get('tags.mlflow.runName')}"
-            f"  dataset={run.get('tags.dataset')}  {shown}"
-        )
+        shown = f"  test_f1_weighted={f1:.3f}" if f1 is not None and f1 == f1 else ""
+        # Runs are named for what they are ("resnet_svm · posters · 1a2b3c4d").
+        print(f"  {run['run_id']}  {run.get('tags.mlflow.runName')}{shown}")
     print(
         f"\nLook at them:  .venv/bin/mlflow ui --backend-store-uri {uri}  "
         "(then open http://127.0.0.1:5000)"
