@@ -227,7 +227,10 @@ def main(argv: list[str] | None = None) -> int:
                 capture(chromium, server.url, page, args.out)
                 print(page.png)
             problems = check_store(client, experiment_id, parent.info.run_id, version)
-            names = [run.info.run_name for run in parents]
+            # The list shows top-level runs; a compare run's families sit folded under it.
+            names = [
+                run.info.run_name for run in parents if "mlflow.parentRunId" not in run.data.tags
+            ]
             problems += check_pages(pages, names, logged_model_id(version) or "")
     for problem in problems:
         print(f"screenshots: FAILED: {problem}", file=sys.stderr)

@@ -52,7 +52,8 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
         run_id = parent.info.run_id
         # Named for what it is, also under `mlflow run` (which starts the run unnamed).
         mlflow.set_tag("mlflow.runName", f"{family.name} · {dataset.name} · {run_id[:8]}")
-        mlflow.set_tags({ROLE_TAG: "experiment", FAMILY_TAG: family.name})
+        backbone = getattr(config.options, "backbone", "none")  # the registry shows it
+        mlflow.set_tags({ROLE_TAG: "experiment", FAMILY_TAG: family.name, "backbone": backbone})
         mlflow.set_tags({"train_period": splits.train_period, "test_period": splits.test_period})
         log_new_params(config.params())
         log_dataset(dataset, splits)
