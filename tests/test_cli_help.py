@@ -27,3 +27,19 @@ def test_help_names_both_users_ways_in():
 def test_help_has_no_restructuredtext_markup():
     for name, text in _helps().items():
         assert "``" not in text and ":func:" not in text, name
+
+
+def test_where_lists_runs_by_their_names(tracking_uri, capsys):
+    import mlflow
+
+    from posterml.cli import main
+
+    with mlflow.start_run(run_name="resnet_svm · posters · 1a2b3c4d"):
+        mlflow.set_tag("posterml.role", "experiment")
+        mlflow.log_metric("test_f1_weighted", 0.5)
+    with mlflow.start_run(run_name="register · v1 is champion"):
+        mlflow.set_tag("posterml.role", "register")
+    assert main(["where"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet_svm · posters · 1a2b3c4d  test_f1_weighted=0.500" in out
+    assert "register · v1 is champion" in out and "nan" not in out
