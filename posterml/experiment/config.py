@@ -68,13 +68,14 @@ class FineTuneOptions(FamilyOptions):
 class CompareOptions(FamilyOptions):
     """``compare`` runs several families: each knob reaches the families it applies to."""
 
-    backbone: str = "resnet50"
+    # The families' own defaults, stated once in their dataclasses above.
+    backbone: str = BackboneSVMOptions.backbone
     class_weight: str = SEARCHED
     positive_weighting: str = SEARCHED
-    epochs: int = 30
-    pixel_size: str = "150x100"
-    pca_components: int = 20
-    image_size: str = "96x64"
+    epochs: int = ScratchCNNOptions.epochs
+    pixel_size: str = PixelPCAOptions.pixel_size
+    pca_components: int = PixelPCAOptions.pca_components
+    image_size: str = ScratchCNNOptions.image_size
 
 
 @dataclass

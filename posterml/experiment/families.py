@@ -205,8 +205,12 @@ class BackboneEnsemble(Family):
     def __init__(self, options: FamilyOptions | None = None) -> None:
         super().__init__(options)
         o = self.options
-        self.svm = BackboneSVM(BackboneSVMOptions(o.backbone, o.class_weight))
-        self.mlp = BackboneMLP(BackboneMLPOptions(o.backbone, o.positive_weighting, o.epochs))
+        self.svm = BackboneSVM(BackboneSVMOptions(backbone=o.backbone, class_weight=o.class_weight))
+        self.mlp = BackboneMLP(
+            BackboneMLPOptions(
+                backbone=o.backbone, positive_weighting=o.positive_weighting, epochs=o.epochs
+            )
+        )
 
     def featurizer(self):
         return self.svm.featurizer()
