@@ -129,32 +129,47 @@ class Terminated(BaseException):
         super().__init__(f"terminated by {signal.Signals(signum).name}")
 
 
-def interrupt_exit_status(exc: BaseException) -> int:
-    """The shell's status for a process stopped by this signal: 128 + its number."""
-    if isinstance(exc, Terminated):
-        return 128 + exc.signum
-    return 128 + signal.SIGINT
+class _SignalState:
+    """What the handlers of :func:`unwind_on_signals` saw; only the main thread touches it."""
+
+    received: int | None = None  # the first signal since run_interruptible started
+    deferring: int = 0  # depth of signals_deferred blocks
+    pending: int | None = None  # a signal held back by signals_deferred
 
 
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated(signum)
+def _interruption(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    if _SignalState.received is None:
+        _SignalState.received = signum
+    if _SignalState.deferring:
+        _SignalState.pending = _SignalState.pending or signum
+        return
+    raise _interruption(signum)
 
 
 @contextmanager
 def unwind_on_signals() -> Iterator[None]:
-    """While inside, SIGTERM and SIGHUP raise :class:`Terminated` in the main thread.
+    """While inside, SIGTERM and SIGHUP raise :class:`Terminated` in the main thread, and
+    SIGINT raises ``KeyboardInterrupt`` as usual, except inside :func:`signals_deferred`.
 
     Previous handlers are restored on exit. Outside the main thread (where Python cannot set
-    handlers) this does nothing. A signal the parent set to be ignored stays ignored.
+    handlers) this does nothing. A signal the parent set to be ignored stays ignored, and a
+    SIGINT handler someone else installed is left alone.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {}
-    for signum in UNWOUND_SIGNALS:
-        if signal.getsignal(signum) is signal.SIG_IGN:
+    for signum in (*UNWOUND_SIGNALS, signal.SIGINT):
+        handler = signal.getsignal(signum)
+        if handler is signal.SIG_IGN:
             continue
-        previous[signum] = signal.signal(signum, _raise_terminated)
+        if signum == signal.SIGINT and handler is not signal.default_int_handler:
+            continue
+        previous[signum] = signal.signal(signum, _on_signal)
     try:
         yield
     finally:
@@ -162,16 +177,53 @@ def unwind_on_signals() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP back until the block ends, then raise as usual.
+
+    For calls into C++ that call back into Python: an exception raised by a signal handler
+    inside such a callback is mangled on its way out. TensorFlow's ``tf.function`` call
+    turned a Ctrl-C into ``SystemError: <built-in function __import__> returned a result with
+    an exception set`` and then ``AttributeError: 'list' object has no attribute
+    '_type_spec'`` (2 of 14 runs of the predict kill test). Blocks are short (one forward
+    pass of a batch), so a stop still takes effect at once. Nests; a no-op off the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _SignalState.deferring += 1
+    try:
+        yield
+    finally:
+        _SignalState.deferring -= 1
+        if not _SignalState.deferring and _SignalState.pending is not None:
+            signum, _SignalState.pending = _SignalState.pending, None
+            raise _interruption(signum)
+
+
 def run_interruptible(command: str, main: Callable[[], int | None]) -> int:
     """Run a command's ``main`` with :func:`unwind_on_signals`; return its exit status.
 
     Ctrl-C, SIGTERM and SIGHUP unwind ``main`` (temp files removed, runs ended) and give
-    ``128 + signal`` with one line on stderr, no traceback.
+    ``128 + signal`` with one line on stderr, no traceback. Once a signal has arrived the
+    status says so whatever ``main`` made of it: an interruption that C code turned into
+    another exception, or that an ``except Exception`` turned into an error status, is
+    still an interruption.
     """
+    _SignalState.received = None
     try:
         with unwind_on_signals():
-            return main() or 0
+            status = main() or 0
     except (KeyboardInterrupt, Terminated) as exc:
-        reason = exc if isinstance(exc, Terminated) else "interrupted"
-        print(f"{command}: {reason}", file=sys.stderr)
-        return interrupt_exit_status(exc)
+        signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
+    except BaseException:
+        if _SignalState.received is None:
+            raise
+        signum = _SignalState.received
+    else:
+        if _SignalState.received is None:
+            return status
+        signum = _SignalState.received
+    reason = "interrupted" if signum == signal.SIGINT else _interruption(signum)
+    print(f"{command}: {reason}", file=sys.stderr)
+    return 128 + signum

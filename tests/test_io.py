@@ -5,11 +5,18 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import time
 from pathlib import Path
 
 import pytest
 
-from posterml.io import Terminated, atomic_write, run_interruptible, unwind_on_signals
+from posterml.io import (
+    Terminated,
+    atomic_write,
+    run_interruptible,
+    signals_deferred,
+    unwind_on_signals,
+)
 
 
 def mode_of(path: Path) -> int:
@@ -143,3 +150,53 @@ def test_run_interruptible_gives_the_shell_status(capsys):
     assert run_interruptible("posterml x", lambda: 3) == 3
     err = capsys.readouterr().err
     assert "posterml x: terminated by SIGTERM" in err and "posterml x: interrupted" in err
+
+
+def test_a_deferred_signal_waits_for_the_block_to_end():
+    steps = []
+    with pytest.raises(Terminated):
+        with unwind_on_signals():
+            with signals_deferred():
+                with signals_deferred():  # nested: only the outermost end raises
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    steps.append("inner block finished")
+                steps.append("outer block finished")
+            steps.append("after the blocks")
+    assert steps == ["inner block finished", "outer block finished"]
+
+
+def test_sigint_is_deferred_too():
+    with pytest.raises(KeyboardInterrupt):
+        with unwind_on_signals(), signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)  # the handler has run by now, and must not have raised
+            finished = True
+    assert finished
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_keeps_its_status_whatever_main_made_of_it(signum, capsys):
+    """A stop that C code turned into another exception, or that ``except Exception``
+    turned into an error status, still exits as the shell expects."""
+
+    def mangled() -> int:
+        try:
+            os.kill(os.getpid(), signum)
+            time.sleep(1)
+        except BaseException as exc:  # what TensorFlow's C++ did to it
+            raise AttributeError("'list' object has no attribute '_type_spec'") from exc
+        return 0
+
+    def swallowed() -> int:
+        try:
+            mangled()
+        except Exception:
+            return 2
+        return 0
+
+    assert run_interruptible("posterml x", mangled) == 128 + signum
+    assert run_interruptible("posterml x", swallowed) == 128 + signum
+    assert run_interruptible("posterml x", lambda: 3) == 3  # the next run starts clean
+    with pytest.raises(AttributeError):  # without a signal, an error stays an error
+        run_interruptible("posterml x", lambda: [].no_such_thing)
+    assert "Traceback" not in capsys.readouterr().err

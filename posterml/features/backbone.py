@@ -30,6 +30,7 @@ from posterml.features.base import (
 from posterml.features.cache import FeatureCache, hash_files, namespace_for
 from posterml.features.extract import ExtractionResult, iter_image_batches
 from posterml.features.preprocessing import Preprocessing
+from posterml.io import signals_deferred
 
 if TYPE_CHECKING:
     import keras
@@ -138,7 +139,8 @@ class BackboneFeaturizer(Featurizer):
                 input_signature=[tf.TensorSpec((None, *self.input_size, 3), tf.float32)],
             )
         inputs = np.ascontiguousarray(self.preprocessing(pixels), dtype=np.float32)
-        return np.asarray(self._predict_fn(inputs), dtype=np.float32)
+        with signals_deferred():  # a stop raised inside the graph call gets mangled
+            return np.asarray(self._predict_fn(inputs), dtype=np.float32)
 
     def transform_images(self, images: Sequence[ImageLike]) -> np.ndarray:
         out = np.empty((len(images), *self.feature_shape), dtype=np.float32)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from posterml.io import signals_deferred
 from posterml.models.base import GenreClassifier, register_classifier
 from posterml.models.keras_callbacks import epoch_progress, mlflow_epoch_logger
 
@@ -135,7 +136,8 @@ class KerasGenreClassifier(GenreClassifier):
 
     def predict_scores(self, X: np.ndarray) -> np.ndarray:
         X = self.prepare(X, fitting=False)
-        out = [self.model_.predict_on_batch(X[i : i + 256]) for i in range(0, len(X), 256)]
+        with signals_deferred():  # a stop raised inside TensorFlow's call gets mangled
+            out = [self.model_.predict_on_batch(X[i : i + 256]) for i in range(0, len(X), 256)]
         return np.concatenate(out) if out else np.zeros((0, self.model_.output_shape[-1]))
 
     # -- persistence: the network as a .keras file, the rest as JSON + arrays ------------
