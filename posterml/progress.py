@@ -8,6 +8,7 @@ printed while a bar is drawn go through :func:`write_line`, which keeps the bar 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 
@@ -42,3 +43,9 @@ def progress_bar(
 def write_line(message: str) -> None:
     """Print ``message`` on stderr above any progress bar being drawn, without tearing it."""
     tqdm.write(message, file=sys.stderr)
+
+
+def hide_library_bars() -> None:
+    """``--no-progress`` means no bar at all: MLflow's "Downloading artifacts" bar, drawn
+    when a model is loaded, goes too (91 redrawn lines in a CI log otherwise)."""
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from posterml.evaluation.decision import DEFAULT_RATE_CAP
 from posterml.names import DEFAULT_OBJECTIVE
 from posterml.tracking import redacted_url
 
@@ -96,7 +97,7 @@ class ExperimentConfig:
     tune_thresholds: bool = True  # false: the study's rule, raw scores cut at 0.5
     min_one_genre: bool = True
     max_genres: int = 5  # TMDb's first five, as the study kept
-    rate_cap: float = 1.3  # no genre predicted for more than 1.3x its rate
+    rate_cap: float = DEFAULT_RATE_CAP  # no genre predicted for more than 1.3x its rate
     min_positives: int = 15  # fewer examples than this: a genre keeps the 0.5 cut
     cv_folds: int = 5  # out-of-fold scores over train+val; 0: decide from validation scores
     max_posters: int = 0  # 0 = all; a cap for quick looks at big folders

@@ -39,7 +39,7 @@ from posterml.features.extract import map_decoded
 from posterml.genres import GENRES
 from posterml.io import atomic_write
 from posterml.names import CHAMPION_URI
-from posterml.progress import progress_bar
+from posterml.progress import hide_library_bars, progress_bar
 from posterml.serving.model_source import ModelSourceError, check_model_source
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")  # the decoder's ACCEPTED_FORMATS
@@ -229,6 +229,8 @@ def _handle_predict(args: argparse.Namespace) -> int:
     from posterml.tracking import configure_tracking
 
     configure_tracking()
+    if args.no_progress:
+        hide_library_bars()
     try:
         report = predict_files(
             args.paths,
