@@ -9,20 +9,28 @@ prints what the issue that rebuilt the decision layer measured on the old champi
 (micro, weighted, samples) beside "Drama + Comedy for every poster", genres per poster
 against the truth, and the genres predicted far more often than they occur. Before 1980 is
 reported separately. Every loop is bounded; only loopback addresses are contacted.
+
+``--camera`` asks what a dealer's phone photos get: each poster is sent as a camera stores a
+portrait shot (turned 90 degrees, EXIF orientation 6, re-encoded as JPEG q95), next to the
+same turned bytes without the tag (what a decoder that ignores the tag made of them) and the
+upright poster re-encoded the same way.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import io
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 import requests
+from PIL import Image
 from sklearn.metrics import f1_score
 
 from posterml.genres import GENRES, to_matrix
@@ -48,12 +56,38 @@ def held_out(model_uri: str, root: Path) -> pd.DataFrame:
     return labels[labels["poster_id"].isin(set(keep))].reset_index(drop=True)
 
 
-def score(url: str, table: pd.DataFrame, root: Path, with_year: bool) -> list[list[str]]:
+def as_photo(turned: bool, tagged: bool) -> Callable[[bytes], bytes]:
+    """Poster bytes -> JPEG q95 bytes, stored turned 90 degrees counter-clockwise and/or
+    with the EXIF orientation (6) that tells a viewer to turn it back."""
+
+    def convert(data: bytes) -> bytes:
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+        if turned:
+            image = image.transpose(Image.Transpose.ROTATE_90)
+        exif = Image.Exif()
+        if tagged:
+            exif[0x0112] = 6
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=95, exif=exif.tobytes())
+        return out.getvalue()
+
+    return convert
+
+
+def score(
+    url: str,
+    table: pd.DataFrame,
+    root: Path,
+    with_year: bool,
+    transform: Callable[[bytes], bytes] = bytes,
+) -> list[list[str]]:
     genres: list[list[str]] = []
     session = requests.Session()
     for start in range(0, len(table), BATCH):
         rows = table.iloc[start : start + BATCH]
-        images = [base64.b64encode((root / p).read_bytes()).decode() for p in rows["image"]]
+        images = [
+            base64.b64encode(transform((root / p).read_bytes())).decode() for p in rows["image"]
+        ]
         columns = ["image", "year"] if with_year else ["image"]
         data = (
             [[b, int(y)] for b, y in zip(images, rows["year"], strict=True)]
@@ -90,6 +124,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_POSTERS)
     parser.add_argument("--url", help="a server already running on 127.0.0.1")
     parser.add_argument("--max-posters", type=int, default=2000)
+    parser.add_argument(
+        "--camera", action="store_true", help="also send the posters as phone photos"
+    )
     args = parser.parse_args(argv)
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
     table = held_out(args.model, args.data).head(args.max_posters)
@@ -108,6 +145,15 @@ def main(argv: list[str] | None = None) -> None:
                 report(f"all, {label}", y, pred, baseline)
                 if vintage.any():
                     report(f"before 1980, {label}", y[vintage], pred[vintage], baseline[vintage])
+            if args.camera:
+                photos = {
+                    "upright, JPEG q95": as_photo(turned=False, tagged=False),
+                    "phone photo (EXIF turn)": as_photo(turned=True, tagged=True),
+                    "turned, tag dropped": as_photo(turned=True, tagged=False),
+                }
+                for label, transform in photos.items():
+                    pred = to_matrix(score(url, table, args.data, False, transform))
+                    report(label, y, pred, baseline)
         finally:
             if server is not None:
                 server.stop()

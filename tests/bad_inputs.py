@@ -123,6 +123,28 @@ def _cmyk_jpeg() -> bytes:
     return encode(poster_rgb().convert("CMYK"), "JPEG", quality=90)
 
 
+# How a camera stores an upright poster under each EXIF orientation: the inverse of the turn
+# the tag asks a viewer to make (orientation 6, "rotate 90 clockwise to view", is stored
+# turned 90 degrees counter-clockwise).
+STORED_AS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+def as_camera_stores(image: Image.Image, orientation: int, fmt: str, **options) -> bytes:
+    """``image`` stored turned, with the EXIF orientation tag that turns it back."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored = image.transpose(STORED_AS[orientation]) if orientation in STORED_AS else image
+    return encode(stored, fmt, exif=exif.tobytes(), **options)
+
+
 def _animated_webp() -> bytes:
     frames = [poster_rgb(seed=s) for s in range(3)]
     return encode(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=100)
@@ -143,6 +165,8 @@ ODD_GOOD_IMAGES: dict[str, Callable[[], bytes]] = {
     "webp": lambda: encode(poster_rgb(), "WEBP", quality=90),
     "animated-webp": _animated_webp,
     "large-jpeg-2000x3000": lambda: poster_jpeg(width=2000, height=3000),
+    "exif-rotated-jpeg": lambda: as_camera_stores(poster_rgb(), 6, "JPEG"),
+    "broken-exif-jpeg": lambda: encode(poster_rgb(), "JPEG", exif=b"Exif\x00\x00MM\x00*\xff"),
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 from bad_inputs import (
     BAD_IMAGES,
     ODD_GOOD_IMAGES,
+    as_camera_stores,
     bad_image,
     encode,
     expected_words,
@@ -151,3 +152,32 @@ def test_large_images_are_decoded_smaller_with_little_change(fmt: str) -> None:
     assert drift.mean() < 1.0, drift.mean()  # ~0.2 gray levels on real posters upscaled 4x
     gray = np.abs(resize_gray(near, size).astype(int) - resize_gray(full, size).astype(int))
     assert gray.mean() < 1.0
+
+
+# --------------------------------------------------------------------------- orientation
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_turns_the_poster_upright(orientation: int) -> None:
+    """A phone photo is stored sideways with a tag saying how to turn it: posters come out
+    upright, pixel for pixel (PNG: lossless)."""
+    upright = poster_rgb(60, 90)
+    decoded = decode_image(as_camera_stores(upright, orientation, "PNG"))
+    np.testing.assert_array_equal(np.asarray(decoded), np.asarray(upright))
+
+
+@pytest.mark.parametrize("size", [(224, 224), (150, 100)])
+def test_a_sideways_jpeg_is_decoded_smaller_in_the_right_frame(size) -> None:
+    """Decoding towards the model size keeps REDUCING_GAP x the size in the upright frame."""
+    upright = poster_rgb(1400, 2100)
+    data = as_camera_stores(upright, 6, "JPEG", quality=95)
+    near = decode_image(data, min_size=size)
+    full = decode_image(encode(upright, "JPEG", quality=95), min_size=size)
+    assert near.size == full.size and near.height > near.width  # a portrait poster again
+    drift = np.abs(resize_rgb(near, size).astype(int) - resize_rgb(full, size).astype(int))
+    assert drift.mean() < 2.0, drift.mean()
+
+
+def test_a_broken_exif_block_does_not_cost_the_poster() -> None:
+    data = ODD_GOOD_IMAGES["broken-exif-jpeg"]()
+    np.testing.assert_array_equal(
+        np.asarray(decode_image(data)), np.asarray(decode_image(encode(poster_rgb(), "JPEG")))
+    )

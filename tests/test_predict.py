@@ -46,8 +46,27 @@ def poster_folder(tmp_path):
 def test_collect_files_scans_folders_sorted_and_keeps_explicit_files(poster_folder, tmp_path):
     folder, good = poster_folder
     extra = tmp_path / "missing.jpg"
+    (folder / "gone.jpg").symlink_to(tmp_path / "deleted-poster.jpg")  # reported, not lost
+    (folder / "loop").symlink_to(folder)  # a link back up: listed once, no endless walk
+    (folder / "album.jpg").mkdir()  # a folder with an image's name is not an image
     files = collect_files([folder, good[0], extra])
-    assert files == sorted([*good, folder / "broken.jpg", folder / "notes.jpg"]) + [extra]
+    expected = [*good, folder / "broken.jpg", folder / "notes.jpg", folder / "gone.jpg"]
+    assert files == sorted(expected) + [extra]
+
+
+def test_cli_predict_refuses_nothing_to_predict_before_loading_anything(tmp_path, capsys):
+    """An empty folder or ``--out`` naming a folder: one line, status 2, no file written,
+    before the model is looked for (this model URI does not exist)."""
+    empty = tmp_path / "incoming"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no posters here\n")
+    args = ["predict", str(empty), "--model", "models:/nobody@nothing", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "genres.csv")]) == 2
+    assert f"no .jpg/.jpeg/.png/.webp file in {empty}" in capsys.readouterr().err
+    write_image(empty / "poster.jpg", seed=1)
+    assert main([*args, "--out", str(empty)]) == 2
+    assert f"--out {empty} is a folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["incoming", "notes.txt", "poster.jpg"]
 
 
 def test_cli_predict_writes_good_rows_and_lists_skipped(

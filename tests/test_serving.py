@@ -24,9 +24,11 @@ from bad_inputs import (
     BAD_IMAGES,
     LARGE_SIDE,
     ODD_GOOD_IMAGES,
+    as_camera_stores,
     b64,
     bad_image,
     batch_with_one_bad_row,
+    encode,
     expected_words,
     fifty_mb_value,
     one_bit_png,
@@ -259,6 +261,19 @@ def test_odd_but_valid_posters_are_all_scored(server, pipeline):
     response = invoke(server, records_payload(values))
     assert response.status_code == 200, model_message(response)[:2000]
     assert_matches_pipeline(response.json()["predictions"], values, pipeline)
+
+
+def test_a_phone_photo_is_scored_as_the_upright_poster(server, image_files):
+    """A photo stored turned with its EXIF orientation gets the upright poster's scores;
+    the same turned pixels without the tag (what the model saw before) do not."""
+    poster = Image.open(image_files[0]).convert("RGB")
+    upright, photo = encode(poster, "PNG"), as_camera_stores(poster, 6, "PNG")
+    sideways = encode(poster.transpose(Image.Transpose.ROTATE_90), "PNG")
+    response = invoke(server, split_payload([b64(upright), b64(photo), b64(sideways)]))
+    assert response.status_code == 200, model_message(response)[:2000]
+    scores = scores_of(response.json()["predictions"])
+    np.testing.assert_array_equal(scores[1], scores[0])
+    assert np.abs(scores[2] - scores[0]).max() > 0.01
 
 
 def test_16bit_png_gets_the_scores_of_its_8bit_twin(server, image_files):

@@ -7,8 +7,9 @@ can report and skip instead of crashing.
 
 Decoding happens in two steps, so that a server can check a whole request from the headers
 before it decodes any pixel: ``open_image`` reads the header only (format, size), and
-``finish_decode`` decodes, straight towards the size the model needs (``min_size``), then
-converts to 8-bit RGB. ``decode_image`` does both.
+``finish_decode`` decodes, straight towards the size the model needs (``min_size``), turns
+the image upright as its EXIF orientation says, then converts to 8-bit RGB.
+``decode_image`` does both.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 # Posters are at most a few megapixels (TMDb originals ~2000x3000 = 6 Mpx); anything far
 # above is a mistake or an attack. 16 Mpx (4000x4000) bounds one decode to ~64 MB: a JPEG is
@@ -44,7 +45,10 @@ REDUCING_GAP = 3
 
 # Bumped whenever the same bytes may decode to different pixels (feature caches key on it).
 # 2: decoding towards the model's size, 16-bit scaling, transparency on white.
-DECODER_VERSION = 2
+# 3: EXIF orientation applied (a phone photo of a poster is stored sideways).
+DECODER_VERSION = 3
+# EXIF orientations that swap width and height (the four 90-degree ones).
+_SIDEWAYS = (5, 6, 7, 8)
 
 # Magic numbers of formats that are refused, to say what was sent instead of "not an image".
 _REFUSED_MAGIC = (
@@ -144,12 +148,17 @@ def finish_decode(
     (``Image.draft``: the full-size pixels never exist), other formats by integer box
     reduction right after decoding, never below ``REDUCING_GAP`` x ``min_size``.
 
-    Every mode becomes 8-bit RGB faithfully: 16-bit gray/RGB scaled to 8 bits (a 16-bit PNG
-    gives its 8-bit twin's pixels), transparency composited on white, palette, CMYK and 1-bit
-    converted.
+    The image is turned upright as its EXIF orientation says: cameras and phones store a
+    photo as the sensor saw it and record the turn, which every viewer applies, so a dealer's
+    photo of a poster shows upright but a decoder that ignores the tag hands the model a
+    sideways poster. Every mode becomes 8-bit RGB faithfully: 16-bit gray/RGB scaled to 8
+    bits (a 16-bit PNG gives its 8-bit twin's pixels), transparency composited on white,
+    palette, CMYK and 1-bit converted.
     """
     if min_size is not None and image.format in ("JPEG", "MPO"):
         height, width = min_size
+        if _orientation(image) in _SIDEWAYS:  # stored sideways: the draft size turns too
+            height, width = width, height
         image.draft(None, (max(1, width * REDUCING_GAP), max(1, height * REDUCING_GAP)))
     try:
         with warnings.catch_warnings():
@@ -159,6 +168,7 @@ def finish_decode(
         raise ImageTooLarge(f"image too large (decompression bomb guard): {exc}", source) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageDecodeError(f"corrupt or truncated image: {exc}", source) from None
+    image = _upright(image)
     image = _to_8bit(image, source)
     if min_size is not None:
         image = _reduce(image, min_size)
@@ -180,6 +190,25 @@ def decode_image(
     shrink large images towards the model's input size (see ``finish_decode``).
     """
     return finish_decode(open_image(data, source, max_pixels), source, min_size)
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1-8; 1 = stored upright); 1 when absent or unreadable."""
+    try:
+        value = image.getexif().get(ExifTags.Base.Orientation, 1)
+        return value if value in range(1, 9) else 1
+    except Exception:  # a broken EXIF block must not cost the poster: show it as stored
+        return 1
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """A loaded image turned as its EXIF orientation says (Pillow's ``exif_transpose``)."""
+    if _orientation(image) == 1:
+        return image
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # as in _orientation: pixels are fine, the tag is not
+        return image
 
 
 def _to_8bit(image: Image.Image, source: str) -> Image.Image:

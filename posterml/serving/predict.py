@@ -64,24 +64,42 @@ class PredictReport:
 
 
 # --------------------------------------------------------------------------- inputs
+class PredictInputError(ValueError):
+    """Nothing sensible to do with these arguments (no image at all, ``--out`` a folder):
+    said before the model is loaded or any poster decoded."""
+
+
 def collect_files(paths: Iterable[str | Path]) -> list[Path]:
     """The files to predict, in a stable order, without duplicates.
 
-    A directory contributes its ``.jpg``/``.jpeg``/``.png``/``.webp`` files (recursively,
-    sorted, any suffix case); a file is taken as given whatever its suffix, so a misnamed
-    or missing file is reported as skipped rather than silently ignored.
+    A directory contributes its ``.jpg``/``.jpeg``/``.png``/``.webp`` entries (recursively,
+    sorted, any suffix case), broken symlinks included; a file is taken as given whatever
+    its suffix. A misnamed, missing or dangling file is thus reported as skipped rather than
+    silently ignored.
     """
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
             found.extend(
                 sorted(
-                    p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                    p
+                    for p in path.rglob("*")
+                    if p.suffix.lower() in IMAGE_SUFFIXES
+                    and (p.is_file() or not p.exists())  # dangling link
                 )
             )
         else:
             found.append(path)
     return list(dict.fromkeys(found))
+
+
+def check_inputs(paths: Sequence[str | Path], files: Sequence[Path], out: Path) -> None:
+    """Raise :class:`PredictInputError` for arguments that cannot give a useful csv."""
+    if not files:
+        where = ", ".join(map(str, paths))
+        raise PredictInputError(f"no {'/'.join(IMAGE_SUFFIXES)} file in {where}")
+    if out.is_dir():
+        raise PredictInputError(f"--out {out} is a folder; give the csv file to write")
 
 
 def skipped_path(out: Path) -> Path:
@@ -192,8 +210,10 @@ def predict_files(
     columns = header(output_format)
     spreadsheet = output_format == "spreadsheet"
     out = Path(out)
-    check_model_source(model_uri)
+    paths = list(paths)
     files = collect_files(paths)
+    check_inputs(paths, files, out)
+    check_model_source(model_uri)
     order = {str(path): i for i, path in enumerate(files)}
     pipeline = load_pipeline(model_uri)
     skipped: list[tuple[str, str]] = []
@@ -225,7 +245,7 @@ def predict_files(
 
 def _handle_predict(args: argparse.Namespace) -> int:
     """CLI handler: 0 on success (even with skipped files), 1 if nothing could be predicted,
-    2 if the model cannot be loaded or the output not written."""
+    2 if there is nothing to predict, the model cannot be loaded or the output not written."""
     from posterml.tracking import configure_tracking
 
     configure_tracking()
@@ -240,7 +260,7 @@ def _handle_predict(args: argparse.Namespace) -> int:
             output_format=args.format,
             progress=not args.no_progress,
         )
-    except ModelSourceError as exc:
+    except (ModelSourceError, PredictInputError) as exc:
         print(f"posterml predict: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # model cannot be loaded, output not writable: say why, no trace
