@@ -201,6 +201,18 @@ def signals_deferred() -> Iterator[None]:
             raise _interruption(signum)
 
 
+def raise_if_stopped() -> None:
+    """Raise a stop that :func:`signals_deferred` is holding back, now.
+
+    For a safe point inside a long deferred call that runs Python between its C++ parts,
+    such as a Keras callback between two training steps: the stop takes effect at the next
+    batch, not when training ends.
+    """
+    if _SignalState.pending is not None and threading.current_thread() is threading.main_thread():
+        signum, _SignalState.pending = _SignalState.pending, None
+        raise _interruption(signum)
+
+
 def run_interruptible(command: str, main: Callable[[], int | None]) -> int:
     """Run a command's ``main`` with :func:`unwind_on_signals`; return its exit status.
 

@@ -1,6 +1,10 @@
-"""Keras fits log one point per epoch to the active MLflow run (a real sqlite store)."""
+"""Keras fits log one point per epoch to the active MLflow run (a real sqlite store), and stop
+between batches when told to."""
 
 from __future__ import annotations
+
+import os
+import signal
 
 import mlflow
 import numpy as np
@@ -8,6 +12,7 @@ import pytest
 from helpers import toy_features
 from mlflow import MlflowClient
 
+from posterml.io import Terminated, unwind_on_signals
 from posterml.models.finetune import _f1_early_stopping
 from posterml.models.keras_callbacks import epoch_metrics
 from posterml.models.keras_models import MLPClassifier
@@ -68,3 +73,33 @@ def test_no_active_run_logs_nothing(tracking_uri):
     _mlp(epochs=2, patience=5).fit(X, Y, X[:16], Y[:16])
     assert mlflow.active_run() is None
     assert mlflow.search_runs(search_all_experiments=True).empty
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_during_training_takes_effect_after_the_batch(signum):
+    """Training holds stops back while TensorFlow runs (a signal raised inside its C++ came
+    out as a SystemError), and raises them at the end of the batch, not of the fit."""
+    import keras
+
+    begun, ended = [], []
+
+    class SignalledMLP(MLPClassifier):
+        def callbacks(self):
+            class Signal(keras.callbacks.Callback):
+                def on_train_batch_begin(self, batch, logs=None):
+                    begun.append(batch)
+                    if len(begun) == 3:
+                        os.kill(os.getpid(), signum)  # the handler runs before the step
+
+                def on_train_batch_end(self, batch, logs=None):
+                    ended.append(batch)
+
+            return [Signal()]
+
+    X, Y = toy_features(n=256)
+    model = SignalledMLP(epochs=50, patience=100, hidden=(8,), batch_size=16)
+    expected = KeyboardInterrupt if signum == signal.SIGINT else Terminated
+    with pytest.raises(expected), unwind_on_signals():
+        model.fit(X, Y)
+    assert begun == [0, 1, 2]  # 16 batches an epoch x 50 epochs were planned
+    assert ended == [0, 1, 2]  # the signalled batch's step still ran to its end

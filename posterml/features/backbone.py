@@ -111,11 +111,12 @@ class BackboneFeaturizer(Featurizer):
     def model(self) -> keras.Model:
         """The Keras model, built (or loaded) on first use."""
         if self._model is None:
-            model = self._build()
-            if self.cut:
-                import keras
+            with signals_deferred():  # TensorFlow inside: see transform_pixels
+                model = self._build()
+                if self.cut:
+                    import keras
 
-                model = keras.Model(model.input, model.get_layer(self.cut).output)
+                    model = keras.Model(model.input, model.get_layer(self.cut).output)
             self._model = model
         return self._model
 
@@ -126,7 +127,18 @@ class BackboneFeaturizer(Featurizer):
         return self
 
     def transform_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """Model features for a uint8 (n, h, w, 3) batch."""
+        """Model features for a uint8 (n, h, w, 3) batch.
+
+        TensorFlow's C++ calls back into Python (even to build a ``TensorSpec``), and a
+        Ctrl-C raised in such a callback comes out mangled (``posterml.io.signals_deferred``),
+        so a stop waits for the batch to finish.
+        """
+        inputs = np.ascontiguousarray(self.preprocessing(pixels), dtype=np.float32)
+        with signals_deferred():
+            return np.asarray(self._graph_call()(inputs), dtype=np.float32)
+
+    def _graph_call(self) -> Callable:
+        """The model as a traced graph call, traced on first use."""
         if self._predict_fn is None:
             import tensorflow as tf
 
@@ -138,9 +150,7 @@ class BackboneFeaturizer(Featurizer):
                 lambda x: model(x, training=False),
                 input_signature=[tf.TensorSpec((None, *self.input_size, 3), tf.float32)],
             )
-        inputs = np.ascontiguousarray(self.preprocessing(pixels), dtype=np.float32)
-        with signals_deferred():  # a stop raised inside the graph call gets mangled
-            return np.asarray(self._predict_fn(inputs), dtype=np.float32)
+        return self._predict_fn
 
     def transform_images(self, images: Sequence[ImageLike]) -> np.ndarray:
         out = np.empty((len(images), *self.feature_shape), dtype=np.float32)
@@ -242,7 +252,10 @@ class BackboneFeaturizer(Featurizer):
             raise ValueError(f"{directory / SPEC_FILE}: model_file must be {MODEL_FILE!r}")
         # Loaded now, not lazily: the directory may be a temporary artifact download.
         # safe_mode (Keras' default, spelt out so nothing turns it off) refuses Lambda layers.
-        self._model = keras.models.load_model(directory / MODEL_FILE, compile=False, safe_mode=True)
+        with signals_deferred():  # TensorFlow inside: see transform_pixels
+            self._model = keras.models.load_model(
+                directory / MODEL_FILE, compile=False, safe_mode=True
+            )
         self._build = lambda: self._model
         self._predict_fn = None
         return self

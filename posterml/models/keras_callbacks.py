@@ -1,4 +1,4 @@
-"""What a Keras fit shows while it trains: a tqdm bar over epochs and per-epoch MLflow curves.
+"""Keras callbacks: a tqdm bar over epochs, per-epoch MLflow curves, and stops between batches.
 
 Per-epoch losses go to the active MLflow run (a trial's nested run during a search, the
 parent run during the refit), one value per epoch at ``step=epoch``, so the run page plots
@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import mlflow
+
+from posterml.io import raise_if_stopped
 
 # Keras' log keys that get a clearer metric name; every other key keeps its own
 # (``val_loss``, ``learning_rate``, the fine-tuner's ``val_f1_best_cut``).
@@ -50,3 +52,25 @@ def mlflow_epoch_logger():
                 mlflow.log_metrics(metrics, step=epoch)
 
     return MlflowEpochLogger()
+
+
+def stops_between_batches():
+    """A callback that raises a held-back Ctrl-C/SIGTERM at the end of a batch.
+
+    Training runs inside ``posterml.io.signals_deferred`` (a stop raised inside TensorFlow's
+    C++ comes out mangled); this lets the stop take effect after the current batch instead
+    of after the last epoch.
+    """
+    import keras
+
+    class StopsBetweenBatches(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise_if_stopped()
+
+        def on_test_batch_end(self, batch, logs=None):
+            raise_if_stopped()
+
+        def on_epoch_end(self, epoch, logs=None):
+            raise_if_stopped()
+
+    return StopsBetweenBatches()

@@ -20,7 +20,11 @@ import numpy as np
 
 from posterml.io import signals_deferred
 from posterml.models.base import GenreClassifier, register_classifier
-from posterml.models.keras_callbacks import epoch_progress, mlflow_epoch_logger
+from posterml.models.keras_callbacks import (
+    epoch_progress,
+    mlflow_epoch_logger,
+    stops_between_batches,
+)
 
 POSITIVE_WEIGHTINGS = ("none", "sqrt", "balanced")
 
@@ -120,17 +124,18 @@ class KerasGenreClassifier(GenreClassifier):
             validation = (self.prepare(X_val, fitting=False), np.asarray(Y_val, dtype=np.float32))
             callbacks.append(self.early_stopping(validation))
         # Last, so it sees what the callbacks before it added to the epoch's logs.
-        callbacks.append(mlflow_epoch_logger())
-        history = self.model_.fit(
-            X,
-            Y,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            validation_data=validation,
-            callbacks=callbacks,
-            verbose=self.verbose,
-            shuffle=True,
-        )
+        callbacks += [mlflow_epoch_logger(), stops_between_batches()]
+        with signals_deferred():  # Ctrl-C/SIGTERM act between batches (keras_callbacks)
+            history = self.model_.fit(
+                X,
+                Y,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                validation_data=validation,
+                callbacks=callbacks,
+                verbose=self.verbose,
+                shuffle=True,
+            )
         self.epochs_trained_ = len(history.history["loss"])
         return self
 
@@ -159,9 +164,10 @@ class KerasGenreClassifier(GenreClassifier):
         # safe_mode (Keras' default, spelt out so nothing turns it off) refuses Lambda layers
         # and other code a tampered file could carry. compile=False: the weighted loss is a
         # training-time closure, not needed to predict.
-        self.model_ = keras.models.load_model(
-            Path(directory) / self.NETWORK_FILE, compile=False, safe_mode=True
-        )
+        with signals_deferred():  # a stop raised inside TensorFlow's calls gets mangled
+            self.model_ = keras.models.load_model(
+                Path(directory) / self.NETWORK_FILE, compile=False, safe_mode=True
+            )
 
     def _input_arrays(self) -> dict[str, np.ndarray]:
         """Arrays ``prepare`` learnt when fitting (none unless a subclass standardises)."""
