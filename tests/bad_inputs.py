@@ -6,7 +6,8 @@ Three kinds of entries:
   predict``: skipped and listed; server: HTTP 400 naming the row), each with the words the
   reason must contain;
 * ``ODD_GOOD_IMAGES``: unusual but valid posters (CMYK, alpha, palette, 16-bit, 1-bit, 1x1,
-  WebP...) that every door must accept;
+  WebP, EXIF-turned, a 24 Mpx phone photo...) that every door must accept (every door
+  decodes towards the model's input size);
 * request-level cases for the server only (``fifty_mb_value``, ``batch_with_one_bad_row``):
   a body too large, a null image, a 500-row batch with one bad row...
 
@@ -28,6 +29,8 @@ from PIL import Image, ImageDraw
 
 # Over the default per-image limit of 16 Mpx (posterml.data.images.MAX_IMAGE_PIXELS) ...
 HUGE_JPEG_SIZE = (4096, 4097)
+# ... as is a 24 Mpx phone photo, which a baseline JPEG decodes at 1/4 scale for a model.
+PHONE_PHOTO_SIZE = (5712, 4284)
 # ... and the pixel bomb of the issue: under the old 40 Mpx limit, ~12 kB as a PNG, 160 MB
 # once decoded to RGB.
 BOMB_SIDE = 6324
@@ -166,6 +169,7 @@ ODD_GOOD_IMAGES: dict[str, Callable[[], bytes]] = {
     "animated-webp": _animated_webp,
     "large-jpeg-2000x3000": lambda: poster_jpeg(width=2000, height=3000),
     "exif-rotated-jpeg": lambda: as_camera_stores(poster_rgb(), 6, "JPEG"),
+    "phone-photo-24mpx-jpeg": lambda: phone_photo_jpeg(),  # defined below, built on use
     "broken-exif-jpeg": lambda: encode(poster_rgb(), "JPEG", exif=b"Exif\x00\x00MM\x00*\xff"),
 }
 
@@ -181,12 +185,27 @@ def _animated_gif() -> bytes:
     return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
 
 
+def _big_drawing(size: tuple[int, int]) -> Image.Image:
+    image = Image.new("RGB", size, (30, 60, 90))
+    width, height = size
+    ImageDraw.Draw(image).rectangle(
+        [width // 8, height // 8, width // 2, height // 2], fill=(220, 200, 10)
+    )
+    return image
+
+
 @cache
 def huge_jpeg() -> bytes:
-    """A valid JPEG of 4096x4097 (16.8 Mpx, ~0.2 MB): over the per-image pixel limit."""
-    image = Image.new("RGB", HUGE_JPEG_SIZE, (30, 60, 90))
-    ImageDraw.Draw(image).rectangle([500, 500, 3000, 3000], fill=(220, 200, 10))
-    return encode(image, "JPEG", quality=75)
+    """A valid progressive JPEG of 4096x4097 (16.8 Mpx, ~0.2 MB): over the per-image pixel
+    limit at any scale (libjpeg keeps every coefficient of a progressive JPEG)."""
+    return encode(_big_drawing(HUGE_JPEG_SIZE), "JPEG", quality=75, progressive=True)
+
+
+@cache
+def phone_photo_jpeg() -> bytes:
+    """A baseline JPEG the size of a 24 Mpx phone photo (5712x4284): over the per-image
+    limit at full size, 1.5 Mpx when decoded towards a model's input size."""
+    return encode(_big_drawing(PHONE_PHOTO_SIZE), "JPEG", quality=85)
 
 
 @cache

@@ -14,6 +14,7 @@ from bad_inputs import (
     bad_image,
     encode,
     expected_words,
+    phone_photo_jpeg,
     png8,
     png16_twin,
     png_by_hand,
@@ -44,8 +45,25 @@ def test_decoder_refuses_bad_inputs_with_a_reason(case: str) -> None:
 
 @pytest.mark.parametrize("case", list(ODD_GOOD_IMAGES))
 def test_decoder_accepts_odd_but_valid_posters(case: str) -> None:
-    image = decode_image(ODD_GOOD_IMAGES[case]())
+    image = decode_image(ODD_GOOD_IMAGES[case](), min_size=(224, 224))  # as every door does
     assert image.mode == "RGB" and np.asarray(image).dtype == np.uint8
+
+
+def test_the_pixel_limit_counts_what_is_decoded() -> None:
+    """A baseline JPEG decoded towards the model's size is decoded at reduced scale, and
+    counted so: a 24 Mpx phone photo passes the 16 Mpx limit for a model, not in full; a
+    progressive JPEG (whose coefficients are all kept) and a PNG count in full either way."""
+    photo = phone_photo_jpeg()
+    opened = open_image(photo, min_size=(224, 224))
+    assert opened.size == (1428, 1071)  # 1/4 scale: still >= 3 x 224 both ways
+    decoded = decode_image(photo, min_size=(224, 224))
+    assert min(decoded.size) >= images.REDUCING_GAP * 224 and decoded.width <= 1428
+    with pytest.raises(ImageTooLarge, match="5712x4284"):
+        decode_image(photo)
+    with pytest.raises(ImageTooLarge, match="4096x4097"):
+        decode_image(bad_image("huge-jpeg"), min_size=(224, 224))
+    with pytest.raises(ImageTooLarge, match="6324x6324"):
+        decode_image(bad_image("pixel-bomb-png"), min_size=(224, 224))
 
 
 def test_only_jpeg_png_webp_are_opened(monkeypatch: pytest.MonkeyPatch) -> None:

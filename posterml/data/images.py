@@ -22,9 +22,13 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 # Posters are at most a few megapixels (TMDb originals ~2000x3000 = 6 Mpx); anything far
-# above is a mistake or an attack. 16 Mpx (4000x4000) bounds one decode to ~64 MB: a JPEG is
-# decoded at reduced scale, but a PNG/WebP is decoded at full size first (up to 4 bytes a
-# pixel). The server's limit defaults to this and is configurable (serving/limits.py).
+# above is a mistake or an attack. 16 Mpx (4000x4000) bounds one decode to ~64 MB: a PNG/WebP
+# is decoded at full size first (up to 4 bytes a pixel). The limit counts the pixels that are
+# decoded: a baseline JPEG decoded towards the model's size is decoded at 1/2-1/8 scale by
+# libjpeg itself, so a 24 Mpx phone photo (5712x4284) counts 1.5 Mpx and costs ~9 MB and
+# 0.1 s; a progressive JPEG counts in full, as libjpeg keeps all its coefficients (~3.3 bytes
+# a pixel: 80 MB for the same photo). Pillow's own guard still refuses any image over
+# ~89 Mpx. The server's limit defaults to this and is configurable (serving/limits.py).
 MAX_IMAGE_PIXELS = 16_000_000
 
 # The formats the decoder opens: what posters come as (TMDb serves JPEG, the web PNG/WebP).
@@ -103,12 +107,15 @@ def open_image(
     max_pixels: int | None = MAX_IMAGE_PIXELS,
     *,
     limit_name: str = "",
+    min_size: tuple[int, int] | None = None,
 ) -> Image.Image:
     """Read the header of image bytes: a lazy ``PIL.Image`` (format and size known, no pixels).
 
     Raises ``ImageDecodeError`` for empty input and formats outside ``ACCEPTED_FORMATS``,
     ``ImageTooLarge`` above ``max_pixels`` (None: Pillow's own bomb guard only); the message
-    names the limit as ``limit_name`` (e.g. the variable that sets it) when given.
+    names the limit as ``limit_name`` (e.g. the variable that sets it) when given. With
+    ``min_size`` (the model's input size, as for ``finish_decode``) a baseline JPEG is set
+    to decode at reduced scale, and ``size`` and the limit are those of the reduced image.
     """
     if not data:
         raise ImageDecodeError("empty image (0 bytes)", source)
@@ -129,7 +136,10 @@ def open_image(
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"corrupt or truncated image: {exc}", source) from None
     width, height = image.size
-    if max_pixels is not None and width * height > max_pixels:
+    if min_size is not None:
+        _draft(image, min_size)
+    counted = image.width * image.height if _scaled_decode(image) else width * height
+    if max_pixels is not None and counted > max_pixels:
         raise ImageTooLarge(
             f"image too large: {width}x{height} = {width * height:,} pixels "
             f"(limit {max_pixels:,} pixels per image{', ' + limit_name if limit_name else ''})",
@@ -155,11 +165,8 @@ def finish_decode(
     bits (a 16-bit PNG gives its 8-bit twin's pixels), transparency composited on white,
     palette, CMYK and 1-bit converted.
     """
-    if min_size is not None and image.format in ("JPEG", "MPO"):
-        height, width = min_size
-        if _orientation(image) in _SIDEWAYS:  # stored sideways: the draft size turns too
-            height, width = width, height
-        image.draft(None, (max(1, width * REDUCING_GAP), max(1, height * REDUCING_GAP)))
+    if min_size is not None:
+        _draft(image, min_size)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -189,7 +196,27 @@ def decode_image(
     header, before any pixel is decoded). ``min_size`` = (height, width) lets the decoder
     shrink large images towards the model's input size (see ``finish_decode``).
     """
-    return finish_decode(open_image(data, source, max_pixels), source, min_size)
+    return finish_decode(open_image(data, source, max_pixels, min_size=min_size), source, min_size)
+
+
+def _draft(image: Image.Image, min_size: tuple[int, int]) -> None:
+    """Set a JPEG to decode at the smallest 1/2-1/8 scale keeping ``REDUCING_GAP`` x
+    ``min_size`` (in the upright frame); other formats, and a second call, change nothing."""
+    if image.format not in ("JPEG", "MPO"):
+        return
+    height, width = min_size
+    if _orientation(image) in _SIDEWAYS:  # stored sideways: the draft size turns too
+        height, width = width, height
+    image.draft(None, (max(1, width * REDUCING_GAP), max(1, height * REDUCING_GAP)))
+
+
+def _scaled_decode(image: Image.Image) -> bool:
+    """Is this a baseline JPEG set to decode at reduced scale (memory ~ the reduced size)?"""
+    return (
+        image.format in ("JPEG", "MPO")
+        and not image.info.get("progressive")
+        and getattr(image, "decoderconfig", ()) != ()
+    )
 
 
 def _orientation(image: Image.Image) -> int:

@@ -114,6 +114,8 @@ def decode_images(
             f"request has {len(frame)} rows, over the limit of {limits.max_rows} images per "
             f"request ({ENV_MAX_ROWS}): send smaller batches"
         )
+    # Pixels are counted as they will be decoded: a baseline JPEG at reduced scale.
+    min_size = featurizer.image_size if featurizer is not None else None
     opened, errors = [], []
     total_pixels, over_from = 0, None
     for row, value in enumerate(frame["image"].tolist()):
@@ -122,6 +124,7 @@ def decode_images(
                 _decode_row(value),
                 max_pixels=limits.max_image_pixels,
                 limit_name=ENV_MAX_IMAGE_PIXELS,
+                min_size=min_size,
             )
         except ImageDecodeError as exc:
             errors.append(f"row {row}: {exc.reason}")
@@ -138,7 +141,6 @@ def decode_images(
             f"{limits.max_request_pixels:,} pixels per request ({ENV_MAX_REQUEST_PIXELS}), "
             f"crossed at row {over_from}: send fewer or smaller images"
         )
-    min_size = featurizer.image_size if featurizer is not None else None
     images = []
     for row in range(len(opened)):
         if deadline is not None:
