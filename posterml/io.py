@@ -182,11 +182,13 @@ def signals_deferred() -> Iterator[None]:
     """Hold SIGINT/SIGTERM/SIGHUP back until the block ends, then raise as usual.
 
     For calls into C++ that call back into Python: an exception raised by a signal handler
-    inside such a callback is mangled on its way out. TensorFlow's ``tf.function`` call
-    turned a Ctrl-C into ``SystemError: <built-in function __import__> returned a result with
-    an exception set`` and then ``AttributeError: 'list' object has no attribute
-    '_type_spec'`` (2 of 14 runs of the predict kill test). Blocks are short (one forward
-    pass of a batch), so a stop still takes effect at once. Nests; a no-op off the main thread.
+    inside such a callback is mangled on its way out. TensorFlow turned a Ctrl-C into
+    ``SystemError: <built-in function __import__> returned a result with an exception set``
+    and then ``AttributeError: 'list' object has no attribute '_type_spec'`` (2 of 14 runs of
+    the predict kill test; with only the graph call deferred, 1 of 80, from building a
+    ``TensorSpec``; hence every TensorFlow call is deferred). Blocks are short (a batch's
+    forward pass, a model build or load: seconds at most; a Keras fit takes stops between
+    batches with :func:`raise_if_stopped`). Nests; a no-op off the main thread.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -222,7 +224,7 @@ def run_interruptible(command: str, main: Callable[[], int | None]) -> int:
     another exception, or that an ``except Exception`` turned into an error status, is
     still an interruption.
     """
-    _SignalState.received = None
+    _SignalState.received = _SignalState.pending = None
     try:
         with unwind_on_signals():
             status = main() or 0
