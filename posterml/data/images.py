@@ -138,7 +138,8 @@ def open_image(
     width, height = image.size
     if min_size is not None:
         _draft(image, min_size)
-    counted = image.width * image.height if _scaled_decode(image) else width * height
+    # A baseline JPEG costs what it decodes to (its drafted size, the full size if undrafted).
+    counted = image.width * image.height if _baseline_jpeg(image) else width * height
     if max_pixels is not None and counted > max_pixels:
         raise ImageTooLarge(
             f"image too large: {width}x{height} = {width * height:,} pixels "
@@ -210,13 +211,9 @@ def _draft(image: Image.Image, min_size: tuple[int, int]) -> None:
     image.draft(None, (max(1, width * REDUCING_GAP), max(1, height * REDUCING_GAP)))
 
 
-def _scaled_decode(image: Image.Image) -> bool:
-    """Is this a baseline JPEG set to decode at reduced scale (memory ~ the reduced size)?"""
-    return (
-        image.format in ("JPEG", "MPO")
-        and not image.info.get("progressive")
-        and getattr(image, "decoderconfig", ()) != ()
-    )
+def _baseline_jpeg(image: Image.Image) -> bool:
+    """A JPEG libjpeg decodes without holding every coefficient (memory ~ its output)."""
+    return image.format in ("JPEG", "MPO") and not image.info.get("progressive")
 
 
 def _orientation(image: Image.Image) -> int:
