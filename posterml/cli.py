@@ -6,6 +6,8 @@ In the shop, predict a folder of posters with the registered champion model:
                     the project's MLflow store: from any other folder, say where with
                     MLFLOW_TRACKING_URI=sqlite:////path/to/project/mlflow.db (or an
                     http:// tracking server), or give a model folder with --model PATH
+  posterml add genres.csv --to SHOP
+                    put the rows you checked (reviewed = yes) into your dataset SHOP
 
 To experiment, from the project folder (every run is tracked in MLflow):
   mlflow run . -e NAME --experiment-name posterml --env-manager local
@@ -13,6 +15,8 @@ To experiment, from the project folder (every run is tracked in MLflow):
                     (main, resnet_svm, resnet_mlp, ensemble, finetune, compare, ...)
   posterml where    the latest runs and the command that opens the MLflow UI
   posterml register make the best balanced run the champion that predict uses
+                    (--reference REF: only if it beats the champion on your reference set)
+  posterml rollback put the previous champion back
 """
 
 from __future__ import annotations
@@ -80,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register = sub.add_parser("register", help=DESCRIPTION, description=DESCRIPTION)
     add_register_arguments(register).set_defaults(handler=run_register)
+
+    from posterml.commands.add import add_add_parser
+
+    add_add_parser(sub)
 
     from posterml.serving.batch import add_batch_score_parser
     from posterml.serving.predict import add_predict_parser

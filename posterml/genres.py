@@ -6,6 +6,7 @@ form (``science_fiction``) so MLflow's compare view lines them up across familie
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -49,6 +50,26 @@ def split_genres(value: str) -> list[str]:
 def unknown_genres(names: Iterable[str]) -> list[str]:
     """The names in ``names`` that are not TMDb genres."""
     return [n for n in names if n not in GENRE_INDEX]
+
+
+_BY_LOWER = {name.lower(): name for name in GENRES}
+# Names people type for a TMDb genre that no spelling distance finds.
+_ALIASES = {"sci-fi": "Science Fiction", "scifi": "Science Fiction", "musical": "Music"}
+
+
+def canonical_genre(name: str) -> str | None:
+    """The TMDb genre ``name`` spells, ignoring case and repeated spaces, or None."""
+    return _BY_LOWER.get(" ".join(str(name).split()).lower())
+
+
+def did_you_mean(name: str) -> str:
+    """``" (did you mean 'Science Fiction'?)"`` for a near miss of a genre name, else ``""``."""
+    key = " ".join(str(name).split()).lower()
+    guess = _ALIASES.get(key)
+    if guess is None:
+        close = difflib.get_close_matches(key, list(_BY_LOWER), n=1, cutoff=0.6)
+        guess = _BY_LOWER[close[0]] if close else None
+    return f" (did you mean {guess!r}?)" if guess else ""
 
 
 def to_matrix(genre_lists: Sequence[Sequence[str]]) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from posterml.data.content import file_sha256
 from posterml.data.images import DECODER_VERSION, load_image
 from posterml.data.sources import load_dataset
 from posterml.features.backbone import BackboneFeaturizer
@@ -30,7 +31,7 @@ from posterml.features.backbones import (
     register_backbone,
     unregister_backbone,
 )
-from posterml.features.cache import FeatureCache, file_sha256, namespace_for
+from posterml.features.cache import FeatureCache, namespace_for
 from posterml.features.extract import iter_image_batches, map_decoded
 from posterml.features.folding import fold_batch_norms
 from posterml.features.loading import load_featurizer

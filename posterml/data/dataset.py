@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from posterml.genres import split_genres, to_matrix, unknown_genres
+from posterml.data.content import hash_files
+from posterml.genres import did_you_mean, split_genres, to_matrix, unknown_genres
 
 REQUIRED_COLUMNS = ("poster_id", "title", "year", "genres", "image")
 MIN_YEAR, MAX_YEAR = 1870, 2100
@@ -37,7 +38,8 @@ class PosterDataset:
     ``frame`` has one row per poster: ``poster_id`` (str), ``title``, ``year`` (int),
     ``genres`` (list of names in source order, at most five), ``image`` (absolute path) and
     whatever metadata the source had. ``labels`` is the matching (n, 19) multi-hot matrix in
-    ``GENRES`` order. ``content_hash`` identifies labels and image bytes together.
+    ``GENRES`` order; ``image_sha256`` (``posterml.data.content``) names each image by its
+    bytes. ``content_hash`` identifies labels and image bytes together.
     """
 
     name: str
@@ -140,7 +142,7 @@ def _validate(raw: pd.DataFrame, root: Path) -> tuple[list[str], pd.Series]:
             _problem(
                 "unknown genre names (not TMDb genres)",
                 raw[has_unknown],
-                unknown.map(lambda u: ", ".join(repr(n) for n in u)),
+                unknown.map(lambda u: ", ".join(repr(n) + did_you_mean(n) for n in u)),
             )
         )
     no_genre = raw["genres"].fillna("").map(lambda v: not split_genres(v))
@@ -199,19 +201,19 @@ def _locate_image(value: str, root: str, folders: dict[str, str]) -> tuple[str, 
 
 
 def content_hash(frame: pd.DataFrame) -> str:
-    """sha256 over ids, years, genres and every image's bytes, in poster_id order.
+    """sha256 over ids, years, genres and every image's sha256, in poster_id order.
 
     Two copies of the same data hash alike wherever they live; any relabel or re-encoded
-    image changes it.
+    image changes it. ``frame`` needs the ``image_sha256`` column ``load_folder`` adds.
     """
     digest = hashlib.sha256()
     for row in frame.sort_values("poster_id").itertuples(index=False):
         digest.update(f"{row.poster_id}\t{row.year}\t{'|'.join(row.genres)}\n".encode())
-        digest.update(hashlib.sha256(Path(row.image).read_bytes()).digest())
+        digest.update(bytes.fromhex(row.image_sha256))
     return digest.hexdigest()
 
 
-def _decode_labels(data: bytes, labels_path: Path) -> str:
+def decode_csv_text(data: bytes, labels_path: Path) -> str:
     """The file's text; UTF-8 with or without a byte order mark, anything else refused."""
     for bom, name in (
         (codecs.BOM_UTF32_LE, "UTF-32"),
@@ -299,7 +301,7 @@ def read_labels(labels_path: str | Path) -> pd.DataFrame:
         data = labels_path.read_bytes()
     except OSError as exc:
         raise DatasetError(f"{labels_path}: cannot read ({exc.strerror or exc})") from None
-    header, records, starts = _parse_labels(_decode_labels(data, labels_path), labels_path)
+    header, records, starts = _parse_labels(decode_csv_text(data, labels_path), labels_path)
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
         shown = ", ".join(repr(name) for name in repeated)
@@ -340,6 +342,13 @@ def load_folder(root: str | Path, name: str | None = None) -> PosterDataset:
     frame["year"] = pd.to_numeric(frame["year"]).astype(int)
     frame["genres"] = frame["genres"].map(split_genres)
     frame["image"] = images
+    frame["image_sha256"] = hash_files(images.tolist())
+    unreadable = frame["image_sha256"].isna()
+    if unreadable.any():  # present a moment ago: removed or unreadable since
+        raise DatasetError(
+            f"{labels_path}: images could not be read:\n"
+            + _problem("an unreadable image file", raw[unreadable.to_numpy()], raw["image"])
+        )
     frame = frame.reset_index(drop=True)
     return PosterDataset(
         name=name or root.name,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from posterml.data.content import hash_files
 from posterml.data.images import DECODER_VERSION, resize_rgb
 from posterml.features.backbones import get_backbone
 from posterml.features.base import (
@@ -27,7 +28,7 @@ from posterml.features.base import (
     register_featurizer,
     size_text,
 )
-from posterml.features.cache import FeatureCache, hash_files, namespace_for
+from posterml.features.cache import FeatureCache, namespace_for
 from posterml.features.extract import ExtractionResult, iter_image_batches
 from posterml.features.preprocessing import Preprocessing
 from posterml.io import signals_deferred

@@ -14,10 +14,8 @@ bytes, so whichever rename lands last is equally right.
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -27,22 +25,6 @@ from posterml.io import atomic_write
 
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _KEY = re.compile(r"^[0-9a-f]{64}$")
-
-
-def file_sha256(path: str | Path) -> str | None:
-    """sha256 of a file's bytes, or None when it cannot be read (the decoder reports why)."""
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
-def hash_files(paths: Sequence[str], workers: int = 4) -> list[str | None]:
-    """``file_sha256`` of each path, in order; hashlib releases the GIL on large buffers."""
-    if len(paths) < 64:
-        return [file_sha256(p) for p in paths]
-    with ThreadPoolExecutor(workers, thread_name_prefix="hash") as pool:
-        return list(pool.map(file_sha256, paths, chunksize=64))
 
 
 def namespace_for(backbone: str, input_size: tuple[int, int], preprocessing_version: str) -> str:
