@@ -86,8 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_register_arguments(register).set_defaults(handler=run_register)
 
     from posterml.commands.add import add_add_parser
+    from posterml.commands.rollback import add_rollback_parser
 
     add_add_parser(sub)
+    add_rollback_parser(sub)
 
     from posterml.serving.batch import add_batch_score_parser
     from posterml.serving.predict import add_predict_parser

@@ -14,6 +14,11 @@ FAMILY_TAG = "family"
 DATASET_TAG = "dataset"
 DATASET_HASH_TAG = "dataset_hash"
 BEATS_BASELINE_TAG = "beats_baseline"  # "true"/"false": the run's loud baseline check
+PREVIOUS_ALIAS = "previous"  # the champion before the current one (`posterml rollback`)
+CHALLENGER_ALIAS = "challenger"  # the latest version the reference check refused
+PREVIOUS_CHAMPION_TAG = "previous_champion"  # on a version: the champion it replaced
+# Every experiment run's posters: poster_id, split, image_sha256.
+SPLIT_IDS_ARTIFACT = "data/split_ids.csv"
 
 # The search objective and the metric `register` ranks runs by.
 DEFAULT_OBJECTIVE = "val_f1_weighted"

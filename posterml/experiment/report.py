@@ -28,7 +28,12 @@ from posterml.evaluation.metrics import (
 from posterml.experiment.config import ExperimentConfig
 from posterml.experiment.features import FeatureSets
 from posterml.experiment.fitting import Decided
-from posterml.names import BEATS_BASELINE_TAG, DATASET_HASH_TAG, DATASET_TAG
+from posterml.names import (
+    BEATS_BASELINE_TAG,
+    DATASET_HASH_TAG,
+    DATASET_TAG,
+    SPLIT_IDS_ARTIFACT,
+)
 
 log = logging.getLogger("posterml")
 
@@ -87,8 +92,11 @@ def log_dataset(dataset: PosterDataset, splits: Splits) -> None:
                     raise
                 time.sleep(0.2 + random.random())
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "split_ids.csv"
-        splits.to_frame().to_csv(path, index=False)
+        path = Path(tmp) / SPLIT_IDS_ARTIFACT.rsplit("/", 1)[-1]
+        # With each image's sha256: `register --reference` finds reference posters by content.
+        sha = dataset.frame.set_index("poster_id")["image_sha256"]
+        frame = splits.to_frame()
+        frame.assign(image_sha256=frame["poster_id"].map(sha)).to_csv(path, index=False)
         mlflow.log_artifact(str(path), "data")
 
 

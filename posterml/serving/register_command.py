@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from posterml.cli_args import parse_bool
 from posterml.names import DEFAULT_OBJECTIVE, MODEL_NAME, ROLE_TAG
@@ -35,6 +36,15 @@ def add_register_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
         default=False,
         help="compare runs on any data (default: only the data of the latest finished run)",
     )
+    parser.add_argument(
+        "--reference",
+        default="",
+        metavar="FOLDER",
+        help="a labelled folder kept for judging, never trained on: the new version is scored "
+        "on it beside @champion, as the server scores, and becomes champion only if it passes "
+        "the promotion rules (else it stays @challenger). Exit 0 promoted or unchanged, 1 not "
+        "promoted, 2 the run cannot be judged (it trained on reference posters)",
+    )
     return parser
 
 
@@ -46,13 +56,30 @@ def run_register(args: argparse.Namespace) -> int:
     from posterml.tracking import configure_tracking
 
     configure_tracking()
-    result = register_best(
-        args.experiment,
-        args.model_name,
-        args.metric,
-        args.balanced_only,
-        any_dataset=args.any_dataset,
-    )
+    if args.reference:
+        from posterml.data.dataset import DatasetError
+        from posterml.serving.promotion import PromotionError, register_with_reference
+
+        try:
+            result = register_with_reference(
+                args.reference,
+                args.experiment,
+                args.model_name,
+                args.metric,
+                args.balanced_only,
+                any_dataset=args.any_dataset,
+            )
+        except (PromotionError, DatasetError) as exc:
+            print(f"posterml register: {exc}", file=sys.stderr)
+            return 2
+    else:
+        result = register_best(
+            args.experiment,
+            args.model_name,
+            args.metric,
+            args.balanced_only,
+            any_dataset=args.any_dataset,
+        )
     print(result.message)
     if os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run`: say on the run what happened
         did = (
@@ -71,4 +98,4 @@ def run_register(args: argparse.Namespace) -> int:
                     "registry_changed": str(result.changed).lower(),
                 }
             )
-    return 0 if result.version else 1
+    return 0 if result.version and not result.refused else 1

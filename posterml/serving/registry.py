@@ -28,6 +28,8 @@ from posterml.names import (
     DEFAULT_OBJECTIVE,
     FAMILY_TAG,
     MODEL_NAME,
+    PREVIOUS_ALIAS,
+    PREVIOUS_CHAMPION_TAG,
     ROLE_TAG,
 )
 
@@ -58,6 +60,7 @@ class RegistrationResult:
     run_id: str | None
     metric_value: float | None
     message: str
+    refused: bool = False  # registered, but not promoted: it lost on the reference set
 
 
 def resolve_experiment_id(client: MlflowClient, experiment: str | None) -> str:
@@ -207,7 +210,7 @@ def register_best(
             "`-P balanced_only=false`.",
         )
     value = run.data.metrics[metric]
-    champion = _current_champion(client, model_name)
+    champion = current_champion(client, model_name)
     if champion is not None:
         held = champion.tags.get(metric)
         if champion.run_id == run.info.run_id or (held is not None and float(held) >= value):
@@ -220,19 +223,12 @@ def register_best(
                 f"champion v{champion.version} ({metric}={held}) is "
                 f"already at least as good: nothing changed",
             )
-    if not _exists(client, model_name):
-        client.create_registered_model(
-            model_name, description="Movie poster -> TMDb genres (base64 image in, genres out)."
-        )
-    model_id = run.data.tags["model_id"]
-    # register_model (not create_model_version) also marks the logged model as registered,
-    # so its page in the UI links to the version instead of saying "Not registered".
-    version = mlflow.register_model(
-        f"models:/{model_id}", model_name, tags=_version_tags(run, metric)
-    )
-    client.update_model_version(model_name, version.version, _description(run, metric))
+    version = register_run_model(client, run, model_name, metric)
     if champion is not None:
-        client.set_registered_model_alias(model_name, "previous", champion.version)
+        client.set_registered_model_alias(model_name, PREVIOUS_ALIAS, champion.version)
+        client.set_model_version_tag(
+            model_name, version.version, PREVIOUS_CHAMPION_TAG, str(champion.version)
+        )
     client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version.version)
     return RegistrationResult(
         True,
@@ -254,7 +250,24 @@ def _exists(client: MlflowClient, name: str) -> bool:
         return False
 
 
-def _current_champion(client: MlflowClient, name: str):
+def register_run_model(client: MlflowClient, run, model_name: str, metric: str):
+    """A new registry version of the model ``run`` logged, with its summary as tags."""
+    if not _exists(client, model_name):
+        client.create_registered_model(
+            model_name, description="Movie poster -> TMDb genres (base64 image in, genres out)."
+        )
+    model_id = run.data.tags["model_id"]
+    # register_model (not create_model_version) also marks the logged model as registered,
+    # so its page in the UI links to the version instead of saying "Not registered".
+    version = mlflow.register_model(
+        f"models:/{model_id}", model_name, tags=_version_tags(run, metric)
+    )
+    client.update_model_version(model_name, version.version, _description(run, metric))
+    return client.get_model_version(model_name, version.version)
+
+
+def current_champion(client: MlflowClient, name: str):
+    """The version ``@champion`` points at, or None."""
     try:
         return client.get_model_version_by_alias(name, CHAMPION_ALIAS)
     except MlflowException:

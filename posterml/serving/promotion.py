@@ -1,0 +1,297 @@
+"""Promotion through a fixed reference set: a new model serves only if it proves itself.
+
+``register_with_reference`` registers the best run on the latest data as a new version,
+scores it and the current ``@champion`` on the dealer's reference posters the way the server
+scores (``posterml.serving.reference``), logs both scores to each model with the reference
+as an MLflow dataset, and lets ``mlflow.validate_evaluation_results`` judge the candidate
+against ``promotion_thresholds``. A winner becomes ``@champion`` and the old champion
+``@previous``; a loser stays a version with alias ``@challenger`` and says why.
+``rollback`` moves ``@champion`` back to ``@previous``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import MetricThreshold
+from mlflow.models.evaluation import EvaluationResult
+from mlflow.models.evaluation.validation import ModelValidationFailedException
+
+from posterml.data.dataset import PosterDataset, load_folder
+from posterml.names import (
+    CHALLENGER_ALIAS,
+    CHAMPION_ALIAS,
+    DEFAULT_OBJECTIVE,
+    MODEL_NAME,
+    PREVIOUS_ALIAS,
+    PREVIOUS_CHAMPION_TAG,
+    SPLIT_IDS_ARTIFACT,
+)
+from posterml.serving.reference import PREFIX, ReferenceScore, reference_input, score_reference
+from posterml.serving.registry import (
+    RegistrationResult,
+    best_run,
+    current_champion,
+    latest_dataset,
+    register_run_model,
+    resolve_experiment_id,
+)
+
+# The rules, on the reference posters. F1 may dip by noise, never more; vintage F1 (the
+# dealer's stock) may not fall at all; a model must say about as many genres as the truth.
+F1_TOLERANCE = 0.01
+GENRES_PER_POSTER_GAP = 0.25  # |predicted / true genres per poster - 1|
+BEAT_BASELINE_BY = 0.01  # the first champion against "Drama + Comedy for every poster"
+
+
+class PromotionError(RuntimeError):
+    """Nothing was registered: the run cannot be judged (reference posters in its data)."""
+
+
+def promotion_thresholds(
+    champion: ReferenceScore | None, reference: ReferenceScore
+) -> dict[str, MetricThreshold]:
+    """``MetricThreshold``s on ``reference_*`` metrics the candidate must meet.
+
+    Against a champion: micro and samples F1 at most ``F1_TOLERANCE`` below it, pre-1980
+    micro F1 not below it (when the reference has vintage posters). Without one: micro and
+    samples F1 at least ``BEAT_BASELINE_BY`` above Drama + Comedy. Always: genres per poster
+    within ``GENRES_PER_POSTER_GAP`` of the truth. ``reference`` holds the baseline."""
+    rules = {f"{PREFIX}_genres_per_poster_gap": (GENRES_PER_POSTER_GAP, False)}
+    if champion is None:
+        for average in ("micro", "samples"):
+            base = reference.get(f"baseline_f1_{average}")
+            rules[f"{PREFIX}_f1_{average}"] = (base + BEAT_BASELINE_BY, True)
+    else:
+        for average in ("micro", "samples"):
+            rules[f"{PREFIX}_f1_{average}"] = (champion.get(f"f1_{average}") - F1_TOLERANCE, True)
+        vintage = champion.get("f1_micro_pre1980")
+        if vintage is not None:
+            rules[f"{PREFIX}_f1_micro_pre1980"] = (vintage, True)
+    return {
+        name: MetricThreshold(threshold=round(float(value), 6), greater_is_better=better)
+        for name, (value, better) in rules.items()
+    }
+
+
+def judge(
+    candidate: ReferenceScore, champion: ReferenceScore | None
+) -> tuple[bool, list[str], dict[str, MetricThreshold]]:
+    """(passed, MLflow's failure lines, the thresholds) for a candidate's reference score."""
+    thresholds = promotion_thresholds(champion, candidate)
+    metrics = {k: v for k, v in candidate.metrics.items() if v is not None}
+    try:
+        mlflow.validate_evaluation_results(thresholds, EvaluationResult(metrics, {}, run_id=""))
+    except ModelValidationFailedException as exc:
+        lines = [line.strip() for line in str(exc.message).splitlines() if line.strip()]
+        return False, lines, thresholds
+    return True, [], thresholds
+
+
+def training_hashes(client: MlflowClient, run_id: str) -> set[str]:
+    """The image sha256 of every poster a run's data held (its split_ids artifact)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, SPLIT_IDS_ARTIFACT, tmp)
+        except (MlflowException, OSError):
+            raise PromotionError(
+                f"run {run_id} has no {SPLIT_IDS_ARTIFACT}: it cannot be checked against the "
+                "reference set; retrain it with this posterml"
+            ) from None
+        table = pd.read_csv(path, dtype=str)
+    if "image_sha256" not in table:
+        raise PromotionError(
+            f"run {run_id} predates image hashes in {SPLIT_IDS_ARTIFACT}: it cannot be checked "
+            "against the reference set by content; retrain it with this posterml"
+        )
+    return set(table["image_sha256"].dropna())
+
+
+def check_no_reference_posters(client: MlflowClient, run, reference: PosterDataset) -> None:
+    """Refuse a run whose data shares any image with the reference set."""
+    shared = training_hashes(client, run.info.run_id) & set(reference.frame["image_sha256"])
+    if shared:
+        ids = reference.frame.loc[reference.frame["image_sha256"].isin(shared), "poster_id"]
+        raise PromotionError(
+            f"run {run.info.run_id} was trained on data holding {len(shared)} poster(s) of the "
+            f"reference set {reference.root} (reference poster_id {', '.join(ids[:5])}"
+            f"{' ...' if len(ids) > 5 else ''}): a model is never judged on posters it saw. "
+            "Remove them from the training data and retrain"
+        )
+
+
+def _log_score(client: MlflowClient, version, score: ReferenceScore, dataset) -> None:
+    """The reference metrics on the version's training run, linked to its logged model and
+    the reference dataset; the headline as version tags, for the registry page."""
+    mlflow.log_metrics(
+        score.metrics, run_id=version.run_id, model_id=logged_model_id(version), dataset=dataset
+    )
+    for name, value in score.headline().items():
+        client.set_model_version_tag(
+            version.name, version.version, f"{PREFIX}_{name}", f"{value:.4f}"
+        )
+    client.set_model_version_tag(version.name, version.version, "reference_digest", dataset.digest)
+
+
+def logged_model_id(version) -> str | None:
+    """The logged model (``m-...``) a registry version was made from; the sqlite registry
+    leaves ``ModelVersion.model_id`` empty, its ``source`` names the model."""
+    if version.model_id:
+        return version.model_id
+    source = version.source or ""
+    return source.removeprefix("models:/") if source.startswith("models:/m-") else None
+
+
+def _lines(score: ReferenceScore) -> str:
+    def get(name: str) -> str:
+        value = score.get(name)
+        return "n/a" if value is None else f"{value:.3f}"
+
+    return (
+        f"micro {get('f1_micro')}, samples {get('f1_samples')}, pre-1980 micro "
+        f"{get('f1_micro_pre1980')} (baseline {get('baseline_f1_micro_pre1980')}), genres/poster "
+        f"{get('genres_per_poster')} vs {get('true_genres_per_poster')} true"
+    )
+
+
+def register_with_reference(
+    reference_folder: str | Path,
+    experiment: str | None = None,
+    model_name: str = MODEL_NAME,
+    metric: str = DEFAULT_OBJECTIVE,
+    balanced_only: bool = True,
+    any_dataset: bool = False,
+    client: MlflowClient | None = None,
+) -> RegistrationResult:
+    """Register the best run's model and promote it only if it wins on the reference set."""
+    client = client or MlflowClient()
+    reference = load_folder(reference_folder)
+    experiment_id = resolve_experiment_id(client, experiment)
+    data = None if any_dataset else latest_dataset(client, experiment_id)
+    skipped: list[str] = []
+    run = best_run(client, experiment_id, metric, balanced_only, skipped, data and data[1])
+    if run is None:
+        reasons = f" Passed over: {' | '.join(skipped[:5])}" if skipped else ""
+        return RegistrationResult(
+            False, model_name, None, None, None, f"no run to judge: nothing registered.{reasons}"
+        )
+    check_no_reference_posters(client, run, reference)
+    champion = current_champion(client, model_name)
+    if champion is not None and champion.run_id == run.info.run_id:
+        return RegistrationResult(
+            False,
+            model_name,
+            str(champion.version),
+            run.info.run_id,
+            None,
+            f"the best run's model is already champion v{champion.version}: nothing changed",
+        )
+    version = _existing_version(client, model_name, run.info.run_id) or register_run_model(
+        client, run, model_name, metric
+    )
+    dataset = reference_input(reference)
+    score = score_reference(f"models:/{model_name}/{version.version}", reference)
+    _log_score(client, version, score, dataset)
+    held = None
+    if champion is not None:
+        held = score_reference(f"models:/{model_name}/{champion.version}", reference)
+        _log_score(client, champion, held, dataset)
+    passed, failures, thresholds = judge(score, held)
+    against = f"champion v{champion.version}" if champion else "Drama + Comedy for every poster"
+    summary = (
+        f"on the reference set {reference.root} ({len(reference)} posters): "
+        f"v{version.version} {_lines(score)}"
+        + (f"; champion v{champion.version} {_lines(held)}" if held else "")
+    )
+    if passed:
+        if champion is not None:
+            client.set_registered_model_alias(model_name, PREVIOUS_ALIAS, champion.version)
+            client.set_model_version_tag(
+                model_name, version.version, PREVIOUS_CHAMPION_TAG, str(champion.version)
+            )
+        client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version.version)
+        _delete_alias_if_on(client, model_name, CHALLENGER_ALIAS, version.version)
+        client.set_model_version_tag(model_name, version.version, "promotion", "promoted")
+        message = f"v{version.version} beat {against} and is now @{CHAMPION_ALIAS}: {summary}"
+    else:
+        client.set_registered_model_alias(model_name, CHALLENGER_ALIAS, version.version)
+        client.set_model_version_tag(model_name, version.version, "promotion", "refused")
+        client.set_model_version_tag(
+            model_name, version.version, "refused_because", " ".join(failures)[:4900]
+        )
+        message = (
+            f"v{version.version} did not beat {against}; it stays @{CHALLENGER_ALIAS} and "
+            f"{'v' + str(champion.version) if champion else 'nothing'} serves. "
+            f"Failed: {' '.join(failures)} {summary}"
+        )
+    rules = "; ".join(f"{name} {t}" for name, t in thresholds.items())
+    client.update_model_version(
+        model_name, version.version, f"{message}\nRules (MetricThreshold): {rules}"[:5000]
+    )
+    return RegistrationResult(
+        passed,
+        model_name,
+        str(version.version),
+        run.info.run_id,
+        score.get("f1_micro"),
+        message,
+        refused=not passed,
+    )
+
+
+def _existing_version(client: MlflowClient, model_name: str, run_id: str):
+    """A version already registered from ``run_id`` (a challenger judged again), or None."""
+    try:
+        found = client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+    except MlflowException:
+        return None
+    return max(found, key=lambda v: int(v.version)) if found else None
+
+
+def _delete_alias_if_on(client: MlflowClient, model_name: str, alias: str, version) -> None:
+    try:
+        if str(client.get_model_version_by_alias(model_name, alias).version) == str(version):
+            client.delete_registered_model_alias(model_name, alias)
+    except MlflowException:
+        pass
+
+
+@dataclass
+class RollbackResult:
+    champion: str
+    replaced: str
+    message: str
+
+
+def rollback(model_name: str = MODEL_NAME, client: MlflowClient | None = None) -> RollbackResult:
+    """Move ``@champion`` back to ``@previous``; ``@previous`` steps one further back (the
+    champion that version had replaced), or goes away. Raises ``LookupError`` without one."""
+    client = client or MlflowClient()
+    champion = current_champion(client, model_name)
+    try:
+        previous = client.get_model_version_by_alias(model_name, PREVIOUS_ALIAS)
+    except MlflowException:
+        previous = None
+    if champion is None or previous is None:
+        raise LookupError(
+            f"{model_name} has no @{PREVIOUS_ALIAS} version to roll back to"
+            + ("" if champion else f" (and no @{CHAMPION_ALIAS})")
+        )
+    client.set_registered_model_alias(model_name, CHAMPION_ALIAS, previous.version)
+    before = previous.tags.get(PREVIOUS_CHAMPION_TAG)
+    if before and before != str(champion.version):
+        client.set_registered_model_alias(model_name, PREVIOUS_ALIAS, before)
+    else:
+        client.delete_registered_model_alias(model_name, PREVIOUS_ALIAS)
+    client.set_model_version_tag(model_name, champion.version, "promotion", "rolled back")
+    return RollbackResult(
+        str(previous.version),
+        str(champion.version),
+        f"@{CHAMPION_ALIAS} is v{previous.version} again (v{champion.version} rolled back)",
+    )
