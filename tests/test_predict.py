@@ -93,7 +93,7 @@ def test_cli_predict_writes_good_rows_and_lists_skipped(
     )
     assert code == 0
     table = pd.read_csv(out, keep_default_na=False)
-    assert list(table.columns) == ["file", "genres", *SCORE_COLUMNS]
+    assert list(table.columns) == ["file", "genres", "year", "review_priority", *SCORE_COLUMNS]
     assert table["file"].tolist() == [str(p) for p in sorted(good)]
     for genres in table["genres"]:
         assert genres and set(genres.split("|")) <= set(GENRES)
@@ -249,7 +249,15 @@ def test_spreadsheet_lists_every_file_with_names_and_percentages(
     assert main([*args, "--batch-size", "2", "--no-progress"]) == 0
     assert out.read_bytes().startswith(b"\xef\xbb\xbf")  # BOM: Excel then reads UTF-8
     table = pd.read_csv(out, encoding="utf-8-sig", keep_default_na=False, dtype=str)
-    assert list(table.columns) == ["file", "genres", "error", *GENRES]
+    assert list(table.columns) == [
+        "file",
+        "genres",
+        "year",
+        "reviewed",
+        "review_priority",
+        "error",
+        *GENRES,
+    ]
     assert table["file"].tolist() == [str(p) for p in collect_files([folder])]
 
     readable = table[table["error"] == ""].set_index("file")
@@ -359,3 +367,88 @@ def test_cli_predict_decodes_like_the_server(model_store, tmp_path):
     )
     table = pd.read_csv(out, keep_default_na=False)
     np.testing.assert_allclose(table[SCORE_COLUMNS].to_numpy(), served[SCORE_COLUMNS], atol=1e-6)
+
+
+def test_years_reach_the_model_as_the_server_takes_them(model_store, poster_folder, tmp_path):
+    """A csv input with years gives the server's answers for the same images and years; a
+    --years csv beside a folder does the same; a bad year names its row."""
+    import base64
+
+    import mlflow
+
+    folder, good = poster_folder
+    listing = tmp_path / "posters.csv"
+    listing.write_text(
+        "file,year\n"
+        + "".join(
+            f"{p.relative_to(tmp_path)},{y}\n" for p, y in zip(good, (1948, "", 2011), strict=True)
+        )
+    )
+    out = tmp_path / "genres.csv"
+    args = ["--model", model_store.model_uri, "--format", "machine", "--no-progress"]
+    assert main(["predict", str(listing), "--out", str(out), *args]) == 0
+    table = pd.read_csv(out, keep_default_na=False, dtype={"year": str})
+    assert table["year"].tolist() == ["1948", "", "2011"]
+    served = mlflow.pyfunc.load_model(model_store.model_uri).predict(
+        pd.DataFrame(
+            {
+                "image": [base64.b64encode(p.read_bytes()).decode() for p in good],
+                "year": [1948, 0, 2011],  # 0: unknown, as the server reads it
+            }
+        )
+    )
+    np.testing.assert_allclose(table[SCORE_COLUMNS].to_numpy(), served[SCORE_COLUMNS], atol=1e-9)
+    assert table["genres"].str.split("|").tolist() == [list(g) for g in served["genres"]]
+
+    years = tmp_path / "years.csv"
+    years.write_text(f"file,year\n{good[0].relative_to(tmp_path)},1948\n")
+    again = tmp_path / "again.csv"
+    assert main(["predict", str(good[0]), "--years", str(years), "--out", str(again), *args]) == 0
+    first = pd.read_csv(again, keep_default_na=False)
+    np.testing.assert_allclose(
+        first[SCORE_COLUMNS].to_numpy()[0], table[SCORE_COLUMNS].to_numpy()[0], atol=1e-6
+    )
+
+    years.write_text(f"file,year\n{good[0]},1948\n{good[1]},19x\n")
+    assert main(["predict", str(folder), "--years", str(years), "--out", str(again), *args]) == 2
+
+
+def test_review_queue_then_add_closes_the_loop(model_store, poster_folder, tmp_path, capsys):
+    """predict --review N ranks the posters to label; the dealer marks checked rows, and
+    posterml add takes exactly those into his dataset."""
+    folder, good = poster_folder
+    more = [write_image(folder / f"m{k}.jpg", seed=40 + k) for k in range(4)]
+    out = tmp_path / "genres.csv"
+    argv = ["predict", str(folder), "--out", str(out), "--model", model_store.model_uri]
+    assert main([*argv, "--review", "3", "--no-progress"]) == 0
+    assert "the 3 to label first" in capsys.readouterr().out
+    table = pd.read_csv(out, encoding="utf-8-sig", keep_default_na=False, dtype=str)
+    readable = table[table["error"] == ""]
+    priority = readable["review_priority"].astype(float)
+    assert priority.between(0, 1).all() and priority.is_unique
+    queue = pd.read_csv(out.with_name("genres.review.csv"), encoding="utf-8-sig", dtype=str)
+    assert (
+        queue["file"].tolist()
+        == readable.sort_values("review_priority", key=lambda p: -p.astype(float))["file"].tolist()[
+            :3
+        ]
+    )
+    assert set(readable["file"]) == {str(p) for p in [*good, *more]}
+
+    # The dealer fixes two rows, gives their years, and marks them reviewed.
+    table.loc[table["file"] == str(good[0]), ["genres", "year", "reviewed"]] = [
+        "Western, War",
+        "1962",
+        "yes",
+    ]
+    table.loc[table["file"] == str(more[0]), ["year", "reviewed"]] = ["1975", "x"]
+    table.to_csv(out, index=False, encoding="utf-8-sig")
+    assert main(["add", str(out), "--to", str(tmp_path / "shop")]) == 0
+    assert "added 2 poster(s)" in capsys.readouterr().out
+    from posterml.data.dataset import load_folder
+
+    shop = load_folder(tmp_path / "shop").frame.set_index("year")
+    assert shop.loc[1962, "genres"] == ["Western", "War"]
+    assert shop.loc[1975, "genres"] == table.loc[table["file"] == str(more[0]), "genres"].iloc[
+        0
+    ].split(", ")

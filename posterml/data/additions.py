@@ -14,7 +14,6 @@ nothing, and the same image with other genres is a conflict, changed only with
 from __future__ import annotations
 
 import csv
-import io
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,9 +29,9 @@ from posterml.data.dataset import (
     MIN_YEAR,
     REQUIRED_COLUMNS,
     DatasetError,
-    decode_csv_text,
     load_folder,
     read_labels,
+    read_spreadsheet,
 )
 from posterml.data.images import ImageDecodeError, finish_decode, open_image, read_image_file
 from posterml.genres import canonical_genre, did_you_mean, split_genres
@@ -153,31 +152,15 @@ def candidates_from_folder(folder: str | Path) -> list[Candidate]:
     ]
 
 
-def read_table(path: Path) -> list[dict[str, str]]:
-    """A spreadsheet's rows as dicts (UTF-8 with or without BOM; comma, semicolon or tab, as
-    spreadsheets save in different locales)."""
-    try:
-        text = decode_csv_text(path.read_bytes(), path)
-    except OSError as exc:
-        raise AddError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except DatasetError as exc:
-        raise AddError(str(exc)) from None
-    first = text.split("\n", 1)[0]
-    delimiter = max(",;\t", key=first.count)
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        rows = [{(k or "").strip(): (v or "") for k, v in row.items()} for row in reader]
-    except csv.Error as exc:
-        raise AddError(f"{path}: malformed csv ({exc})") from None
-    return rows
-
-
 def candidates_from_reviewed_csv(path: str | Path) -> tuple[list[Candidate], int, list[str]]:
     """The rows of a ``posterml predict`` csv marked reviewed: (candidates, rows left out for
     want of the mark, problems). ``file`` paths are read relative to the csv's folder, then
     to the current folder."""
     path = Path(path)
-    rows = read_table(path)
+    try:
+        rows = read_spreadsheet(path)
+    except DatasetError as exc:
+        raise AddError(str(exc)) from None
     header = set(rows[0]) if rows else set()
     missing = [c for c in ("file", "genres", REVIEWED_COLUMN) if c not in header]
     if missing:

@@ -357,3 +357,21 @@ def load_folder(root: str | Path, name: str | None = None) -> PosterDataset:
         labels=to_matrix(frame["genres"].tolist()),
         content_hash=content_hash(frame),
     )
+
+
+def read_spreadsheet(path: str | Path) -> list[dict[str, str]]:
+    """A csv a person edited, as dicts of text: UTF-8 with or without BOM, and comma,
+    semicolon or tab between cells (spreadsheets save by locale). ``DatasetError`` if
+    unreadable."""
+    path = Path(path)
+    try:
+        text = decode_csv_text(path.read_bytes(), path)
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    first = text.split("\n", 1)[0]
+    delimiter = max(",;\t", key=first.count)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        return [{(k or "").strip(): (v or "") for k, v in row.items()} for row in reader]
+    except csv.Error as exc:
+        raise DatasetError(f"{path}: malformed csv ({exc})") from None

@@ -39,15 +39,23 @@ class PosterPipeline:
         self.layer = layer
         self.meta = meta
 
-    def scores(self, images: list) -> np.ndarray:
-        """The classifier's raw scores (before calibration)."""
-        if not images:
-            return np.zeros((0, len(GENRES)))
-        return self.classifier.predict_scores(self.featurizer.transform_images(images))
+    def features(self, images: list) -> np.ndarray | None:
+        """The classifier's inputs for ``images`` (None for none)."""
+        return self.featurizer.transform_images(images) if images else None
 
-    def predict_frame(self, images: list, years: np.ndarray | None = None) -> pd.DataFrame:
+    def scores(self, images: list, features: np.ndarray | None = None) -> np.ndarray:
+        """The classifier's raw scores (before calibration); ``features`` if already made."""
+        if features is None:
+            features = self.features(images)
+        if features is None:
+            return np.zeros((0, len(GENRES)))
+        return self.classifier.predict_scores(features)
+
+    def predict_frame(
+        self, images: list, years: np.ndarray | None = None, features: np.ndarray | None = None
+    ) -> pd.DataFrame:
         """``genres`` (most probable first) and one calibrated probability per genre."""
-        scores = self.scores(images)
+        scores = self.scores(images, features)
         proba = self.layer.predict_proba(scores, years)
         y_pred = self.layer.decide(proba, self.layer.thresholds_for(len(proba), years))
         out = pd.DataFrame(proba, columns=SCORE_COLUMNS)

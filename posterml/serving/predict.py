@@ -1,8 +1,8 @@
 """Batch prediction for the shop: ``posterml predict DIR_OR_FILES... --out genres.csv``.
 
 The registered model is loaded in-process (``load_pipeline``, no scoring server), posters are
-decoded with the same ``load_image`` as training and serving, and predictions are streamed
-in batches into a csv that only appears, complete, when the run ends
+decoded with the same ``load_image`` as training and serving and predicted in batches, and
+the csv only appears, complete, when the run ends
 (:func:`posterml.io.atomic_write`): a crash, Ctrl-C or SIGTERM never leaves a half-written
 ``genres.csv`` or its temp file behind. Before anything is read, ``check_model_source`` makes
 sure the model's store exists and knows it (one line naming ``MLFLOW_TRACKING_URI`` if not).
@@ -10,12 +10,21 @@ sure the model's store exists and knows it (one line naming ``MLFLOW_TRACKING_UR
 Two output formats:
 
 * ``spreadsheet`` (default), for a dealer: ``file``, ``genres`` (names, most probable first,
-  comma-separated), ``error`` (why a file could not be read; its row is otherwise empty) and
-  one column per genre, headed by its name, holding the probability in whole percent
+  comma-separated), ``year`` (when given), ``reviewed`` (empty: the dealer writes ``yes`` once
+  he has checked and corrected a row, and ``posterml add`` takes only those rows),
+  ``review_priority``, ``error`` (why a file could not be read; its row is otherwise empty)
+  and one column per genre, headed by its name, holding the probability in whole percent
   ("87%", which spreadsheets read as the number 0.87). Every input file has a row, in input
   order. UTF-8 with a byte-order mark, so Excel shows accented file names right.
-* ``machine``: ``file``, ``genres`` joined by ``|`` and the ``score_<genre>`` columns at full
-  precision, as the scoring server names them; readable files only.
+* ``machine``: ``file``, ``genres`` joined by ``|``, ``year``, ``review_priority`` and the
+  ``score_<genre>`` columns at full precision, as the scoring server names them; readable
+  files only.
+
+Release years (``--years``, or a ``year`` column of an input csv) are used as the server
+uses them. ``review_priority`` (``posterml.evaluation.review``) says how much each poster's
+label would teach the model, from its uncertainty at the decision cuts and how unlike the
+posters ranked before it it is; ``--review N`` writes the N first to ``<out stem>.review.csv``.
+The csv is written once every poster is scored: the priority ranks them all together.
 
 Either way an unreadable file (truncated JPEG, text named ``.jpg``, missing path) is never
 fatal: it is printed with its reason and listed in ``<out stem>.skipped.csv`` next to the
@@ -34,17 +43,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from posterml.cli_args import parse_positive
+from posterml.data.additions import REVIEWED_COLUMN
 from posterml.features.extract import map_decoded
 from posterml.genres import GENRES
 from posterml.io import atomic_write
 from posterml.names import CHAMPION_URI
 from posterml.progress import hide_library_bars, progress_bar
 from posterml.serving.model_source import ModelSourceError, check_model_source
+from posterml.serving.years import YearsError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")  # the decoder's ACCEPTED_FORMATS
 DEFAULT_MODEL_URI = CHAMPION_URI
 FORMATS = ("spreadsheet", "machine")
+PRIORITY_COLUMN = "review_priority"
 
 
 @dataclass
@@ -100,6 +114,11 @@ def check_inputs(paths: Sequence[str | Path], files: Sequence[Path], out: Path) 
         raise PredictInputError(f"no {'/'.join(IMAGE_SUFFIXES)} file in {where}")
     if out.is_dir():
         raise PredictInputError(f"--out {out} is a folder; give the csv file to write")
+
+
+def review_path(out: Path) -> Path:
+    """``genres.csv`` -> ``genres.review.csv``: the rows to label first."""
+    return out.with_name(f"{out.stem}.review{out.suffix or '.csv'}")
 
 
 def skipped_path(out: Path) -> Path:
@@ -163,30 +182,93 @@ def header(output_format: str) -> list[str]:
     from posterml.serving.pyfunc import SCORE_COLUMNS
 
     if output_format == "machine":
-        return ["file", "genres", *SCORE_COLUMNS]
+        return ["file", "genres", "year", PRIORITY_COLUMN, *SCORE_COLUMNS]
     if output_format == "spreadsheet":
-        return ["file", "genres", "error", *GENRES]
+        return ["file", "genres", "year", REVIEWED_COLUMN, PRIORITY_COLUMN, "error", *GENRES]
     raise ValueError(f"output format {output_format!r}: use one of {FORMATS}")
 
 
-def _rows(paths: list[Path], frame, output_format: str) -> Iterator[tuple[str, list[str]]]:
-    """``(file, csv row)`` per prediction; ``frame`` is ``predict_frame``'s output."""
-    from posterml.serving.pyfunc import SCORE_COLUMNS
-
-    scores = frame[SCORE_COLUMNS].to_numpy(dtype=float)
-    for path, genres, row in zip(paths, frame["genres"], scores, strict=True):
-        if output_format == "machine":  # repr: the shortest text that reads back exactly
-            yield str(path), [str(path), "|".join(genres), *map(repr, row.tolist())]
-        else:
-            yield str(path), [str(path), ", ".join(genres), "", *(f"{p:.0%}" for p in row)]
+def _year_text(year: float) -> str:
+    return "" if year != year else str(int(year))  # NaN: unknown
 
 
-def _error_row(path: str, reason: str) -> list[str]:
+def _row(path: str, genres: list[str], year: float, priority: float, scores, output_format):
+    """One prediction's csv row; ``scores`` in ``SCORE_COLUMNS`` order."""
+    if output_format == "machine":  # repr: the shortest text that reads back exactly
+        cells = [path, "|".join(genres), _year_text(year), f"{priority:.4f}"]
+        return cells + [repr(float(p)) for p in scores]
+    cells = [path, ", ".join(genres), _year_text(year), "", f"{priority:.3f}", ""]
+    return cells + [f"{p:.0%}" for p in scores]
+
+
+def _error_row(path: str, reason: str, year: float) -> list[str]:
     """A spreadsheet row for a file that could not be read."""
-    return [path, "", reason, *([""] * len(GENRES))]
+    return [path, "", _year_text(year), "", "", reason, *([""] * len(GENRES))]
+
+
+def expand_inputs(
+    paths: Sequence[str | Path], years_csv: str | Path | None = None
+) -> tuple[list[Path], dict[Path, float]]:
+    """The files to predict (a ``.csv`` input lists them) and the years known for them, from
+    csv inputs and ``years_csv`` (``posterml.serving.years``)."""
+    from posterml.serving.years import read_year_table
+
+    listed, years = [], {}
+    for path in map(Path, paths):
+        if path.suffix.lower() == ".csv" and path.is_file():
+            files, found = read_year_table(path)
+            listed += files
+            years.update(found)
+        else:
+            listed.append(path)
+    if years_csv:
+        years.update(read_year_table(years_csv)[1])
+    return collect_files(listed), years
 
 
 # --------------------------------------------------------------------------- prediction
+@dataclass
+class _Scored:
+    """Every readable file's prediction, with what its review priority needs."""
+
+    predicted: list[tuple[str, list[str], float]]  # (file, genres, year or NaN)
+    proba: np.ndarray
+    cuts: np.ndarray
+    features: np.ndarray | None
+    skipped: list[tuple[str, str]]
+
+
+def _score_files(pipeline, files, batch_size: int, year_table: dict, bar) -> _Scored:
+    """Decode and predict ``files`` batch by batch, as the server would with their years."""
+    from posterml.serving.pyfunc import SCORE_COLUMNS
+    from posterml.serving.years import years_of
+
+    predicted, proba, cuts, features, skipped = [], [], [], [], []
+    min_size = pipeline.featurizer.image_size
+    for ok_paths, images, bad in iter_decoded(files, batch_size, min_size=min_size):
+        for path, reason in bad:
+            bar.write(f"skipped {path}: {reason}", file=sys.stderr)
+        skipped.extend(bad)
+        if images:
+            years = years_of(ok_paths, year_table)
+            known = None if np.isnan(years).all() else years  # none: the server's path
+            X = pipeline.features(images)
+            frame = pipeline.predict_frame(images, known, X)
+            proba.append(frame[SCORE_COLUMNS].to_numpy(dtype=float))
+            cuts.append(pipeline.layer.thresholds_for(len(images), known))
+            features.append(X)
+            predicted += zip(map(str, ok_paths), frame["genres"], years, strict=True)
+        bar.update(len(ok_paths) + len(bad))
+    empty = np.zeros((0, len(SCORE_COLUMNS)))
+    return _Scored(
+        predicted,
+        np.vstack(proba) if proba else empty,
+        np.vstack(cuts) if cuts else empty,
+        np.vstack(features) if features else None,
+        skipped,
+    )
+
+
 def predict_files(
     paths: Iterable[str | Path],
     model_uri: str,
@@ -195,51 +277,63 @@ def predict_files(
     *,
     output_format: str = "spreadsheet",
     progress: bool = True,
+    years_csv: str | Path | None = None,
+    review: int = 0,
 ) -> PredictReport:
     """Predict genres for image files and folders into the csv ``out``.
 
     ``output_format`` is ``spreadsheet`` or ``machine`` (module docstring); unreadable files
-    are printed and listed in ``<out stem>.skipped.csv``. Tracking/registry URIs must already
-    be configured for ``models:/`` and ``runs:/`` URIs (the CLI does it); a store that does
-    not exist or lacks the model raises :class:`ModelSourceError` and is never created.
+    are printed and listed in ``<out stem>.skipped.csv``. Release years from a csv input or
+    ``years_csv`` are used as the server uses them. Each row carries its review priority
+    (``posterml.evaluation.review``); ``review`` > 0 also writes that many rows, highest
+    priority first, to ``<out stem>.review.csv``. Tracking/registry URIs must already be
+    configured for ``models:/`` and ``runs:/`` URIs (the CLI does it); a store that does not
+    exist or lacks the model raises :class:`ModelSourceError` and is never created.
     """
+    from posterml.evaluation.review import review_priority
     from posterml.serving.pyfunc import load_pipeline
+    from posterml.serving.years import years_of
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     columns = header(output_format)
-    spreadsheet = output_format == "spreadsheet"
     out = Path(out)
     paths = list(paths)
-    files = collect_files(paths)
+    files, year_table = expand_inputs(paths, years_csv)
     check_inputs(paths, files, out)
     check_model_source(model_uri)
     order = {str(path): i for i, path in enumerate(files)}
     pipeline = load_pipeline(model_uri)
-    skipped: list[tuple[str, str]] = []
-    n_predicted = 0
     start = time.perf_counter()
-    bar = progress_bar(len(files), "predicting", progress)
     # A spreadsheet is opened by Excel, which reads UTF-8 only after a byte-order mark.
-    encoding = "utf-8-sig" if spreadsheet else "utf-8"
-    with bar, atomic_csv(out, columns, encoding) as writer:
-        min_size = pipeline.featurizer.image_size
-        for ok_paths, images, bad in iter_decoded(files, batch_size, min_size=min_size):
-            for path, reason in bad:
-                bar.write(f"skipped {path}: {reason}", file=sys.stderr)
-            skipped.extend(bad)
-            rows = []
-            if images:
-                rows = list(_rows(ok_paths, pipeline.predict_frame(images), output_format))
-            if spreadsheet:  # every input gets its row, in input order
-                rows += [(path, _error_row(path, reason)) for path, reason in bad]
-                rows.sort(key=lambda item: order[item[0]])
-            writer.writerows(row for _, row in rows)
-            n_predicted += len(images)
-            bar.update(len(ok_paths) + len(bad))
+    encoding = "utf-8-sig" if output_format == "spreadsheet" else "utf-8"
+    with (
+        progress_bar(len(files), "predicting", progress) as bar,
+        atomic_csv(out, columns, encoding) as writer,
+    ):
+        scored = _score_files(pipeline, files, batch_size, year_table, bar)
+        skipped = scored.skipped
+        priority = review_priority(scored.proba, scored.cuts, scored.features)
+        rows = [
+            (path, _row(path, genres, year, p, s, output_format), p)
+            for (path, genres, year), p, s in zip(
+                scored.predicted, priority, scored.proba, strict=True
+            )
+        ]
+        if output_format == "spreadsheet":  # every input gets its row, in input order
+            year_list = years_of([Path(p) for p, _ in skipped], year_table)
+            rows += [
+                (p, _error_row(p, r, y), -1.0) for (p, r), y in zip(skipped, year_list, strict=True)
+            ]
+        rows.sort(key=lambda item: order[item[0]])
+        writer.writerows(row for _, row, _ in rows)
+    if review:
+        best = sorted((item for item in rows if item[2] >= 0), key=lambda item: -item[2])
+        with atomic_csv(review_path(out), columns, encoding) as writer:
+            writer.writerows(row for _, row, _ in best[:review])
     seconds = time.perf_counter() - start
     return PredictReport(
-        out, _write_skipped(out, skipped), len(files), n_predicted, skipped, seconds
+        out, _write_skipped(out, skipped), len(files), len(scored.predicted), skipped, seconds
     )
 
 
@@ -259,8 +353,10 @@ def _handle_predict(args: argparse.Namespace) -> int:
             args.batch_size,
             output_format=args.format,
             progress=not args.no_progress,
+            years_csv=args.years,
+            review=args.review,
         )
-    except (ModelSourceError, PredictInputError) as exc:
+    except (ModelSourceError, PredictInputError, YearsError) as exc:
         print(f"posterml predict: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # model cannot be loaded, output not writable: say why, no trace
@@ -272,6 +368,10 @@ def _handle_predict(args: argparse.Namespace) -> int:
     )
     if report.skipped:
         print(f"skipped {len(report.skipped)} unreadable file(s), listed in {report.skipped_out}")
+    if args.review and report.n_predicted:
+        print(
+            f"the {min(args.review, report.n_predicted)} to label first: {review_path(report.out)}"
+        )
     if report.n_files and not report.n_predicted:
         print("posterml predict: no readable image among the inputs", file=sys.stderr)
         return 1
@@ -309,6 +409,20 @@ def add_predict_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--batch-size", type=parse_positive, default=32, help="images per model call (default: 32)"
+    )
+    parser.add_argument(
+        "--years",
+        metavar="CSV",
+        help="release years: a csv with file and year columns (an input csv may carry a year "
+        "column itself); the model then uses the genre rates of each poster's decade",
+    )
+    parser.add_argument(
+        "--review",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also write the N posters whose labels would teach the model most (uncertain "
+        "and unlike each other) to <out>.review.csv",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(handler=_handle_predict)
