@@ -16,12 +16,12 @@ import pytest
 from helpers import write_folder, write_image
 
 from posterml.cli import main
-from posterml.data.additions import (
-    ADDITIONS_LOG,
+from posterml.data.additions import ADDITIONS_LOG, add_posters, undo_batch
+from posterml.data.candidates import (
     AddError,
-    add_posters,
     candidates_from_folder,
     candidates_from_images,
+    candidates_from_reviewed_csv,
 )
 from posterml.data.dataset import load_folder
 
@@ -171,8 +171,6 @@ def test_the_same_image_twice_with_other_genres_in_one_input_is_a_conflict(tmp_p
     shutil.copy(a, b)
     review = tmp_path / "r.csv"
     review.write_text(f"file,genres,year,reviewed\n{a},Drama,1970,yes\n{b},Crime,1970,yes\n")
-    from posterml.data.additions import candidates_from_reviewed_csv
-
     found, _, _ = candidates_from_reviewed_csv(review)
     with pytest.raises(AddError, match="the same image as .* with other genres"):
         add_posters(found, tmp_path / "shop")
@@ -240,3 +238,24 @@ def test_add_log_names_the_source_rows(tmp_path):
         rows = list(csv.DictReader(handle))
     assert [r["poster_id"] for r in rows] == ["100", "101"]
     assert all("labels.csv poster_id=10" in r["source"] and r["added_at"] for r in rows)
+
+
+def test_undo_takes_one_addition_back(tmp_path):
+    shop = vintage(tmp_path / "a", n=2, start=1)
+    before = load_folder(shop)
+    images_before = sorted(p.name for p in (shop / "images").iterdir())
+    extra = vintage(tmp_path, n=3, start=300)
+    relabel, _ = candidates_from_images([shop / "images" / "1.jpg"], "Horror", 1999)
+    added = add_posters(candidates_from_folder(extra), shop)
+    replaced = add_posters(relabel, shop, replace=True)
+    assert load_folder(shop).frame.set_index("poster_id").loc["1", "genres"] == ["Horror"]
+
+    assert undo_batch(shop, replaced.batch) == ["1"]
+    assert undo_batch(shop, added.batch) == ["300", "301", "302"]
+    after = load_folder(shop)
+    assert after.content_hash == before.content_hash
+    assert sorted(p.name for p in (shop / "images").iterdir()) == images_before
+    with pytest.raises(AddError, match="already undone"):
+        undo_batch(shop, added.batch)
+    log = pd.read_csv(shop / ADDITIONS_LOG, dtype=str)
+    assert (log["action"] == "undone").sum() == 4

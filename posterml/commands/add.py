@@ -12,10 +12,10 @@ import os
 import sys
 from pathlib import Path
 
-from posterml.data.additions import (
+from posterml.data.additions import add_posters
+from posterml.data.candidates import (
     AddError,
     Candidate,
-    add_posters,
     candidates_from_folder,
     candidates_from_images,
     candidates_from_reviewed_csv,

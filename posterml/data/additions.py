@@ -1,10 +1,9 @@
 """Labelled posters into a folder dataset, all or nothing: the logic of ``posterml add``.
 
-A dealer's labels arrive three ways (``candidates_from_*``): a folder in the dataset format,
-a ``posterml predict`` spreadsheet whose rows he corrected and marked reviewed, or image
-files given one set of genres. ``add_posters`` then checks every row before it writes
-anything, holds the dataset's lock, copies new images in under their content hash and
-replaces ``labels.csv`` in one rename, and appends what it did to ``additions.csv``.
+A dealer's labels arrive as ``Candidate`` rows (``posterml.data.candidates``).
+``add_posters`` checks every row before it writes anything, holds the dataset's lock,
+copies new images in under their content hash, replaces ``labels.csv`` in one rename and
+appends what it did to ``additions.csv``; ``undo_batch`` takes one addition back.
 
 A poster is its image's bytes (``posterml.data.content``): the same image added twice adds
 nothing, and the same image with other genres is a conflict, changed only with
@@ -15,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,56 +22,35 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock, Timeout
 
+from posterml.data.candidates import LABELS, AddError, Candidate
 from posterml.data.content import file_sha256
 from posterml.data.dataset import (
-    MAX_YEAR,
-    MIN_YEAR,
     REQUIRED_COLUMNS,
     DatasetError,
     load_folder,
     read_labels,
-    read_spreadsheet,
 )
 from posterml.data.images import ImageDecodeError, finish_decode, open_image, read_image_file
-from posterml.genres import canonical_genre, did_you_mean, split_genres
+from posterml.genres import split_genres
 from posterml.io import atomic_write, signals_deferred
 
-LABELS = "labels.csv"
 ADDITIONS_LOG = "additions.csv"
-LOG_COLUMNS = ("added_at", "batch", "action", "poster_id", "image_sha256", "genres", "year")
+LOG_COLUMNS = (
+    "added_at",
+    "batch",
+    "action",  # added, replaced, or undone (undo_batch)
+    "poster_id",
+    "image_sha256",
+    "genres",
+    "year",
+    "previous_genres",  # a relabelled poster's labels before, for undo
+    "previous_year",
+    "source",
+)
 LOCK_FILE = ".posterml-add.lock"
 IMAGES_DIR = "images"
-# The predict spreadsheet's mark: a row is the dealer's label once "reviewed" says so.
-REVIEWED_COLUMN = "reviewed"
-REVIEWED_MARKS = frozenset({"yes", "y", "x", "1", "true", "ok", "done", "✓", "✔"})
 SUFFIX_OF_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 LOCK_TIMEOUT_S = 120.0
-_SHOWN = 10
-
-
-class AddError(ValueError):
-    """Nothing was added; ``problems`` lists every bad row."""
-
-    def __init__(self, summary: str, problems: Sequence[str] = ()) -> None:
-        self.problems = list(problems)
-        shown = [f"  {p}" for p in self.problems[:_SHOWN]]
-        if len(self.problems) > _SHOWN:
-            shown.append(f"  ... and {len(self.problems) - _SHOWN} more")
-        super().__init__("\n".join([summary, *shown]))
-
-
-@dataclass
-class Candidate:
-    """One labelled poster offered to a dataset; ``where`` names its row for messages."""
-
-    where: str
-    path: Path
-    genres: list[str]
-    year: int | None
-    title: str = ""
-    poster_id: str | None = None
-    sha256: str | None = None
-    suffix: str = ".jpg"
 
 
 @dataclass
@@ -98,103 +76,6 @@ class AddReport:
         if self.not_reviewed:
             parts.append(f"{self.not_reviewed} row(s) not marked reviewed were left out")
         return "; ".join(parts)
-
-
-# --------------------------------------------------------------------------- sources
-def parse_genre_list(text: str, where: str, problems: list[str]) -> list[str]:
-    """TMDb names from ``Drama, Comedy`` or ``Drama|Comedy`` (any case); unknown names are
-    reported in ``problems`` with a guess."""
-    names = [n for n in str(text).replace("|", ",").replace(";", ",").split(",") if n.strip()]
-    genres = []
-    for name in names:
-        genre = canonical_genre(name)
-        if genre is None:
-            problems.append(f"{where}: unknown genre {name.strip()!r}{did_you_mean(name)}")
-        elif genre not in genres:
-            genres.append(genre)
-    if not names:
-        problems.append(f"{where}: no genres")
-    return split_genres("|".join(genres))
-
-
-def parse_year(value: object, where: str, problems: list[str]) -> int | None:
-    """A release year from a cell or flag; a missing or bad one is reported."""
-    text = "" if value is None or (isinstance(value, float) and value != value) else str(value)
-    text = text.strip()
-    if text.endswith(".0"):  # spreadsheets write whole numbers as 1975.0
-        text = text[:-2]
-    if not text:
-        problems.append(f"{where}: no year (the release year, {MIN_YEAR}-{MAX_YEAR})")
-        return None
-    if not text.isdigit() or not MIN_YEAR <= int(text) <= MAX_YEAR:
-        problems.append(f"{where}: bad year {text!r} (need {MIN_YEAR}-{MAX_YEAR})")
-        return None
-    return int(text)
-
-
-def candidates_from_folder(folder: str | Path) -> list[Candidate]:
-    """Every poster of a folder in the dataset format (``labels.csv`` + images)."""
-    try:
-        dataset = load_folder(folder)
-    except DatasetError as exc:
-        raise AddError(f"{folder}: not a usable dataset folder", [str(exc)]) from None
-    return [
-        Candidate(
-            where=f"{dataset.root / LABELS} poster_id={row.poster_id}",
-            path=Path(row.image),
-            genres=list(row.genres),
-            year=int(row.year),
-            title="" if pd.isna(row.title) else str(row.title),
-            poster_id=str(row.poster_id),
-            sha256=row.image_sha256,
-        )
-        for row in dataset.frame.itertuples(index=False)
-    ]
-
-
-def candidates_from_reviewed_csv(path: str | Path) -> tuple[list[Candidate], int, list[str]]:
-    """The rows of a ``posterml predict`` csv marked reviewed: (candidates, rows left out for
-    want of the mark, problems). ``file`` paths are read relative to the csv's folder, then
-    to the current folder."""
-    path = Path(path)
-    try:
-        rows = read_spreadsheet(path)
-    except DatasetError as exc:
-        raise AddError(str(exc)) from None
-    header = set(rows[0]) if rows else set()
-    missing = [c for c in ("file", "genres", REVIEWED_COLUMN) if c not in header]
-    if missing:
-        raise AddError(
-            f"{path}: no column(s) {', '.join(missing)}: expected a `posterml predict` csv "
-            f"whose checked rows say yes in the {REVIEWED_COLUMN!r} column"
-        )
-    candidates, problems, left_out = [], [], 0
-    for line, row in enumerate(rows, start=2):
-        if row[REVIEWED_COLUMN].strip().lower() not in REVIEWED_MARKS:
-            left_out += 1
-            continue
-        where = f"{path} line {line}"
-        genres = parse_genre_list(row["genres"], where, problems)
-        year = parse_year(row.get("year"), where, problems)
-        name = row["file"].strip()
-        image = next(
-            (p for p in (path.parent / name, Path(name)) if name and p.is_file()),
-            Path(name) if name else path.parent / "?",
-        )
-        title = row.get("title", "").strip() or Path(name).stem
-        candidates.append(Candidate(where, image, genres, year, title))
-    return candidates, left_out, problems
-
-
-def candidates_from_images(
-    paths: Iterable[str | Path], genres: str, year: object
-) -> tuple[list[Candidate], list[str]]:
-    """Image files that share one set of genres and one year."""
-    problems: list[str] = []
-    names = parse_genre_list(genres or "", "--genres", problems)
-    parsed_year = parse_year(year, "--year", problems)
-    found = [Candidate(str(p), Path(p), names, parsed_year, Path(p).stem) for p in map(Path, paths)]
-    return found, problems
 
 
 # --------------------------------------------------------------------------- checks
@@ -348,7 +229,12 @@ def _add_locked(
     if dry_run or not (new_rows or relabel):
         return report
 
+    entries = [_entry(report.batch, "added", r["poster_id"], r["_candidate"]) for r in new_rows]
     for row, c in relabel.items():
+        entries.append(
+            _entry(report.batch, "replaced", raw.loc[row, "poster_id"], c)
+            | {"previous_genres": raw.loc[row, "genres"], "previous_year": raw.loc[row, "year"]}
+        )
         raw.loc[row, "genres"] = "|".join(c.genres)
         raw.loc[row, "year"] = str(c.year)
     columns = list(raw.columns) + [c for c in REQUIRED_COLUMNS if c not in raw.columns]
@@ -373,7 +259,7 @@ def _add_locked(
         with signals_deferred():  # labels and their record land together, or neither
             _write_labels(root / LABELS, table.fillna(""))
             committed = True
-            _append_log(root / ADDITIONS_LOG, report, new_rows, relabel)
+            _append_log(root / ADDITIONS_LOG, entries)
     except BaseException:
         if not committed:  # a stop held back until now finds the posters added: keep them
             for path in copied:
@@ -387,22 +273,76 @@ def _write_labels(path: Path, table: pd.DataFrame) -> None:
         table.to_csv(handle, index=False, lineterminator="\n")
 
 
-def _append_log(
-    path: Path, report: AddReport, new_rows: list[dict], relabel: dict[int, Candidate]
-) -> None:
-    """``additions.csv``: one line per poster added or relabelled, with when and from where."""
+def _entry(batch: str, action: str, poster_id: str, c: Candidate) -> dict[str, object]:
+    return {
+        "batch": batch,
+        "action": action,
+        "poster_id": poster_id,
+        "image_sha256": c.sha256,
+        "genres": "|".join(c.genres),
+        "year": c.year,
+        "source": c.where,
+    }
+
+
+def _append_log(path: Path, entries: list[dict[str, object]]) -> None:
+    """``additions.csv``: one line per poster added, relabelled or undone, with when and
+    from where (``LOG_COLUMNS``)."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    entries = [("added", r["poster_id"], r["_candidate"]) for r in new_rows]
-    entries += [
-        ("replaced", pid, c) for pid, c in zip(report.replaced, relabel.values(), strict=True)
-    ]
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
+        writer = csv.DictWriter(handle, LOG_COLUMNS, lineterminator="\n")
         if old:
             handle.write(old)
         else:
-            writer.writerow([*LOG_COLUMNS, "source"])
-        for action, poster_id, c in entries:
-            row = [now, report.batch, action, poster_id, c.sha256, "|".join(c.genres), c.year]
-            writer.writerow([*row, c.where])
+            writer.writeheader()
+        writer.writerows({"added_at": now, **entry} for entry in entries)
+
+
+def read_log(dataset: str | Path) -> pd.DataFrame:
+    """The dataset's ``additions.csv`` as text (empty with the columns when there is none)."""
+    path = Path(dataset) / ADDITIONS_LOG
+    if not path.exists():
+        return pd.DataFrame(columns=list(LOG_COLUMNS), dtype=str)
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def undo_batch(dataset: str | Path, batch: str, lock_timeout: float = LOCK_TIMEOUT_S) -> list[str]:
+    """Take back what one ``add`` (``batch``) did; returns the poster ids it touched.
+
+    Its added posters leave ``labels.csv`` (and their copied images, unless another row uses
+    them), its relabelled posters get their previous genres and year back, and the log
+    records each as ``undone``. Raises :class:`AddError` for an unknown or undone batch."""
+    root = Path(dataset).expanduser().resolve()
+    try:
+        with FileLock(str(root / LOCK_FILE)).acquire(timeout=lock_timeout):
+            return _undo_locked(root, batch)
+    except Timeout:
+        raise AddError(f"{root} is locked by another writer; try again") from None
+
+
+def _undo_locked(root: Path, batch: str) -> list[str]:
+    log = read_log(root)
+    mine = log[log["batch"] == batch]
+    if mine.empty:
+        raise AddError(f"{root}: no addition {batch!r} in {ADDITIONS_LOG}")
+    if (mine["action"] == "undone").any():
+        raise AddError(f"{root}: addition {batch!r} was already undone")
+    raw = read_labels(root / LABELS).fillna("").reset_index(drop=True)
+    added = set(mine.loc[mine["action"] == "added", "poster_id"])
+    gone = raw.loc[raw["poster_id"].isin(added), "image"].tolist()
+    raw = raw[~raw["poster_id"].isin(added)].reset_index(drop=True)
+    for entry in mine[mine["action"] == "replaced"].itertuples(index=False):
+        rows = raw["poster_id"] == entry.poster_id
+        raw.loc[rows, "genres"] = entry.previous_genres
+        raw.loc[rows, "year"] = entry.previous_year
+    entries = [
+        {**entry, "action": "undone", "source": f"undo of {entry['action']}"}
+        for entry in mine.drop(columns=["added_at"]).to_dict("records")
+    ]
+    with signals_deferred():
+        _write_labels(root / LABELS, raw)
+        _append_log(root / ADDITIONS_LOG, entries)
+    for image in set(gone) - set(raw["image"]):
+        (root / image).unlink(missing_ok=True)
+    return list(mine["poster_id"])

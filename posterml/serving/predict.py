@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from posterml.cli_args import parse_positive
-from posterml.data.additions import REVIEWED_COLUMN
+from posterml.data.candidates import REVIEWED_COLUMN
 from posterml.features.extract import map_decoded
 from posterml.genres import GENRES
 from posterml.io import atomic_write
