@@ -6,6 +6,8 @@ In the shop, predict a folder of posters with the registered champion model:
                     the project's MLflow store: from any other folder, say where with
                     MLFLOW_TRACKING_URI=sqlite:////path/to/project/mlflow.db (or an
                     http:// tracking server), or give a model folder with --model PATH
+  posterml review FOLDER --to SHOP
+                    look at each poster in a browser, fix its genres, save into SHOP
   posterml add genres.csv --to SHOP
                     put the rows you checked (reviewed = yes) into your dataset SHOP
 
@@ -86,9 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_register_arguments(register).set_defaults(handler=run_register)
 
     from posterml.commands.add import add_add_parser
+    from posterml.commands.review import add_review_parser
     from posterml.commands.rollback import add_rollback_parser
 
     add_add_parser(sub)
+    add_review_parser(sub)
     add_rollback_parser(sub)
 
     from posterml.serving.batch import add_batch_score_parser
