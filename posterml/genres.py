@@ -73,12 +73,15 @@ def did_you_mean(name: str) -> str:
 
 
 def to_matrix(genre_lists: Sequence[Sequence[str]]) -> np.ndarray:
-    """Multi-hot ``uint8`` matrix (n, 19) from lists of genre names."""
-    y = np.zeros((len(genre_lists), len(GENRES)), dtype=np.uint8)
-    for row, names in enumerate(genre_lists):
-        for name in names:
-            y[row, GENRE_INDEX[name]] = 1
-    return y
+    """Multi-hot ``uint8`` matrix (n, 19) from lists of genre names (a name outside
+    ``GENRES`` raises ``KeyError``, as an index lookup would)."""
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    unknown = unknown_genres(name for names in genre_lists for name in names)
+    if unknown:
+        raise KeyError(unknown[0])
+    binarizer = MultiLabelBinarizer(classes=list(GENRES))
+    return binarizer.fit_transform(genre_lists).astype(np.uint8).reshape(-1, len(GENRES))
 
 
 def from_matrix(y: np.ndarray) -> list[list[str]]:

@@ -44,9 +44,8 @@ def temp_name(target: Path) -> str:
 
 
 # A Ctrl-C/SIGTERM handler can run the moment os.open or mkdir returns, before the new
-# temp file or folder reaches the code that would remove it: the predict kill test left a
-# temp csv that way once in 80 runs. The creators below remove it themselves; under its
-# random name, an existing temp path is one they just made.
+# temp file or folder reaches the code that would remove it, so the creators below remove
+# it themselves; under its random name, an existing temp path is one they just made.
 
 
 def _create_temp(target: Path, permissions: int) -> tuple[int, Path]:
@@ -110,8 +109,7 @@ def atomic_write(
     except BaseException:
         # Unlink first: a Ctrl-C inside fdopen can land after its file object took the fd
         # (in a codec written in Python, such as utf-8-sig's encoder), and that object
-        # closes the fd as it fails, so closing it again raises EBADF. The predict kill
-        # test left a temp file that way once spreadsheets were written as utf-8-sig.
+        # closes the fd as it fails, so closing it again raises EBADF.
         tmp.unlink(missing_ok=True)
         with suppress(OSError):
             os.close(fd)
@@ -194,14 +192,12 @@ def unwind_on_signals() -> Iterator[None]:
 def signals_deferred() -> Iterator[None]:
     """Hold SIGINT/SIGTERM/SIGHUP back until the block ends, then raise as usual.
 
-    For calls into C++ that call back into Python: an exception raised by a signal handler
-    inside such a callback is mangled on its way out. TensorFlow turned a Ctrl-C into
-    ``SystemError: <built-in function __import__> returned a result with an exception set``
-    and then ``AttributeError: 'list' object has no attribute '_type_spec'`` (2 of 14 runs of
-    the predict kill test; with only the graph call deferred, 1 of 80, from building a
-    ``TensorSpec``; hence every TensorFlow call is deferred). Blocks are short (a batch's
-    forward pass, a model build or load: seconds at most; a Keras fit takes stops between
-    batches with :func:`raise_if_stopped`). Nests; a no-op off the main thread.
+    For calls into C++ that call back into Python (every TensorFlow call): an exception
+    raised by a signal handler inside such a callback is mangled on its way out into an
+    unrelated ``SystemError`` or ``AttributeError``. Blocks are short (a batch's forward
+    pass, a model build or load: seconds at most; a Keras fit takes stops between batches
+    with :func:`raise_if_stopped`). Also for writes that must land together. Nests; a no-op
+    off the main thread.
     """
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -21,14 +21,10 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-# Posters are at most a few megapixels (TMDb originals ~2000x3000 = 6 Mpx); anything far
-# above is a mistake or an attack. 16 Mpx (4000x4000) bounds one decode to ~64 MB: a PNG/WebP
-# is decoded at full size first (up to 4 bytes a pixel). The limit counts the pixels that are
-# decoded: a baseline JPEG decoded towards the model's size is decoded at 1/2-1/8 scale by
-# libjpeg itself, so a 24 Mpx phone photo (5712x4284) counts 1.5 Mpx and costs ~9 MB and
-# 0.1 s; a progressive JPEG counts in full, as libjpeg keeps all its coefficients (~3.3 bytes
-# a pixel: 80 MB for the same photo). Pillow's own guard still refuses any image over
-# ~89 Mpx. The server's limit defaults to this and is configurable (serving/limits.py).
+# Posters are at most a few megapixels; far above is a mistake or an attack. 16 Mpx bounds
+# one decode to ~64 MB. Counted as decoded: a baseline JPEG decoded towards the model's
+# size at its 1/2-1/8 scale, a progressive JPEG, PNG or WebP in full (README: measurements).
+# The server's limit defaults to this and is configurable (serving/limits.py).
 MAX_IMAGE_PIXELS = 16_000_000
 
 # The formats the decoder opens: what posters come as (TMDb serves JPEG, the web PNG/WebP).
@@ -39,12 +35,8 @@ ACCEPTED_TEXT = "JPEG, PNG, WebP"
 
 # Decoding may shrink an image, but never below REDUCING_GAP times the model's input size in
 # either dimension: the final bilinear resize then still averages >= 3 decoded pixels per
-# output pixel, close to resizing from full resolution (Pillow's resize(reducing_gap=...)).
-# Measured on 50 real posters upscaled 4x (1200x1800), EfficientNet-Lite0 224x224 features
-# moved by 1.7% (median relative L2; max 2.9%) with a gap of 3, 2.7% (max 6.1%) with 2;
-# re-encoding the same posters as JPEG q90 moves them by 4.4%, and two different posters
-# are ~107% apart. Posters of ~300x450 going to 224x224 or 150x100 are not shrunk at all
-# (features bit-identical).
+# output pixel, close to resizing from full resolution (Pillow's resize(reducing_gap=...));
+# posters of ~300x450 are not shrunk at all.
 REDUCING_GAP = 3
 
 # Bumped whenever the same bytes may decode to different pixels (feature caches key on it).

@@ -1,7 +1,7 @@
 """What every genre classifier provides, whatever its family, and how it is saved as data.
 
 A classifier maps a feature matrix (or image tensor) to one score in [0, 1] per genre, 0.5
-being its natural cut; the decision rule (``posterml.evaluation.thresholds``) turns scores
+being its natural cut; the decision rule (``posterml.evaluation.decision``) turns scores
 into genres. ``fit`` receives validation data too, for early stopping where a family uses it.
 
 A saved classifier is data, never code: a directory with ``classifier.json`` (its kind, the

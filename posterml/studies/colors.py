@@ -17,7 +17,10 @@ import pandas as pd
 
 from posterml.data.dataset import PosterDataset
 from posterml.data.sources import load_dataset
-from posterml.features.colors import (
+from posterml.genres import GENRES
+from posterml.names import DATASET_HASH_TAG, DATASET_TAG, FAMILY_TAG, ROLE_TAG
+from posterml.plots.palettes import plot_colors_by_genre, plot_colors_by_genre_decade
+from posterml.studies.palettes import (
     GRAY_TOLERANCE,
     THUMBNAIL_SIZE,
     Palette,
@@ -26,9 +29,6 @@ from posterml.features.colors import (
     palettes,
     to_hex,
 )
-from posterml.genres import GENRES
-from posterml.names import DATASET_HASH_TAG, DATASET_TAG, FAMILY_TAG, ROLE_TAG
-from posterml.plots.colors import plot_colors_by_genre, plot_colors_by_genre_decade
 from posterml.tracking import log_new_params
 
 # Posters before 1970 are few (under 600 of 5,533 in ../shared/posters): one column keeps
