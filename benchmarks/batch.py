@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import mlflow
 
-    from posterml.data.dataset import load_dataset
+    from posterml.data.sources import load_dataset
 
     configure_tracking()
     files = [Path(p) for p in load_dataset(str(args.data)).image_paths[: args.n]]

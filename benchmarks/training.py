@@ -19,8 +19,8 @@ import os
 import time
 from pathlib import Path
 
-from posterml.data.dataset import load_dataset
-from posterml.features.featurizers import BackboneFeaturizer
+from posterml.data.sources import load_dataset
+from posterml.features.backbone import BackboneFeaturizer
 from posterml.models.svm import RBFSVMClassifier, squared_distances
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "posters"
