@@ -1,7 +1,7 @@
 """What a dealer gets from the served model: real posters through the live server, scored.
 
     python -m benchmarks.served --model models:/poster-genre-classifier@champion
-    python -m benchmarks.served --smoke   # the smoke model, 32 held-out synthetic posters
+    python -m benchmarks.served --smoke   # the smoke model, 16 held-out synthetic posters
 
 Starts ``mlflow models serve`` on 127.0.0.1 (or uses ``--url``), sends the posters the model's
 run held out (its ``test`` and ``cross_period`` ids, read from the run's ``data/split_ids.csv``, so
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--camera", action="store_true", help="also send the posters as phone photos"
     )
-    args = _smoke.parse_args(parser, argv, max_posters=BATCH, camera=True)
+    args = _smoke.parse_args(parser, argv, max_posters=16, camera=True)
     if args.smoke:  # the smoke model, served from its own store, and its synthetic posters
         args.model = _smoke.smoke_model().model_uri
         args.data = _smoke.synthetic_root()
