@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,7 +66,7 @@ def synthetic_root() -> Path:
     return load_dataset(SYNTHETIC).root
 
 
-def java_missing() -> str | None:
+def spark_unavailable() -> str | None:
     """Why Spark cannot run here (no pyspark, no Java), or None when it can."""
     try:
         import pyspark  # noqa: F401
@@ -93,8 +94,10 @@ def scratch_store(experiment: str) -> Iterator[str]:
     working directory), active until the block ends, then removed; yields its URI."""
     import mlflow
 
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    with _temp_dir("posterml-smoke-store-") as folder:
+    with tempfile.TemporaryDirectory(prefix="posterml-smoke-store-") as name:
+        folder = Path(name)
         uri = f"sqlite:///{folder / 'mlflow.db'}"
         use_store(uri)
         mlflow.MlflowClient().create_experiment(experiment, str(folder / "artifacts"))
@@ -102,19 +105,13 @@ def scratch_store(experiment: str) -> Iterator[str]:
         try:
             yield uri
         finally:
-            for key, value in saved.items():
+            mlflow.set_tracking_uri(before[0])
+            mlflow.set_registry_uri(before[1])
+            for key, value in saved.items():  # after: MLflow's setters write them too
                 if value is None:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-
-
-@contextmanager
-def _temp_dir(prefix: str) -> Iterator[Path]:
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
-        yield Path(folder)
 
 
 # --------------------------------------------------------------------------- the model

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         load_s = time.perf_counter() - start
         print(f"loading the model (what every Spark task does first): {load_s:.1f} s")
 
-        missing = _smoke.java_missing() if args.smoke else None
+        missing = _smoke.spark_unavailable() if args.smoke else None
         if missing:
             _smoke.skip("batch-score on Spark and the comparison with predict", missing)
         else:
