@@ -50,7 +50,7 @@ SMOKE_PARAMS = [
     for name in BENCHMARKS
 ]
 HELP_TIMEOUT_S = 120
-SMOKE_TIMEOUT_S = 300  # ~40 s measured for the slowest (Spark) on 2 busy cores
+SMOKE_TIMEOUT_S = 300  # slowest: Spark, first to train the smoke model, 40-85 s (2 busy cores)
 INTERRUPT_GRACE_S = 30
 TAIL_CHARS = 4000
 
