@@ -2,6 +2,7 @@
 
     python -m benchmarks.backbones [--data ../shared/posters] \\
         [--backbones efficientnet_lite0,efficientnet_lite1,efficientnet_lite2]
+    python -m benchmarks.backbones --smoke   # seconds: synthetic set, Lite0, one trial
 
 For each backbone, first the extraction cost, then the same evaluation:
 
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks import _smoke
 from posterml.data.sources import load_dataset
 from posterml.features.backbones import (
     Backbone,
@@ -47,6 +49,7 @@ DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "posters"
 DEFAULT_BACKBONES = "efficientnet_lite0,efficientnet_lite1,efficientnet_lite2"
 AVERAGES = ("micro", "macro", "weighted", "samples")
 SPLITS = ("test", "cross_period")
+EXPERIMENT = "benchmark-backbones"
 
 
 def ensure_registered(name: str) -> None:
@@ -116,7 +119,7 @@ def evaluate(name: str, args: argparse.Namespace, storage: str) -> dict:
         test_years=args.test_years,
         storage=storage,
         log_model=False,
-        experiment="benchmark-backbones",
+        experiment=EXPERIMENT,
     )
     start = time.perf_counter()
     run_id = run_experiment(config)
@@ -125,8 +128,13 @@ def evaluate(name: str, args: argparse.Namespace, storage: str) -> dict:
     for split in ("val", *SPLITS):
         for average in AVERAGES:
             row[f"{split}_{average}"] = metrics.get(f"{split}_f1_{average}")
+    # Split sizes from the run's split ids: runs no longer log n_<split> metrics.
+    ids = pd.read_csv(
+        mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="data/split_ids.csv"),
+        dtype=str,
+    )
     for split in SPLITS:
-        row[f"{split}_n"] = metrics.get(f"n_{split}")
+        row[f"{split}_n"] = int((ids["split"] == split).sum())
     return row
 
 
@@ -143,7 +151,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--cold-n", type=int, default=1024, help="posters timed cold (0: all)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--tracking-uri", default="", help="default: sqlite in a temp folder")
-    args = parser.parse_args(argv)
+    args = _smoke.parse_args(
+        parser,
+        argv,
+        data="synthetic",
+        backbones="efficientnet_lite0",
+        n_trials=1,
+        cold_n=16,
+        batch_size=8,
+    )
 
     names = [n.strip() for n in args.backbones.split(",") if n.strip()]
     for name in names:
@@ -156,6 +172,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     rows = []
     with tempfile.TemporaryDirectory(prefix="posterml-bench-backbones-") as tmp:
         os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri or f"sqlite:///{tmp}/mlflow.db"
+        if not args.tracking_uri:  # the throwaway store's artifacts go with it, not to ./mlruns
+            import mlflow
+
+            mlflow.MlflowClient().create_experiment(EXPERIMENT, f"{tmp}/artifacts")
         storage = f"sqlite:///{tmp}/optuna.db"
         for name in names:
             spec = get_backbone(name)

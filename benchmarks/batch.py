@@ -2,6 +2,7 @@
 
     python -m benchmarks.batch --model models:/poster-genre-classifier@champion \\
         [--data ../shared/posters] [--n 1000] [--master local[2]] [--batch-size 64]
+    python -m benchmarks.batch --smoke   # the smoke model, 16 synthetic posters, local[1]
 
 On the first ``--n`` posters of ``--data``, three measurements, one after the other:
 
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks import _smoke
 from posterml.serving.batch import batch_score, model_image_size, spark_session
 from posterml.serving.batch_io import read_for_model
 from posterml.serving.limits import ServingLimits
@@ -76,6 +78,33 @@ def same_predictions(predict_csv: Path, spark_out: Path) -> str:
     return f"{verdict} predictions (genres equal: {genres_equal}; max score difference {diff:.1e})"
 
 
+def score_on_spark(args: argparse.Namespace, files: list[Path], tmp: Path) -> None:
+    """``batch-score`` on Spark ``--master``, cold then warm, compared with ``tmp/genres.csv``
+    (what ``posterml predict`` wrote)."""
+    start = time.perf_counter()
+    spark = spark_session(args.master, app_name="posterml-bench-batch")
+    started = time.perf_counter() - start
+    used = local_cores(args.master)
+    out = tmp / "scored.parquet"
+    try:
+        # Cold: as a user's job runs. Warm: the same job again in the same session, its
+        # Python workers already up (each task still loads the model).
+        cold = batch_score(spark, files, str(out), args.model, batch_rows=args.batch_size)
+        warm = batch_score(
+            spark, files, str(tmp / "again.parquet"), args.model, batch_rows=args.batch_size
+        )
+    finally:
+        spark.stop()
+    for name, job in (("cold", cold), ("warm", warm)):
+        print(
+            f"batch-score {args.master}, {name}: {job.images_per_second:7.1f} images/s "
+            f"({job.images_per_second / used:.1f} per core; job {job.seconds:.1f} s; "
+            f"{job.n_errors} unusable)"
+        )
+    print(f"  Spark session start {started:.1f} s, apart from the jobs")
+    print(same_predictions(tmp / "genres.csv", out))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -83,11 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--batch-size", type=int, default=SCORE_CHUNK_ROWS)
-    args = parser.parse_args(argv)
+    # Smoke: local[1], one Python worker loading TensorFlow on 2 shared cores.
+    args = _smoke.parse_args(parser, argv, data="synthetic", n=16, master="local[1]")
+    if args.smoke:  # the smoke model, from its own store
+        args.model = _smoke.smoke_model().model_uri
 
     import mlflow
 
-    from posterml.data.dataset import load_dataset
+    from posterml.data.sources import load_dataset
 
     configure_tracking()
     files = [Path(p) for p in load_dataset(str(args.data)).image_paths[: args.n]]
@@ -100,8 +132,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"batch-score's check alone:  {rate:7.1f} images/s on 1 core")
 
         start = time.perf_counter()
+        # machine: full-precision score columns (the default spreadsheet rounds, drops them)
         report = predict_files(
-            files, args.model, Path(tmp) / "genres.csv", args.batch_size, progress=False
+            files,
+            args.model,
+            Path(tmp) / "genres.csv",
+            args.batch_size,
+            output_format="machine",
+            progress=False,
         )
         whole = time.perf_counter() - start
         print(
@@ -115,29 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         load_s = time.perf_counter() - start
         print(f"loading the model (what every Spark task does first): {load_s:.1f} s")
 
-        start = time.perf_counter()
-        spark = spark_session(args.master, app_name="posterml-bench-batch")
-        started = time.perf_counter() - start
-        used = local_cores(args.master)
-        out = Path(tmp) / "scored.parquet"
-        try:
-            # Cold: as a user's job runs. Warm: the same job again in the same session, its
-            # Python workers already up (each task still loads the model).
-            cold = batch_score(spark, files, str(out), args.model, batch_rows=args.batch_size)
-            warm = batch_score(
-                spark, files, str(Path(tmp) / "again.parquet"), args.model,
-                batch_rows=args.batch_size,
-            )  # fmt: skip
-        finally:
-            spark.stop()
-        for name, job in (("cold", cold), ("warm", warm)):
-            print(
-                f"batch-score {args.master}, {name}: {job.images_per_second:7.1f} images/s "
-                f"({job.images_per_second / used:.1f} per core; job {job.seconds:.1f} s; "
-                f"{job.n_errors} unusable)"
-            )
-        print(f"  Spark session start {started:.1f} s, apart from the jobs")
-        print(same_predictions(Path(tmp) / "genres.csv", out))
+        missing = _smoke.spark_unavailable() if args.smoke else None
+        if missing:
+            _smoke.skip("batch-score on Spark and the comparison with predict", missing)
+        else:
+            score_on_spark(args, files, Path(tmp))
     print(f"load average after: {load_average()}")
     return 0
 

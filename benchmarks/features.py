@@ -1,6 +1,7 @@
 """Feature-extraction throughput per backbone: cold cache, warm cache, and where time goes.
 
     python -m benchmarks.features [--n 512] [--data ../shared/posters] [--batch-size 32]
+    python -m benchmarks.features --smoke   # seconds: 16 synthetic posters, Lite0 only
 
 For each backbone: decode-only and model-only rates on up to 512 posters (to show which one
 limits), then ``BackboneFeaturizer.transform_paths`` on ``--n`` real posters end to end
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import _smoke
 from posterml.data.sources import load_dataset
 from posterml.features.extract import iter_image_batches
 
@@ -138,7 +140,10 @@ def main(argv: list[str] | None = None) -> None:
         help="tf.config.threading intra-op threads (0: TensorFlow's default)",
     )
     parser.add_argument("--inter-threads", type=int, default=0)
-    args = parser.parse_args(argv)
+    # Smoke: Lite0 only (ResNet50's weights are a download), batches of 8 so there are two.
+    args = _smoke.parse_args(
+        parser, argv, data="synthetic", n=16, batch_size=8, backbones="efficientnet_lite0"
+    )
 
     if args.intra_threads or args.inter_threads:
         import tensorflow as tf

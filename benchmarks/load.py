@@ -4,6 +4,7 @@
     python -m benchmarks.load --model runs:/RUN_ID/model --clients 4 --seconds 60 --rows 1
     python -m benchmarks.load --model models:/poster-genre-classifier@champion --bomb
     python -m benchmarks.load --bomb --bomb-side 3873 --bomb-rows 6   # allowed: 6 x 15 Mpx
+    python -m benchmarks.load --smoke   # seconds of load, then a one-image bomb: smoke model
 
 Starts ``mlflow models serve`` (local env, 127.0.0.1, a free port; ``--url`` uses a server
 already running on this machine instead), then either
@@ -36,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from benchmarks import _smoke
 from benchmarks.serving import (
     DEFAULT_MODEL,
     DEFAULT_POSTERS,
@@ -207,7 +209,14 @@ def load_table(args, results: LoadResults, rss: dict[str, int | None]) -> str:
 
 
 # --------------------------------------------------------------------------- bomb
-def run_bomb(url: str, pgid: int | None, rows: int, good: str, side: int = BOMB_SIDE) -> str:
+def run_bomb(
+    url: str,
+    pgid: int | None,
+    rows: int,
+    good: str,
+    side: int = BOMB_SIDE,
+    settle_s: float = SETTLE_S,
+) -> str:
     """Send the pixel-bomb request once; a table of the answer and the server's memory."""
     import requests
 
@@ -218,7 +227,7 @@ def run_bomb(url: str, pgid: int | None, rows: int, good: str, side: int = BOMB_
         start = time.perf_counter()
         response = requests.post(f"{url}/invocations", data=body, headers=HEADERS, timeout=300)
         elapsed = time.perf_counter() - start
-        time.sleep(SETTLE_S)
+        time.sleep(settle_s)
     after = process_group_rss(pgid) if pgid else None
     try:
         message = response.json().get("message", "")
@@ -237,7 +246,7 @@ def run_bomb(url: str, pgid: int | None, rows: int, good: str, side: int = BOMB_
         ("message", message or "(predictions)"),
         ("server RSS before", mb(before)),
         ("server RSS peak", mb(sampler.peak if pgid else None)),
-        (f"server RSS after (+{SETTLE_S:.0f} s)", mb(after)),
+        (f"server RSS after (+{settle_s:g} s)", mb(after)),
         ("a normal poster afterwards", f"HTTP {check.status_code}"),
     ]
     width = max(len(name) for name, _ in rows_out)
@@ -268,11 +277,27 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"bomb width = height (default {BOMB_SIDE}; 3873 = 15 Mpx passes the default limits)",
     )
     parser.add_argument("--posters", type=Path, default=DEFAULT_POSTERS)
+    parser.add_argument(
+        "--settle", type=float, default=SETTLE_S, help="seconds before reading 'after' memory"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _smoke.parse_args(
+        build_parser(),
+        argv,
+        clients=2,
+        seconds=2.0,
+        max_requests=20,
+        warmup=1,
+        bomb_rows=1,
+        settle=0.5,
+    )
+    if args.smoke:  # the smoke model, served from its own store, on synthetic posters
+        model = _smoke.smoke_model()
+        args.model, args.tracking_uri = model.model_uri, model.tracking_uri
+        args.posters = _smoke.synthetic_root()
     if args.clients < 1 or args.seconds <= 0 or args.rows < 1:
         raise SystemExit("--clients and --rows must be >= 1 and --seconds > 0")
     if args.tracking_uri:
@@ -292,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                 server = LocalModelServer(args.model, Path(tmp)).start()
                 url, pgid = server.url, server.process.pid  # its own session: pgid == pid
             if args.bomb:
-                print(run_bomb(url, pgid, args.bomb_rows, images[0], args.bomb_side))
+                print(run_bomb(url, pgid, args.bomb_rows, images[0], args.bomb_side, args.settle))
                 return 0
             import requests
 
@@ -302,12 +327,18 @@ def main(argv: list[str] | None = None) -> int:
             with PeakSampler(pgid) as sampler:
                 results = run_load(url, bodies, args.clients, args.seconds, args.max_requests)
             rss["peak"] = sampler.peak if pgid else None
-            time.sleep(SETTLE_S)
+            time.sleep(args.settle)
             rss["after"] = process_group_rss(pgid) if pgid else None
+            # Smoke: the bomb's path too, on the server already up (--bomb alone skips the load).
+            bomb = None
+            if args.smoke:
+                bomb = run_bomb(url, pgid, args.bomb_rows, images[0], args.bomb_side, args.settle)
         finally:
             if server is not None:
                 server.stop()
     print(load_table(args, results, rss))
+    if bomb:
+        print(bomb)
     return 0
 
 

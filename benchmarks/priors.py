@@ -1,6 +1,7 @@
 """Does knowing a period's genre rates help, and can they be estimated from unlabelled posters?
 
     python -m benchmarks.priors --run RUN_ID --data ../shared/posters
+    python -m benchmarks.priors --smoke   # seconds: the smoke model on the synthetic set
 
 For a logged run (a ``benchmarks.quality`` run: trained on 1990-2018, cross-period set before
 1980), scores its held-out posters with the run's own model and decision layer, three ways:
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
+from benchmarks import _smoke
 from posterml.evaluation.decision import estimate_priors_em, shift_priors
 from posterml.genres import GENRES, to_matrix
 from posterml.serving.pyfunc import load_pipeline
@@ -31,9 +33,14 @@ SHOWN = ("Drama", "Comedy", "Documentary", "Horror", "Western")
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", required=True, help="a parent run id with a logged model")
+    parser.add_argument("--run", help="a parent run id with a logged model (required)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "posters")
-    args = parser.parse_args(argv)
+    args = _smoke.parse_args(parser, argv)
+    if args.smoke:  # the smoke model's run (split like benchmarks.quality's) and its posters
+        args.run = _smoke.smoke_model().run_id
+        args.data = _smoke.synthetic_root()
+    elif not args.run:
+        parser.error("the following arguments are required: --run")
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
     run = mlflow.get_run(args.run)
     pipeline = load_pipeline(run.data.tags["model_uri"])

@@ -1,6 +1,7 @@
 """Quality benchmark: every family on real posters, one table next to the baseline.
 
     python -m benchmarks.quality --data ../shared/posters --backbone efficientnet_lite0
+    python -m benchmarks.quality --smoke   # seconds: synthetic set, one trial, one epoch
 
 One fixed-seed split: train/val/test drawn from 1990-2018 (in-period test), and every
 poster before 1980 as the cross-period test set (standing in for the study's 2010s -> 1970s).
@@ -26,11 +27,17 @@ from functools import partial
 
 import pandas as pd
 
+from benchmarks import _smoke
 from posterml.experiment.cli import experiment_config
 from posterml.experiment.compare import comparison_table
 from posterml.experiment.config import RECOMMENDED, ExperimentConfig
 from posterml.experiment.run import run_experiment
 
+EXPERIMENT = "benchmark-quality"
+SMOKE_POSTERS = 150
+# Every variant's config is built (a stale knob fails), but a smoke run fits only two: each
+# run takes ~8 s even at one trial, and the families have their own tests.
+SMOKE_VARIANTS = "pca_classic,resnet_svm (balanced)"
 STUDY_CLAIMS = "study (ResNet50, 2010s): SVM 0.51, MLP 0.57, balanced SVM 0.74; 1970s 0.37-0.40"
 
 
@@ -41,7 +48,7 @@ def variants(args: argparse.Namespace) -> dict[str, ExperimentConfig]:
         train_years=args.train_years,
         test_years=args.test_years,
         storage=args.storage,
-        experiment="benchmark-quality",
+        experiment=EXPERIMENT,
         max_posters=args.max_posters,
         cv_folds=args.cv_folds,
     )
@@ -70,7 +77,7 @@ def variants(args: argparse.Namespace) -> dict[str, ExperimentConfig]:
         "resnet_mlp (unweighted)": mlp(positive_weighting="none"),
         "resnet_mlp (weighting searched)": mlp(positive_weighting="search"),
         "finetune (top block)": config(
-            "finetune", n_trials=args.finetune_trials, epochs=15, cv_folds=0
+            "finetune", n_trials=args.finetune_trials, epochs=args.finetune_epochs, cv_folds=0
         ),
         "ensemble (svm + mlp)": config(
             "ensemble", n_trials=args.ensemble_trials, epochs=args.mlp_epochs
@@ -129,16 +136,43 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--mlp-epochs", type=int, default=100)
     parser.add_argument("--ensemble-trials", type=int, default=5)
     parser.add_argument("--finetune-trials", type=int, default=3)
+    parser.add_argument("--finetune-epochs", type=int, default=15)
     parser.add_argument("--only", default="", help="comma-separated variant names to run")
-    args = parser.parse_args(argv)
+    args = _smoke.parse_args(
+        parser,
+        argv,
+        data="synthetic",
+        max_posters=SMOKE_POSTERS,
+        cv_folds=2,
+        pca_trials=1,
+        cnn_trials=1,
+        cnn_epochs=1,
+        svm_trials=1,
+        mlp_trials=1,
+        mlp_epochs=2,
+        ensemble_trials=1,
+        finetune_trials=1,
+        finetune_epochs=1,
+        only=SMOKE_VARIANTS,
+    )
+    if not args.smoke:
+        return compare(args)
+    with _smoke.scratch_store(EXPERIMENT):  # synthetic runs never land in the user's store
+        return compare(args)
 
+
+def compare(args: argparse.Namespace) -> pd.DataFrame:
+    """Run the variants ``args`` selects and print their table."""
     run_ids, seconds = {}, {}
-    for name, config in variants(args).items():
+    configs = variants(args)
+    for name, config in configs.items():
         if args.only and not any(o.strip() in name for o in args.only.split(",")):
             continue
         start = time.perf_counter()
         run_ids[name] = run_experiment(config)
         seconds[name] = time.perf_counter() - start
+    if args.smoke:
+        _smoke.say(f"ran {len(run_ids)} of {len(configs)} variants: {', '.join(run_ids)}")
     table = comparison_table(run_ids)
     table.insert(2, "minutes", [round(seconds.get(m, 0) / 60, 1) for m in table["model"]])
     shown = table.drop(columns=["run_id"])
@@ -150,7 +184,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         f"budget: pca {args.pca_trials} trials, cnn {args.cnn_trials} trials x "
         f"{args.cnn_epochs} epochs, svm {args.svm_trials} trials, mlp {args.mlp_trials} "
         f"trials x <= {args.mlp_epochs} epochs (early stopping), ensemble "
-        f"{args.ensemble_trials} trials, finetune {args.finetune_trials} trials x <= 15 "
+        f"{args.ensemble_trials} trials, finetune {args.finetune_trials} trials x <= "
+        f"{args.finetune_epochs} "
         f"epochs (no out-of-fold refits); out-of-fold folds {args.cv_folds}"
     )
     with pd.option_context("display.width", 250, "display.max_columns", 50):

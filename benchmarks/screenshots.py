@@ -1,6 +1,7 @@
 """What the MLflow UI shows of a run, in a real headless browser: screenshots and checks.
 
     python -m benchmarks.screenshots --store sqlite:////path/to/mlflow.db --out screenshots
+    python -m benchmarks.screenshots --smoke   # the smoke model's store, the run page only
 
 Given a tracking store that ``make demo`` and ``posterml register`` filled, starts
 ``mlflow server`` on 127.0.0.1 (a free port) and, with headless Chromium (Debian's
@@ -36,6 +37,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.utils.name_utils import _GENERATOR_NOUNS, _GENERATOR_PREDICATES
 
+from benchmarks import _smoke
 from posterml.names import CHAMPION_ALIAS, MODEL_NAME, ROLE_TAG
 from posterml.serving.server import TrackingServer
 from posterml.tracking import DEFAULT_TRACKING_URI, sqlite_file
@@ -50,6 +52,9 @@ RANDOM_NAME = re.compile(
     rf"\b(?:{'|'.join(_GENERATOR_PREDICATES)})-(?:{'|'.join(_GENERATOR_NOUNS)})-\d+\b"
 )
 HEADLINE_HEADER = "| split | micro F1 |"  # the run description (posterml.experiment.report)
+NO_CHROMIUM = "no chromium on PATH (Debian: apt-get install -y chromium)"
+# Smoke: one page, its two visits; all four take ~100 s on 2 busy cores.
+SMOKE_PAGES = ("run",)
 
 
 @dataclass
@@ -62,12 +67,15 @@ class Page:
     dom: str = ""
 
 
-def find_chromium() -> str:
-    """The Chromium binary, or exit saying how to install it."""
+def find_chromium(required: bool = True) -> str | None:
+    """The Chromium binary; if there is none, exit saying how to install it (or, when not
+    ``required``, None)."""
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if path := shutil.which(name):
             return path
-    raise SystemExit("screenshots: no chromium on PATH (Debian: apt-get install -y chromium)")
+    if required:
+        raise SystemExit(f"screenshots: {NO_CHROMIUM}")
+    return None
 
 
 def _visit(command: list[str]) -> subprocess.CompletedProcess | None:
@@ -170,19 +178,21 @@ def check_store(client: MlflowClient, experiment_id: str, parent_id: str, versio
 
 
 def check_pages(pages: dict[str, Page], parent_names: list[str], model_id: str) -> list[str]:
-    """What the rendered pages must show; one message per problem."""
+    """What the rendered pages must show (those captured); one message per problem."""
     problems = []
-    runs_text = page_text(pages["runs"].dom)
-    for name in parent_names:
-        if name not in runs_text:
-            problems.append(f"runs list does not show the run {name!r}")
+    if "runs" in pages:
+        runs_text = page_text(pages["runs"].dom)
+        for name in parent_names:
+            if name not in runs_text:
+                problems.append(f"runs list does not show the run {name!r}")
     for page in pages.values():
         if found := RANDOM_NAME.search(page_text(page.dom)):
             problems.append(f"{page.name} page shows a random run name {found.group()!r}")
-    overview = pages["run"].dom
-    if "<table" not in overview or "weighted F1" not in page_text(overview):
-        problems.append("run overview does not render the description's headline table")
-    if model_id and f"/models/{model_id}" not in pages["version"].dom:
+    if "run" in pages:
+        overview = pages["run"].dom
+        if "<table" not in overview or "weighted F1" not in page_text(overview):
+            problems.append("run overview does not render the description's headline table")
+    if model_id and "version" in pages and f"/models/{model_id}" not in pages["version"].dom:
         problems.append(f"model version page has no link to logged model {model_id}")
     return problems
 
@@ -194,49 +204,65 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI),
         help="sqlite tracking store URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)",
     )
-    parser.add_argument("--out", type=Path, default=Path("screenshots"), help="PNG folder")
+    parser.add_argument(
+        "--out", type=Path, help="PNG folder (default: screenshots; --smoke: a temp folder)"
+    )
     parser.add_argument("--model-name", default=MODEL_NAME)
-    args = parser.parse_args(argv)
+    args = _smoke.parse_args(parser, argv)
+    if args.smoke:  # the smoke model's store: a champion trained on the synthetic set
+        args.store = _smoke.smoke_model().tracking_uri
     database = sqlite_file(args.store)
     if database is None or not database.is_file():
         raise SystemExit(f"screenshots: {args.store} is not an existing sqlite store")
-    chromium = find_chromium()
-    args.out.mkdir(parents=True, exist_ok=True)
-    store = f"sqlite:///{database.resolve()}"
-    start = time.perf_counter()
+    chromium = find_chromium(required=not args.smoke)
     with tempfile.TemporaryDirectory(prefix="posterml-ui-") as tmp:
-        # cwd: the store's folder, so relative artifact locations resolve as when logged.
-        with TrackingServer(
-            store, Path(tmp), cwd=database.resolve().parent, timeout=120.0
-        ) as server:
-            print(f"mlflow server up: {time.perf_counter() - start:.0f} s", file=sys.stderr)
-            client = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
-            version = client.get_model_version_by_alias(args.model_name, CHAMPION_ALIAS)
-            parent = client.get_run(version.run_id)
-            experiment_id = parent.info.experiment_id
-            parents = client.search_runs(
-                [experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'experiment'"
-            )
-            pages = {
-                "runs": Page("runs", f"/experiments/{experiment_id}/runs"),
-                "run": Page("run", f"/experiments/{experiment_id}/runs/{parent.info.run_id}"),
-                "model": Page("model", f"/models/{args.model_name}"),
-                "version": Page("version", f"/models/{args.model_name}/versions/{version.version}"),
-            }
-            for page in pages.values():
-                capture(chromium, server.url, page, args.out)
-                print(page.png)
-            problems = check_store(client, experiment_id, parent.info.run_id, version)
-            # The list shows top-level runs; a compare run's families sit folded under it.
-            names = [
-                run.info.run_name for run in parents if "mlflow.parentRunId" not in run.data.tags
-            ]
-            problems += check_pages(pages, names, logged_model_id(version) or "")
+        args.out = args.out or (Path(tmp) / "png" if args.smoke else Path("screenshots"))
+        problems, n_pages = check_ui(args, database, chromium, Path(tmp))
     for problem in problems:
         print(f"screenshots: FAILED: {problem}", file=sys.stderr)
     if not problems:
-        print(f"screenshots: all checks passed ({len(pages)} pages)")
+        print(f"screenshots: all checks passed ({n_pages} pages)")
     return 1 if problems else 0
+
+
+def check_ui(
+    args: argparse.Namespace, database: Path, chromium: str | None, tmp: Path
+) -> tuple[list[str], int]:
+    """Serve the store, check it and (with ``chromium``) its rendered pages; the problems
+    found and how many pages were checked."""
+    store = f"sqlite:///{database.resolve()}"
+    start = time.perf_counter()
+    # cwd: the store's folder, so relative artifact locations resolve as when logged.
+    with TrackingServer(store, tmp, cwd=database.resolve().parent, timeout=120.0) as server:
+        print(f"mlflow server up: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        client = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
+        version = client.get_model_version_by_alias(args.model_name, CHAMPION_ALIAS)
+        parent = client.get_run(version.run_id)
+        experiment_id = parent.info.experiment_id
+        parents = client.search_runs(
+            [experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'experiment'"
+        )
+        pages = {
+            "runs": Page("runs", f"/experiments/{experiment_id}/runs"),
+            "run": Page("run", f"/experiments/{experiment_id}/runs/{parent.info.run_id}"),
+            "model": Page("model", f"/models/{args.model_name}"),
+            "version": Page("version", f"/models/{args.model_name}/versions/{version.version}"),
+        }
+        if chromium is None:  # only a smoke run gets here
+            _smoke.skip("the screenshots and the rendered pages' checks", NO_CHROMIUM)
+            pages = {}
+        elif args.smoke:
+            pages = {name: pages[name] for name in SMOKE_PAGES}
+            _smoke.say(f"captures only the {', '.join(pages)} page (two Chromium visits each)")
+        args.out.mkdir(parents=True, exist_ok=True)
+        for page in pages.values():
+            capture(chromium, server.url, page, args.out)
+            print(page.png)
+        problems = check_store(client, experiment_id, parent.info.run_id, version)
+        # The list shows top-level runs; a compare run's families sit folded under it.
+        names = [run.info.run_name for run in parents if "mlflow.parentRunId" not in run.data.tags]
+        problems += check_pages(pages, names, logged_model_id(version) or "")
+    return problems, len(pages)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """What a dealer gets from the served model: real posters through the live server, scored.
 
     python -m benchmarks.served --model models:/poster-genre-classifier@champion
+    python -m benchmarks.served --smoke   # the smoke model, 16 held-out synthetic posters
 
 Starts ``mlflow models serve`` on 127.0.0.1 (or uses ``--url``), sends the posters the model's
 run held out (its ``test`` and ``cross_period`` ids, read from the run's ``data/split_ids.csv``, so
@@ -33,6 +34,7 @@ import requests
 from PIL import Image
 from sklearn.metrics import f1_score
 
+from benchmarks import _smoke
 from posterml.genres import GENRES, to_matrix
 from posterml.serving.server import LocalModelServer
 
@@ -127,7 +129,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--camera", action="store_true", help="also send the posters as phone photos"
     )
-    args = parser.parse_args(argv)
+    args = _smoke.parse_args(parser, argv, max_posters=16, camera=True)
+    if args.smoke:  # the smoke model, served from its own store, and its synthetic posters
+        args.model = _smoke.smoke_model().model_uri
+        args.data = _smoke.synthetic_root()
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
     table = held_out(args.model, args.data).head(args.max_posters)
     y = to_matrix(table["genres"].map(lambda g: g.split("|")[:5]).tolist())

@@ -2,6 +2,7 @@
 
     python -m benchmarks.serving --model models:/poster-genre-classifier@champion --n 200
     python -m benchmarks.serving --url http://127.0.0.1:5000 --n 200   # a running server
+    python -m benchmarks.serving --smoke   # the smoke model, a few synthetic posters
 
 Starts ``mlflow models serve`` (local env, 127.0.0.1, a free port) unless ``--url`` is given,
 warms it up, then measures the latency (p50/p95) of ``--n`` single-image requests and the
@@ -25,6 +26,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
+from benchmarks import _smoke
 from posterml.serving.server import LocalModelServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,7 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _smoke.parse_args(build_parser(), argv, n=4, batch_size=4, warmup=1)
+    if args.smoke:  # the smoke model, served from its own store, on synthetic posters
+        model = _smoke.smoke_model()
+        args.model, args.tracking_uri = model.model_uri, model.tracking_uri
+        args.posters = _smoke.synthetic_root()
     if not (args.posters / "labels.csv").is_file():
         raise SystemExit(f"{args.posters}: no labels.csv (real posters are needed)")
     if args.tracking_uri:

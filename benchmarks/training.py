@@ -1,6 +1,7 @@
 """How one search trial's training time grows with the number of training posters.
 
     python -m benchmarks.training [--data ../shared/posters] [--sizes 500,1000,2000,4000]
+    python -m benchmarks.training --smoke   # seconds: synthetic set, sizes 50,100
 
 One ``resnet_svm`` trial (the recipe's family: 19 RBF SVMs on a shared precomputed kernel,
 ``class_weight=balanced``, C=1.6, gamma_scale=15.7 as the 1,500-poster recipe run chose) fitted
@@ -19,8 +20,9 @@ import os
 import time
 from pathlib import Path
 
-from posterml.data.dataset import load_dataset
-from posterml.features.featurizers import BackboneFeaturizer
+from benchmarks import _smoke
+from posterml.data.sources import load_dataset
+from posterml.features.backbone import BackboneFeaturizer
 from posterml.models.svm import RBFSVMClassifier, squared_distances
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "posters"
@@ -31,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--sizes", default="500,1000,2000,4000")
-    args = parser.parse_args(argv)
+    args = _smoke.parse_args(parser, argv, data="synthetic", sizes="50,100")
     sizes = [int(s) for s in args.sizes.split(",")]
 
     dataset = load_dataset(args.data)

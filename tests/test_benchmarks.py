@@ -1,0 +1,113 @@
+"""Every benchmark still runs: ``--help`` and ``--smoke`` of each module in ``benchmarks/``.
+
+Modules are found with pkgutil, so a benchmark added later is covered without touching this
+file, and an import that moved fails here instead of months later in someone's terminal.
+Each runs as a user runs it (``python -m benchmarks.NAME`` from the repository root) in a
+subprocess, with a throwaway tracking store; the session's posterml cache (``conftest``)
+holds what the smoke runs share: the synthetic set, its features and the smoke model.
+"""
+
+from __future__ import annotations
+
+import os
+import pkgutil
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# The folder, not the package: the repository root need not be on sys.path under pytest.
+BENCHMARKS = sorted(
+    module.name
+    for module in pkgutil.iter_modules([str(REPO / "benchmarks")])
+    if not module.name.startswith("_")
+)
+# Smoke runs that start a scoring server, a tracking server or Spark (10-40 s each).
+SLOW = {"batch", "load", "served", "serving", "screenshots"}
+SPARK = {"batch"}
+# A line each smoke run prints when it measured something; a new benchmark gets the
+# generic check (some output with a number in it) until it is listed here.
+EXPECTED = {
+    "backbones": "F1 differences from",
+    "batch": "posterml predict:",
+    "features": "| backbone |",
+    "load": "latency p50 / p95",
+    "priors": "EM-estimated rates",
+    "quality": "baseline: 2 most frequent genres",
+    "screenshots": "screenshots: all checks passed",
+    "served": "all, without year",
+    "serving": "throughput",
+    "training": "| training posters |",
+}
+SMOKE_PARAMS = [
+    pytest.param(
+        name, marks=[pytest.mark.slow] * (name in SLOW) + [pytest.mark.spark] * (name in SPARK)
+    )
+    for name in BENCHMARKS
+]
+HELP_TIMEOUT_S = 120
+SMOKE_TIMEOUT_S = 300  # slowest: Spark, first to train the smoke model, 40-85 s (2 busy cores)
+INTERRUPT_GRACE_S = 30
+TAIL_CHARS = 4000
+
+
+def run_benchmark(name: str, tmp_path: Path, *args: str, timeout: float) -> str:
+    """``python -m benchmarks.NAME ARGS`` from the repository root with a throwaway tracking
+    store; its stdout, after checking it exited 0 (the output tails are the failure)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
+    for key in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
+        env.pop(key, None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"benchmarks.{name}", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    timed_out = False
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        # Ctrl-C, not a kill: the benchmark's finally blocks stop the servers it started
+        # (in their own process groups, a kill would leave them running).
+        process.send_signal(signal.SIGINT)
+        try:
+            out, err = process.communicate(timeout=INTERRUPT_GRACE_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, err = process.communicate()
+    status = f"did not finish in {timeout:.0f} s" if timed_out else f"exited {process.returncode}"
+    assert not timed_out and process.returncode == 0, (
+        f"benchmarks.{name} {' '.join(args)} {status}\n"
+        f"--- stdout\n{out[-TAIL_CHARS:]}\n--- stderr\n{err[-TAIL_CHARS:]}"
+    )
+    return out
+
+
+def test_benchmarks_found() -> None:
+    """Discovery works (an empty list would make every other test here vacuous)."""
+    assert {"training", "batch", "serving"} <= set(BENCHMARKS)
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_help(name: str, tmp_path: Path) -> None:
+    out = run_benchmark(name, tmp_path, "--help", timeout=HELP_TIMEOUT_S)
+    assert out.startswith("usage:") and "--smoke" in out
+
+
+@pytest.mark.parametrize("name", SMOKE_PARAMS)
+def test_smoke(name: str, tmp_path: Path) -> None:
+    before = set(REPO.iterdir())
+    out = run_benchmark(name, tmp_path, "--smoke", timeout=SMOKE_TIMEOUT_S)
+    assert re.search(r"\d", out), f"benchmarks.{name} --smoke printed no numbers:\n{out}"
+    if name in EXPECTED:
+        assert EXPECTED[name] in out, f"no {EXPECTED[name]!r} in:\n{out[-TAIL_CHARS:]}"
+    # Outputs go to temp folders and the throwaway store, never the working tree.
+    assert set(REPO.iterdir()) == before
