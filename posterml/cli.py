@@ -10,6 +10,9 @@ In the shop, predict a folder of posters with the registered champion model:
                     look at each poster in a browser, fix its genres, save into SHOP
   posterml add genres.csv --to SHOP
                     put the rows you checked (reviewed = yes) into your dataset SHOP
+  posterml audit SHOP
+                    list the posters of SHOP whose genres look wrong (SHOP/audit.csv),
+                    worst first; review them with posterml review SHOP/audit.csv --to SHOP
 
 To experiment, from the project folder (every run is tracked in MLflow):
   mlflow run . -e NAME --experiment-name posterml --env-manager local
@@ -88,10 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_register_arguments(register).set_defaults(handler=run_register)
 
     from posterml.commands.add import add_add_parser
+    from posterml.commands.audit import add_audit_parser
     from posterml.commands.review import add_review_parser
     from posterml.commands.rollback import add_rollback_parser
 
     add_add_parser(sub)
+    add_audit_parser(sub)
     add_review_parser(sub)
     add_rollback_parser(sub)
 
