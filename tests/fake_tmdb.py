@@ -5,7 +5,8 @@ connection cut in the middle of an image body) happen inside requests/urllib3, a
 socket exercises the code paths that have to survive them.
 
 Endpoints: ``/3/genre/movie/list``, ``/3/discover/movie`` (paged, filtered by
-``primary_release_date.gte/lte``, sorted by popularity), ``/3/movie/{id}/external_ids`` and
+``primary_release_date.gte/lte`` and ``with_genres`` (ids joined by ``,`` for AND, ``|`` for
+OR, as TMDb reads them), sorted by popularity), ``/3/movie/{id}/external_ids`` and
 posters at ``/t/p/{size}/{file}.jpg`` (small JPEGs made with Pillow). Every ``/3/`` call checks
 the credential, as TMDb does: the v3 ``api_key`` query parameter, or a v4 read access token as
 ``Authorization: Bearer ...``; a wrong or missing one gets TMDb's 401 JSON.
@@ -149,6 +150,16 @@ class FakeTMDbState:
             return queue.popleft() if queue else None
 
 
+def _has_genres(movie: FakeMovie, with_genres: str) -> bool:
+    """TMDb's ``with_genres``: ids joined by ``,`` must all be present, by ``|`` any of them
+    (one separator per query; empty matches every movie)."""
+    if not with_genres:
+        return True
+    if "|" in with_genres:
+        return any(int(g) in movie.genre_ids for g in with_genres.split("|"))
+    return all(int(g) in movie.genre_ids for g in with_genres.split(","))
+
+
 class _Handler(BaseHTTPRequestHandler):
     """Routes GET requests to the fake endpoints; HTTP/1.0, so one request per connection."""
 
@@ -229,7 +240,11 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         gte = query.get("primary_release_date.gte", "0000-00-00")
         lte = query.get("primary_release_date.lte", "9999-99-99")
-        chosen = [m for m in state.movies if gte <= m.release_date <= lte]
+        chosen = [
+            m
+            for m in state.movies
+            if gte <= m.release_date <= lte and _has_genres(m, query.get("with_genres", ""))
+        ]
         chosen.sort(key=lambda m: m.popularity, reverse=True)
         page = int(query.get("page", "1"))
         size = state.page_size

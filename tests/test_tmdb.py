@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_tmdb import FakeTMDbServer, Fault
+from fake_tmdb import FakeMovie, FakeTMDbServer, Fault
 from helpers import interrupt_when
 from PIL import Image
 
@@ -94,6 +94,56 @@ def test_full_fetch_writes_folder_dataset(server, tmp_path):
     assert any("lte=1979-12-31" in r and "page=2" in r for r in discover)  # paged
     images = [r for r in server.state.requests if r.startswith("/t/p/")]
     assert images and all(r.startswith("/t/p/w342/") and "api_key" not in r for r in images)
+
+
+def western_and_war_movies() -> list[FakeMovie]:
+    """A 1970s and a 2010s shelf where the most popular movies are neither Western nor War."""
+    return [
+        FakeMovie(401, "High Noon Road", "1972-03-01", [37], 90.0),
+        FakeMovie(402, "Trench Line", "1975-05-01", [10752, 18], 80.0),
+        FakeMovie(403, "Kitchen Sink", "1973-01-01", [18], 95.0),
+        FakeMovie(404, "Laugh Riot", "1976-01-01", [35], 85.0),
+        FakeMovie(405, "Frontier War", "1978-09-01", [37, 10752], 70.0),
+        FakeMovie(501, "Neo Western", "2015-02-01", [37, 80], 60.0),
+        FakeMovie(502, "Big Laughs", "2012-06-01", [35], 99.0),
+    ]
+
+
+def test_genres_fetch_movies_having_any_of_them(tmp_path):
+    with FakeTMDbServer(api_key=KEY, movies=western_and_war_movies()) as srv:
+        report = run_fetch(srv, tmp_path, per_decade=5, genres=["western", "War"])
+
+        discover = [r for r in srv.state.requests if r.startswith("/3/discover/movie")]
+    # Any, not all: Westerns and War movies alike (AND would have kept 405 alone).
+    _, rows = read_labels(tmp_path)
+    assert {int(r["tmdb_id"]) for r in rows} == {401, 402, 405, 501}
+    assert report.n_movies == 4
+    by_id = {int(r["tmdb_id"]): r["genres"] for r in rows}
+    assert by_id[402] == "War|Drama" and by_id[501] == "Western|Crime"  # all genres kept
+    assert discover and all("with_genres=37%7C10752" in r for r in discover)  # 37|10752
+
+
+def test_without_genres_no_genre_filter_is_sent(server, tmp_path):
+    run_fetch(server, tmp_path, decades=[2010], per_decade=1)
+    discover = [r for r in server.state.requests if r.startswith("/3/discover/movie")]
+    assert discover and not [r for r in discover if "with_genres" in r]
+
+
+def test_unknown_genre_is_refused_before_any_request(server, tmp_path, capsys):
+    from posterml.cli import build_parser as posterml_parser
+
+    with pytest.raises(ValueError, match=r"unknown genre 'Westrn' \(did you mean 'Western'\?\)"):
+        run_fetch(server, tmp_path, genres=["Westrn"])
+    assert server.state.requests == []
+
+    with pytest.raises(SystemExit) as exited:
+        posterml_parser().parse_args(["fetch-tmdb", "--genres", "Western,Sci-fi"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown genre 'Sci-fi' (did you mean 'Science Fiction'?)" in err
+    assert "TMDb's genres are Action, Adventure" in err
+    args = posterml_parser().parse_args(["fetch-tmdb", "--genres", " western , WAR,War"])
+    assert args.genres == ["Western", "War"]
 
 
 def test_downloaded_files_follow_the_umask(server, tmp_path):
@@ -373,9 +423,10 @@ def test_posterml_fetch_tmdb_with_token_logs_flags_but_no_secret(
     assert run.info.status == "FINISHED" and run.data.tags["dataset"] == "tmdb"
     assert run.data.params["decades"] == "2010" and run.data.params["per_decade"] == "2"
     assert set(run.data.params) == {
-        "out", "decades", "per_decade", "poster_size", "api_base_url", "image_base_url",
-        "timeout", "max_retries", "no_progress",
+        "out", "decades", "per_decade", "genres", "poster_size", "api_base_url",
+        "image_base_url", "timeout", "max_retries", "no_progress",
     }  # fmt: skip
+    assert run.data.params["genres"] == ""
     assert run.data.metrics["n_movies"] == 2
     files = [p for p in mlflow_tmp.rglob("*") if p.is_file()]
     assert [p.name for p in files if TOKEN.encode() in p.read_bytes()] == []

@@ -26,7 +26,8 @@ from posterml.io import Terminated, run_interruptible
 
 DESCRIPTION = (
     "Download TMDb posters + genres per decade into a folder dataset "
-    "(labels.csv + images/), tracked as an MLflow run."
+    "(labels.csv + images/), tracked as an MLflow run; --genres fetches only movies having "
+    "any of the genres given."
 )
 # Namespace entries that are not flags of this command: never logged as params.
 _NOT_PARAMS = frozenset({"api_key", "handler", "command"})
@@ -43,6 +44,16 @@ def _decade_list(text: str) -> list[int]:
     return decades
 
 
+def _genre_list(text: str) -> list[str]:
+    """argparse type: 'western, War' -> ['Western', 'War']; '' -> [] (every genre)."""
+    from posterml.data.tmdb.discover import chosen_genres
+
+    try:
+        return chosen_genres(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_fetch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the fetch flags to ``parser`` (shared by both entry points)."""
     parser.add_argument("--out", default="data/tmdb", help="output folder (default: data/tmdb)")
@@ -50,6 +61,14 @@ def add_fetch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         "--decades", type=_decade_list, default=[1970, 2010], help="comma list (default 1970,2010)"
     )
     parser.add_argument("--per-decade", type=int, default=100, help="movies per decade (100)")
+    parser.add_argument(
+        "--genres",
+        type=_genre_list,
+        default=[],
+        help="only movies having ANY of these TMDb genres, e.g. Western,War (comma-separated, "
+        "any case; default: every genre). Each movie keeps all its genres. To grow the "
+        "genres a dataset lacks: fetch into a new --out folder, then posterml add it",
+    )
     parser.add_argument("--poster-size", default="w342", help="TMDb image size (default w342)")
     parser.add_argument(
         "--api-key",
@@ -95,6 +114,7 @@ def _run_params(args: argparse.Namespace, credential: Credential) -> dict[str, s
     """MLflow params: every flag except the key (scrubbed anyway, in case a URL embeds it)."""
     params = {k: v for k, v in vars(args).items() if k not in _NOT_PARAMS}
     params["decades"] = ",".join(str(d) for d in args.decades)
+    params["genres"] = ",".join(args.genres)
     return {k: credential.scrub(str(v)) for k, v in params.items()}
 
 
@@ -149,6 +169,7 @@ def run_fetch_command(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             max_retries=args.max_retries,
             progress=not args.no_progress,
+            genres=args.genres,
         )
         _log_report(report, Path(args.out) / "labels.csv")
         status = "FINISHED"

@@ -3,14 +3,20 @@
 For a decade we page through ``/discover/movie`` (most popular first) until enough movies
 with a poster and at least one genre are found, mapping genre ids to names with
 ``/genre/movie/list``. ``/movie/{id}/external_ids`` gives each one's IMDb id.
+
+Chosen genres narrow the listing with Discover's ``with_genres``: TMDb reads ids joined by
+``,`` as AND and by ``|`` as OR. A dealer who asks for Western and War wants more of
+either (a Western without a war in it is just what he lacks), so they are joined by ``|``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from posterml.data.tmdb.client import TMDbClient
+from posterml.data.tmdb.client import TMDbClient, TMDbError
+from posterml.genres import GENRES, canonical_genre, did_you_mean
 
 MAX_GENRES = 5
 # TMDb serves at most 500 pages of Discover results, whatever total_pages says.
@@ -43,21 +49,53 @@ def decade_bounds(decade: int) -> tuple[str, str]:
     return f"{decade:04d}-01-01", f"{decade + 9:04d}-12-31"
 
 
-def _discover_page(client: TMDbClient, decade: int, page: int) -> dict[str, Any]:
-    """One page of the decade's movies, most popular first."""
+def chosen_genres(text: str | Sequence[str]) -> list[str]:
+    """TMDb genre names from ``"western, war"`` (or a list of names), in TMDb's spelling.
+
+    Any case and spacing is accepted; an unknown name is a ``ValueError`` naming the likely
+    genre and TMDb's list, so a typo never fetches every genre instead of the one asked for.
+    """
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    chosen: list[str] = []
+    for part in (p for p in parts if p.strip()):
+        genre = canonical_genre(part)
+        if genre is None:
+            raise ValueError(
+                f"unknown genre {part.strip()!r}{did_you_mean(part)}; TMDb's genres are "
+                + ", ".join(GENRES)
+            )
+        if genre not in chosen:
+            chosen.append(genre)
+    return chosen
+
+
+def genre_ids(names: dict[int, str], chosen: list[str]) -> list[int]:
+    """TMDb's ids of the ``chosen`` genre names (``genre_names``' map read backwards); a name
+    TMDb's list lacks is a ``TMDbError``, never silently a wider listing."""
+    by_name = {name: gid for gid, name in names.items()}
+    missing = [name for name in chosen if name not in by_name]
+    if missing:
+        raise TMDbError(f"TMDb's genre list has no {', '.join(map(repr, missing))}")
+    return [by_name[name] for name in chosen]
+
+
+def _discover_page(
+    client: TMDbClient, decade: int, page: int, with_genres: list[int] | None = None
+) -> dict[str, Any]:
+    """One page of the decade's movies, most popular first; with ``with_genres``, only movies
+    having any of those genre ids."""
     gte, lte = decade_bounds(decade)
-    return client.get_json(
-        "discover/movie",
-        f"discover {decade}s p{page}",
-        **{
-            "primary_release_date.gte": gte,
-            "primary_release_date.lte": lte,
-            "sort_by": "popularity.desc",
-            "include_adult": "false",
-            "include_video": "false",
-            "page": page,
-        },
-    )
+    query: dict[str, Any] = {
+        "primary_release_date.gte": gte,
+        "primary_release_date.lte": lte,
+        "sort_by": "popularity.desc",
+        "include_adult": "false",
+        "include_video": "false",
+        "page": page,
+    }
+    if with_genres:
+        query["with_genres"] = "|".join(str(g) for g in with_genres)  # | is OR, "," AND
+    return client.get_json("discover/movie", f"discover {decade}s p{page}", **query)
 
 
 def _to_movie(result: dict[str, Any], names: dict[int, str], decade: int) -> Movie | None:
@@ -79,14 +117,19 @@ def _to_movie(result: dict[str, Any], names: dict[int, str], decade: int) -> Mov
 
 
 def discover_decade(
-    client: TMDbClient, decade: int, per_decade: int, names: dict[int, str]
+    client: TMDbClient,
+    decade: int,
+    per_decade: int,
+    names: dict[int, str],
+    with_genres: list[int] | None = None,
 ) -> list[Movie]:
-    """Page through Discover until ``per_decade`` usable movies are found or pages run out."""
+    """Page through Discover until ``per_decade`` usable movies are found or pages run out;
+    with ``with_genres`` (ids), only movies having any of them."""
     movies: list[Movie] = []
     seen: set[int] = set()  # popularity shifts between pages can repeat a movie
     page, total_pages = 1, 1
     while len(movies) < per_decade and page <= min(total_pages, MAX_DISCOVER_PAGES):
-        response = _discover_page(client, decade, page)
+        response = _discover_page(client, decade, page, with_genres)
         total_pages = int(response.get("total_pages") or 0)
         for result in response.get("results", []):
             movie = _to_movie(result, names, decade)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -24,7 +25,14 @@ import requests
 from posterml.data.images import ImageDecodeError, load_image
 from posterml.data.tmdb.auth import Credential, scrubbed_logging
 from posterml.data.tmdb.client import TMDbAuthError, TMDbClient, TMDbError
-from posterml.data.tmdb.discover import Movie, discover_decade, genre_names, imdb_id
+from posterml.data.tmdb.discover import (
+    Movie,
+    chosen_genres,
+    discover_decade,
+    genre_ids,
+    genre_names,
+    imdb_id,
+)
 from posterml.io import atomic_write
 from posterml.progress import progress_bar, write_line
 
@@ -201,8 +209,12 @@ def fetch_tmdb(
     timeout: float = 10.0,
     max_retries: int = 5,
     progress: bool = True,
+    genres: Sequence[str] | None = None,
 ) -> FetchReport:
     """Download the ``per_decade`` most popular movies with a poster per decade into a folder.
+
+    With ``genres`` (TMDb names, any case), only movies having any of them are listed: the
+    way to grow the genres a dataset lacks. Each movie keeps all its TMDb genres.
 
     Writes ``out_dir/images/<tmdb_id>.jpg`` and ``out_dir/labels.csv`` (columns
     ``poster_id,imdb_id,tmdb_id,title,year,genres,image`` then
@@ -219,6 +231,7 @@ def fetch_tmdb(
         raise TMDbAuthError("no TMDb API key given: set TMDB_API_KEY or pass --api-key")
     if per_decade < 1:
         raise ValueError(f"per_decade must be at least 1, got {per_decade}")
+    wanted = chosen_genres(genres or [])
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     _remove_stale_parts(out / "images")
@@ -230,9 +243,10 @@ def fetch_tmdb(
     ):
         fetcher = _Fetcher(client, out, f"{image_base}/{poster_size}", progress)
         names = genre_names(client)
+        with_genres = genre_ids(names, wanted) if wanted else None
         rows: list[dict[str, Any]] = []
         for decade in decades:
-            movies = discover_decade(client, decade, per_decade, names)
+            movies = discover_decade(client, decade, per_decade, names, with_genres)
             rows += fetcher.fetch_decade(decade, movies)
             _write_labels(out, rows)  # after each decade, so an interrupted run keeps its work
         if not decades:
