@@ -82,16 +82,23 @@ def test_flipped_labels_rank_at_the_top(audited):
     assert audited.n_flagged <= 2 * len(FLIPPED)
 
 
-def test_csv_opens_in_the_review_queue(audited, flipped_set: Path, tmp_path: Path):
+def test_csv_opens_in_the_review_queue_and_fixes_reach_the_dataset(
+    audited, flipped_set: Path, tmp_path: Path
+):
+    from posterml.cli import main
     from posterml.review.queue import queue_from_csv
 
-    out = write_audit_csv(audit_frame(audited, flipped_set), flipped_set / "audit.csv")
+    shop = tmp_path / "shop"
+    shutil.copytree(flipped_set, shop)
+    # Files relative to the audited folder: the same names inside its copy.
+    out = write_audit_csv(audit_frame(audited, flipped_set), shop / "audit.csv")
     table = pd.read_csv(out, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     assert len(table) == audited.n_flagged
     worst = table.iloc[0]
     assert worst["suspect_genres"] in FLIPPED.values() and worst["given_genres"] != worst["genres"]
 
-    queue, left_out = queue_from_csv(out, tmp_path / "fixed")
+    fixes = tmp_path / "shop-fixes"
+    queue, left_out = queue_from_csv(out, fixes)
     assert left_out == []
     assert len(queue.posters) == len(table)
     priorities = [p.priority for p in queue.posters]
@@ -100,6 +107,14 @@ def test_csv_opens_in_the_review_queue(audited, flipped_set: Path, tmp_path: Pat
     assert first.name == worst["file"]
     assert first.genres == worst["genres"].split(", ")  # the proposed label comes ticked
     assert set(first.maybe) == set(worst["maybe"].split(", "))  # the disputed genres marked
+    assert not queue.is_reviewed(first)  # a folder of its own: nothing counts as done yet
+
+    # The reviewer accepts the proposal; the fix then relabels the poster in the dataset.
+    queue.save(first.index, first.genres, str(first.year))
+    assert main(["add", str(fixes), "--to", str(shop), "--replace"]) == 0
+    labels = pd.read_csv(shop / "labels.csv", dtype=str).set_index("poster_id")
+    assert labels.loc[worst["poster_id"], "genres"] == worst["genres"].replace(", ", "|")
+    assert len(labels) == len(audited.dataset)
 
 
 def test_unreadable_images_are_skipped_with_a_message(flipped_set: Path, tmp_path: Path, capfd):
@@ -116,7 +131,7 @@ def test_unreadable_images_are_skipped_with_a_message(flipped_set: Path, tmp_pat
     out, err = capfd.readouterr()
     assert "p010.jpg" in err and "skipped" in err
     assert "1 unreadable image(s) skipped" in out
-    assert f"posterml review {shop / 'audit.csv'} --to {shop}" in out
+    assert f"posterml review {shop / 'audit.csv'} --to {tmp_path / 'shop-fixes'}" in out
     table = pd.read_csv(shop / "audit.csv", dtype=str, encoding="utf-8-sig")
     assert "p010" not in set(table["poster_id"])
     assert {"p005", "p031", "p057", "p083"} <= set(table["poster_id"])

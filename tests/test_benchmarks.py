@@ -32,6 +32,7 @@ SPARK = {"batch"}
 # A line each smoke run prints when it measured something; a new benchmark gets the
 # generic check (some output with a number in it) until it is listed here.
 EXPECTED = {
+    "audit": "| drop top suspects |",
     "backbones": "F1 differences from",
     "batch": "posterml predict:",
     "features": "| backbone |",
