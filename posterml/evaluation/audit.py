@@ -34,16 +34,19 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from posterml.data.dataset import PosterDataset
-from posterml.experiment.config import BackboneSVMOptions, ExperimentConfig
-from posterml.experiment.families import Family, get_family
 from posterml.genres import GENRES, MAX_GENRES_PER_MOVIE
 from posterml.io import atomic_write
 from posterml.progress import progress_bar, write_line
+
+if TYPE_CHECKING:  # the experiment modules import MLflow: `posterml --help` need not wait
+    from posterml.experiment.config import ExperimentConfig
+    from posterml.experiment.families import Family
 
 # Measured on ../shared/posters (train 1990-2018 -> val, decision layer cross-fitted):
 # C 1 / gamma_scale 1 scored val weighted F1 .499, C 3 .491, C 10 .480, C 3 with gamma
@@ -81,6 +84,9 @@ class AuditSettings:
     seed: int = 42
 
     def family(self) -> Family:
+        from posterml.experiment.config import BackboneSVMOptions
+        from posterml.experiment.families import get_family
+
         return get_family(
             "resnet_svm", BackboneSVMOptions(backbone=self.backbone, class_weight="balanced")
         )
@@ -90,6 +96,8 @@ class AuditSettings:
 
     def config(self) -> ExperimentConfig:
         """The recipe's decision-layer settings (their defaults), with these folds and seed."""
+        from posterml.experiment.config import ExperimentConfig
+
         return ExperimentConfig(family="resnet_svm", cv_folds=self.folds, seed=self.seed)
 
 
