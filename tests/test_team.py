@@ -224,3 +224,24 @@ def test_users_add_needs_the_team_server(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("posterml users add: users live on the team tracking server")
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_refusal_anywhere_in_a_command_is_one_line_and_exit_77(as_sam, capsys):
+    """What ``posterml.cli`` and the ``register`` entry point wrap every command in."""
+    from posterml.team.refusals import EXIT_REFUSED, refused_in_one_line
+
+    def register():
+        try:
+            raise rest_refusal("/api/2.0/mlflow/model-versions/create")
+        except MlflowException as exc:
+            raise RuntimeError("could not register") from exc  # however deep it was wrapped
+
+    assert refused_in_one_line("posterml register", register, "shop-model", "current") == 77
+    assert EXIT_REFUSED == 77
+    assert capsys.readouterr().err == (
+        "posterml register: user 'sam' may not register versions of shop-model "
+        "(needs EDIT on the registered model)\n"
+    )
+    assert refused_in_one_line("posterml where", lambda: 0) == 0
+    with pytest.raises(ZeroDivisionError):  # anything else keeps its traceback
+        refused_in_one_line("posterml where", lambda: 1 / 0)
