@@ -496,6 +496,25 @@ def test_roles_are_the_grants_posterml_users_add_made(team, capfd):
     )
 
 
+def test_a_user_changes_their_own_password(team, capfd):
+    """``posterml users password``: the current password comes from the user's credentials,
+    the new one from stdin; the old one stops working at once."""
+    old, new = USERS["nobody"][1], "nobody-Renewed-77c2a1e0f3"
+    probe = f"{team.server.url}/api/2.0/mlflow/users/get?username=nobody"
+    try:
+        with as_person("nobody"):
+            assert posterml_cli("users", "password", stdin=new + "\n") == 0
+        assert "password of 'nobody' changed" in capfd.readouterr().out
+        assert requests.get(probe, auth=("nobody", old), timeout=10).status_code == 401
+        assert requests.get(probe, auth=("nobody", new), timeout=10).status_code == 200
+    finally:
+        with as_user("nobody", new):
+            posterml_cli("users", "password", stdin=old + "\n")
+    assert requests.get(probe, auth=("nobody", old), timeout=10).status_code == 200
+    out, err = capfd.readouterr()
+    assert new not in out + err and old not in out + err
+
+
 # --------------------------------------------------------------------------- secrets
 def test_no_password_reaches_runs_artifacts_or_logs(team):
     """As for the TMDb key: every file the server keeps (runs, params, tags, artifacts,
