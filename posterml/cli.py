@@ -22,6 +22,11 @@ To experiment, from the project folder (every run is tracked in MLflow):
   posterml register make the best balanced run the champion that predict uses
                     (--reference REF: only if it beats the champion on your reference set)
   posterml rollback put the previous champion back
+
+On the team tracking server (mlflow server --app-name basic-auth), an admin sets up who may
+do what; a refused command says which right it lacks, and exits 77:
+  posterml users init FOLDER                   the server's auth config (admin password)
+  posterml users add NAME --role scientist     trains and promotes (also: assistant, scorer)
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import argparse
 import sys
 
 from posterml.io import run_interruptible
+from posterml.team.refusals import model_of, refused_in_one_line
 
 
 def _where(args: argparse.Namespace) -> int:
@@ -94,11 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     from posterml.commands.audit import add_audit_parser
     from posterml.commands.review import add_review_parser
     from posterml.commands.rollback import add_rollback_parser
+    from posterml.commands.users import add_users_parser
 
     add_add_parser(sub)
     add_audit_parser(sub)
     add_review_parser(sub)
     add_rollback_parser(sub)
+    add_users_parser(sub)
 
     from posterml.serving.batch import add_batch_score_parser
     from posterml.serving.predict import add_predict_parser
@@ -108,11 +116,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run(args: argparse.Namespace) -> int:
+    """The command; a 401/403 of the tracking server, wherever it arose, becomes one line
+    naming the right the user lacks, and exit status 77 (``posterml.team.refusals``)."""
+    model = getattr(args, "model_name", None) or model_of(getattr(args, "model", None))
+    return refused_in_one_line(
+        f"posterml {args.command}",
+        lambda: args.handler(args),
+        model,
+        getattr(args, "experiment", None),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; Ctrl-C/SIGTERM unwind it (no temp files left) and exit 130/143."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    return run_interruptible(f"posterml {args.command}", lambda: args.handler(args))
+    return run_interruptible(f"posterml {args.command}", lambda: _run(args))
 
 
 if __name__ == "__main__":

@@ -205,6 +205,7 @@ def queue_from_folder(
     no model reachable, queue every poster with no genre ticked and say so."""
     from posterml.serving.predict import collect_files, predict_files
     from posterml.serving.years import read_year_table, years_of
+    from posterml.team.refusals import refusal_reason
 
     root = folder.resolve()
     with tempfile.TemporaryDirectory(prefix="posterml-review-") as tmp:
@@ -220,16 +221,14 @@ def queue_from_folder(
             )
             table = pd.read_csv(out, dtype=str, keep_default_na=False)
             note = f"Genres ticked by {model_uri}."
-        except Exception as exc:  # no store, no model, a model that fails to load
+        except Exception as exc:  # no store, no model, a model that fails to load, refused
+            reason = refusal_reason(exc, model_uri) or f"{type(exc).__name__}: {exc}"
             files = collect_files([root])
             years = years_of(files, read_year_table(years_csv)[1]) if years_csv else None
             table = pd.DataFrame({"file": [str(f) for f in files]})
             if years is not None:
                 table["year"] = ["" if y != y else str(int(y)) for y in years]
-            note = (
-                f"No model could be used ({type(exc).__name__}: {exc}); every genre starts "
-                "unticked."
-            )
+            note = f"No model could be used ({reason}); every genre starts unticked."
     table["file"] = [os.path.relpath(Path(f).absolute(), root) for f in table["file"]]
     posters, left_out = _posters(root, table)
     return ReviewQueue(root, posters, dataset, reference, note), left_out

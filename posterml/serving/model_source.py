@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 import mlflow
 from mlflow.exceptions import MlflowException
 
+from posterml.team.refusals import hides_absence, model_of, raise_if_refused
 from posterml.tracking import DEFAULT_TRACKING_URI, sqlite_file
 
 STORE_SCHEMES = ("models", "runs")  # URIs resolved through the tracking/registry store
@@ -112,6 +113,8 @@ def check_model_source(model_uri: str) -> None:
         with few_http_retries():
             _look_up(model_uri)
     except MlflowException as exc:
+        if not hides_absence(exc, model_of(model_uri)):
+            raise_if_refused(exc)  # there, but not for this user: posterml.cli names the right
         raise ModelSourceError(
             f"cannot find {model_uri} in the MLflow store {_where(store)} ({_reason(exc)}): "
             f"{ADVICE}"

@@ -340,6 +340,7 @@ def predict_files(
 def _handle_predict(args: argparse.Namespace) -> int:
     """CLI handler: 0 on success (even with skipped files), 1 if nothing could be predicted,
     2 if there is nothing to predict, the model cannot be loaded or the output not written."""
+    from posterml.team.refusals import raise_if_refused
     from posterml.tracking import configure_tracking
 
     configure_tracking()
@@ -360,6 +361,7 @@ def _handle_predict(args: argparse.Namespace) -> int:
         print(f"posterml predict: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # model cannot be loaded, output not writable: say why, no trace
+        raise_if_refused(exc)  # the team server's 401/403: posterml.cli names the right
         print(f"posterml predict: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     print(

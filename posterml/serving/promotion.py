@@ -41,7 +41,9 @@ from posterml.serving.registry import (
     latest_dataset,
     register_run_model,
     resolve_experiment_id,
+    version_by_alias,
 )
+from posterml.team.refusals import raise_if_refused
 
 # The rules, on the reference posters. F1 may dip by noise, never more; vintage F1 (the
 # dealer's stock) may not fall at all; a model must say about as many genres as the truth.
@@ -99,7 +101,8 @@ def training_hashes(client: MlflowClient, run_id: str) -> set[str]:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = client.download_artifacts(run_id, SPLIT_IDS_ARTIFACT, tmp)
-        except (MlflowException, OSError):
+        except (MlflowException, OSError) as exc:
+            raise_if_refused(exc)
             raise PromotionError(
                 f"run {run_id} has no {SPLIT_IDS_ARTIFACT}: it cannot be checked against the "
                 "reference set; retrain it with this posterml"
@@ -249,17 +252,16 @@ def _existing_version(client: MlflowClient, model_name: str, run_id: str):
     """A version already registered from ``run_id`` (a challenger judged again), or None."""
     try:
         found = client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
-    except MlflowException:
+    except MlflowException as exc:
+        raise_if_refused(exc)
         return None
     return max(found, key=lambda v: int(v.version)) if found else None
 
 
 def _delete_alias_if_on(client: MlflowClient, model_name: str, alias: str, version) -> None:
-    try:
-        if str(client.get_model_version_by_alias(model_name, alias).version) == str(version):
-            client.delete_registered_model_alias(model_name, alias)
-    except MlflowException:
-        pass
+    found = version_by_alias(client, model_name, alias)
+    if found is not None and str(found.version) == str(version):
+        client.delete_registered_model_alias(model_name, alias)
 
 
 @dataclass
@@ -274,10 +276,7 @@ def rollback(model_name: str = MODEL_NAME, client: MlflowClient | None = None) -
     champion that version had replaced), or goes away. Raises ``LookupError`` without one."""
     client = client or MlflowClient()
     champion = current_champion(client, model_name)
-    try:
-        previous = client.get_model_version_by_alias(model_name, PREVIOUS_ALIAS)
-    except MlflowException:
-        previous = None
+    previous = version_by_alias(client, model_name, PREVIOUS_ALIAS)
     if champion is None or previous is None:
         raise LookupError(
             f"{model_name} has no @{PREVIOUS_ALIAS} version to roll back to"

@@ -32,6 +32,7 @@ from posterml.names import (
     PREVIOUS_CHAMPION_TAG,
     ROLE_TAG,
 )
+from posterml.team.refusals import hides_absence, raise_if_refused
 
 DEFAULT_MODEL_NAME = MODEL_NAME
 SUMMARY_METRICS = (
@@ -81,7 +82,8 @@ def resolve_experiment_id(client: MlflowClient, experiment: str | None) -> str:
     if found is None:
         try:
             found = client.get_experiment(experiment)
-        except MlflowException:
+        except MlflowException as exc:
+            raise_if_refused(exc)
             found = None
     if found is None:
         raise ValueError(f"no MLflow experiment named {experiment!r}")
@@ -246,7 +248,8 @@ def _exists(client: MlflowClient, name: str) -> bool:
     try:
         client.get_registered_model(name)
         return True
-    except MlflowException:
+    except MlflowException as exc:
+        raise_if_refused(exc)  # not readable is not absent
         return False
 
 
@@ -266,12 +269,20 @@ def register_run_model(client: MlflowClient, run, model_name: str, metric: str):
     return client.get_model_version(model_name, version.version)
 
 
+def version_by_alias(client: MlflowClient, name: str, alias: str):
+    """The version ``alias`` points at, or None when the model or the alias does not exist;
+    a refusal (the team server's 403) is raised, unless it only hides a missing model."""
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if not hides_absence(exc, name):
+            raise_if_refused(exc)
+        return None
+
+
 def current_champion(client: MlflowClient, name: str):
     """The version ``@champion`` points at, or None."""
-    try:
-        return client.get_model_version_by_alias(name, CHAMPION_ALIAS)
-    except MlflowException:
-        return None
+    return version_by_alias(client, name, CHAMPION_ALIAS)
 
 
 def _version_tags(run, metric: str) -> dict[str, str]:

@@ -249,11 +249,14 @@ class TrackingServer(LoopbackServer):
     ``artifacts`` (optional) as the folder it serves artifacts from.
 
     One uvicorn worker (its default is four, each importing MLflow for tens of seconds on 2
-    busy cores), and no job runner (two huey consumers nothing here uses).
+    busy cores), and no job runner (two huey consumers nothing here uses). With
+    ``auth_env`` (the ``server.env`` of ``posterml users init``) it is the team server with
+    MLflow's authentication, started as the README starts it:
+    ``mlflow --env-file server.env server --app-name basic-auth``.
     """
 
     what = "MLflow tracking server"
-    ready_path = "/health"
+    ready_path = "/health"  # open without credentials on the auth server too
 
     def __init__(
         self,
@@ -263,15 +266,22 @@ class TrackingServer(LoopbackServer):
         *,
         cwd: Path | str | None = None,
         timeout: float = 240.0,
+        auth_env: Path | str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
-        env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
         super().__init__(workdir, timeout=timeout, cwd=cwd, env=env)
         self.backend_uri = backend_uri
         self.artifacts = artifacts
+        self.auth_env = auth_env
 
     def command(self) -> list[str]:
-        command = [sys.executable, "-m", "mlflow", "server"]
-        command += ["--backend-store-uri", self.backend_uri]
+        command = [sys.executable, "-m", "mlflow"]
+        if self.auth_env is not None:
+            command += ["--env-file", str(self.auth_env)]
+        command += ["server", "--backend-store-uri", self.backend_uri]
         if self.artifacts is not None:
             command += ["--artifacts-destination", str(self.artifacts)]
+        if self.auth_env is not None:
+            command += ["--app-name", "basic-auth"]
         return command + ["--host", HOST, "--port", str(self.port), "--workers", "1"]

@@ -1,0 +1,8 @@
+"""The team tracking server: who may do what.
+
+``mlflow server --app-name basic-auth`` guards runs, models and artifacts with MLflow's own
+users and permissions; posterml adds the shop's roles (``roles``, ``posterml users``), one
+rule MLflow lacks (``champion_rule``: only MANAGE moves ``@champion``), the server's config
+file (``config``) and the one line its commands print when the server refuses
+(``refusals``).
+"""
