@@ -200,3 +200,24 @@ def test_tier_metrics_add_up():
     table = tier_report_frame(Y, genres, maybe).set_index("genre")
     assert table.loc["Action", "found"] == pytest.approx(2 / 3)
     assert table.loc["Adventure", ["genres_named", "maybe_named", "found"]].tolist() == [1, 1, 1.0]
+
+
+def test_batch_scoring_reads_from_the_signature_whether_a_model_has_maybe(tmp_path):
+    """Spark asks the served model for the columns it declares: a model logged before the
+    tiers runs its own posterml, answers no maybe, and gets an empty maybe column instead."""
+    from mlflow.models import Model, ModelSignature
+    from mlflow.types.schema import Array, ColSpec, Schema
+
+    from posterml.serving.batch import model_has_maybe
+    from posterml.serving.pyfunc import SCORE_COLUMNS, _signature
+
+    old_outputs = Schema(
+        [ColSpec(Array("string"), "genres")] + [ColSpec("double", c) for c in SCORE_COLUMNS]
+    )
+    for name, signature, has in (
+        ("old", ModelSignature(inputs=_signature().inputs, outputs=old_outputs), False),
+        ("new", _signature(), True),
+    ):
+        (tmp_path / name).mkdir()
+        Model(signature=signature).save(tmp_path / name / "MLmodel")
+        assert model_has_maybe(tmp_path / name) is has
