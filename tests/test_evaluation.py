@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from posterml.evaluation.cuts import best_f1_threshold
 from posterml.evaluation.decision import (
     DecisionLayer,
-    best_f1_threshold,
     cross_fit_predict,
     estimate_priors_em,
     platt_scaling,
@@ -193,7 +193,7 @@ def test_cross_fitted_decisions_never_use_their_own_labels():
     rng = np.random.default_rng(8)
     y = (rng.random((400, 19)) < 0.3).astype(np.uint8)
     noise = rng.uniform(size=y.shape)  # scores carry no information at all
-    _, honest = cross_fit_predict(DecisionLayer(min_positives=5), noise, y, n_folds=5)
+    _, honest, _ = cross_fit_predict(DecisionLayer(min_positives=5), noise, y, n_folds=5)
     fitted_in_sample = DecisionLayer(min_positives=5).fit(noise, y).predict(noise)
     f1 = lambda p: classification_metrics(y, p, "v")["v_f1_macro"]  # noqa: E731
     assert f1(honest) <= f1(fitted_in_sample)

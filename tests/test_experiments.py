@@ -244,6 +244,9 @@ def test_main_recipe_and_finetune_run_end_to_end_and_main_registers(tmp_path):
             assert metrics[f"{split}_genres_per_poster"] <= 5
             assert metrics[f"{split}_max_overprediction"] >= 0
             assert f"{split}_baseline_f1_micro" in metrics
+            assert 0 <= metrics[f"{split}_maybe_per_poster"] <= 2  # the maybe tier, per split
+            assert metrics[f"{split}_found_recall_micro"] >= metrics[f"{split}_recall_micro"]
+        assert "test_maybe_precision_drama" in metrics and "val_maybe_recall_drama" not in metrics
         decades = [
             k for k in metrics if k.startswith("cross_period_f1_micro_") and k.endswith("0s")
         ]
@@ -253,12 +256,15 @@ def test_main_recipe_and_finetune_run_end_to_end_and_main_registers(tmp_path):
         assert run.data.tags["beats_baseline"] in ("true", "false")
         figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
         assert "figures/f1_by_decade.png" in figures
+        reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
+        assert {"reports/test_tiers.json", "reports/val_tiers.json"} <= reports
         rule = client.download_artifacts(run.info.run_id, "model_decision_rule.json", str(tmp_path))
         assert "Science Fiction" in Path(rule).read_text()  # thresholds carry genre names
     main = by_family["resnet_svm"]
     assert main.info.run_name.startswith("resnet_svm · synthetic · ")  # named under mlflow run
     note = main.data.tags["mlflow.note.content"]  # the description the UI shows first
     assert "| test |" in note and "baseline" in note and "genres/poster" in note
+    assert "maybe/poster" in note
     contexts = {t.value for d in main.inputs.dataset_inputs for t in d.tags}
     assert contexts == {"training", "validation", "test", "cross-period"}
     assert main.data.params["backbone"] == "efficientnet_lite0"

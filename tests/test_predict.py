@@ -93,7 +93,14 @@ def test_cli_predict_writes_good_rows_and_lists_skipped(
     )
     assert code == 0
     table = pd.read_csv(out, keep_default_na=False)
-    assert list(table.columns) == ["file", "genres", "year", "review_priority", *SCORE_COLUMNS]
+    assert list(table.columns) == [
+        "file",
+        "genres",
+        "maybe",
+        "year",
+        "review_priority",
+        *SCORE_COLUMNS,
+    ]
     assert table["file"].tolist() == [str(p) for p in sorted(good)]
     for genres in table["genres"]:
         assert genres and set(genres.split("|")) <= set(GENRES)
@@ -126,6 +133,7 @@ def test_predictions_equal_the_in_process_pipeline(model_store, poster_folder, t
     expected = load_pipeline(model_store.model_uri).predict_frame([load_image(p) for p in good])
     table = pd.read_csv(out, keep_default_na=False)
     assert table["genres"].tolist() == ["|".join(g) for g in expected["genres"]]
+    assert table["maybe"].tolist() == ["|".join(g) for g in expected["maybe"]]
     # Full precision: the csv reads back the very floats the pipeline returned.
     np.testing.assert_array_equal(table[SCORE_COLUMNS].to_numpy(), expected[SCORE_COLUMNS])
 
@@ -252,6 +260,7 @@ def test_spreadsheet_lists_every_file_with_names_and_percentages(
     assert list(table.columns) == [
         "file",
         "genres",
+        "maybe",
         "year",
         "reviewed",
         "review_priority",
@@ -264,6 +273,7 @@ def test_spreadsheet_lists_every_file_with_names_and_percentages(
     expected = load_pipeline(model_store.model_uri).predict_frame([load_image(p) for p in good])
     assert readable.index.tolist() == [str(p) for p in good]
     assert readable["genres"].tolist() == [", ".join(g) for g in expected["genres"]]
+    assert readable["maybe"].tolist() == [", ".join(g) for g in expected["maybe"]]
     percent = readable[list(GENRES)]
     assert percent.map(lambda cell: cell.endswith("%")).all().all()
     shown = percent.map(lambda cell: int(cell.rstrip("%"))).to_numpy()
@@ -272,7 +282,7 @@ def test_spreadsheet_lists_every_file_with_names_and_percentages(
     failed = table[table["error"] != ""].set_index("file")
     assert failed.index.tolist() == [str(folder / "broken.jpg"), str(folder / "notes.jpg")]
     assert "truncated" in failed.loc[str(folder / "broken.jpg"), "error"]
-    assert (failed[["genres", *GENRES]] == "").all().all()
+    assert (failed[["genres", "maybe", *GENRES]] == "").all().all()
     assert len(pd.read_csv(skipped_path(out))) == 2  # listed on their own too, as before
 
 

@@ -57,9 +57,10 @@ def read_output(out: Path, fmt: str) -> pd.DataFrame:
 
 
 def assert_scores_match(rows: pd.DataFrame, expected: pd.DataFrame, joined: bool = False):
-    genres = ["|".join(g) for g in expected["genres"]] if joined else list(expected["genres"])
-    got = [g if joined else list(g) for g in rows["genres"]]
-    assert got == [g if joined else list(g) for g in genres]
+    for tier in ("genres", "maybe"):
+        want = ["|".join(g) for g in expected[tier]] if joined else list(expected[tier])
+        got = [g if joined else list(g) for g in rows[tier]]
+        assert got == [g if joined else list(g) for g in want], tier
     np.testing.assert_allclose(
         rows[SCORE_COLUMNS].to_numpy(float), expected[SCORE_COLUMNS].to_numpy(float), atol=1e-6
     )
@@ -98,7 +99,7 @@ def test_a_folder_with_bad_images_scores_every_good_one(
     assert report.format == "parquet" and report.out.endswith("scored.parquet")
 
     table = read_output(out, "parquet")
-    assert list(table.columns) == ["file", "genres", *SCORE_COLUMNS, "error"]
+    assert list(table.columns) == ["file", "genres", "maybe", *SCORE_COLUMNS, "error"]
     ok = table[table["error"].isna()]
     assert ok["file"].tolist() == [str(p) for p in good]
     assert_scores_match(ok, served_answer(served, good))
@@ -108,7 +109,8 @@ def test_a_folder_with_bad_images_scores_every_good_one(
     assert sorted(failed.index) == sorted(str(p) for p in bad)
     for path, case in bad.items():
         row = failed.loc[str(path)]
-        assert len(row["genres"]) == 0 and row[SCORE_COLUMNS].isna().all()
+        assert len(row["genres"]) == len(row["maybe"]) == 0
+        assert row[SCORE_COLUMNS].isna().all()
         assert all(word in row["error"] for word in expected_words(case)), (case, row["error"])
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
@@ -143,14 +145,14 @@ def test_a_csv_of_paths_with_years_to_csv_replacing_the_old_output(
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
     table = read_output(out, "csv").set_index("file")
-    assert list(table.columns) == ["year", "genres", *SCORE_COLUMNS, "error"]
+    assert list(table.columns) == ["year", "genres", "maybe", *SCORE_COLUMNS, "error"]
     ok = table.loc[[r["image"] for r in rows[:3]]]
     assert (ok["error"] == "").all() and ok["year"].tolist() == ["1975", "", "2012"]
     expected = served_answer(served, images, years=[1975, 0, 2012])
     assert_scores_match(ok, expected, joined=True)
     assert "cannot read file" in table.loc["missing.jpg", "error"]
     assert "year 12 is not a release year" in table.loc[rows[4]["image"], "error"]
-    assert table.loc[rows[4]["image"], "genres"] == ""
+    assert table.loc[rows[4]["image"], "genres"] == table.loc[rows[4]["image"], "maybe"] == ""
     assert table.loc["", "error"] == "no path (empty)"
 
 

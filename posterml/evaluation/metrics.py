@@ -94,6 +94,60 @@ def decision_stats(y_true: np.ndarray, y_pred: np.ndarray, split: str) -> tuple[
     return metrics, GENRES[worst]
 
 
+def tier_metrics(
+    y_true: np.ndarray, genres: np.ndarray, maybe: np.ndarray, split: str
+) -> dict[str, float]:
+    """The ``maybe`` tier beside the asserted ``genres`` (whose metrics are
+    ``classification_metrics``): per genre ``{split}_maybe_precision_{genre}`` and
+    ``{split}_maybe_recall_{genre}``; ``{split}_maybe_per_poster``; micro precision and
+    recall of maybe; and ``{split}_found_recall_{micro,macro}``, the share of true genres
+    found in genres or maybe (a genre is never in both, so found = recall of either added).
+    """
+    y_true, genres, maybe = (np.asarray(a).astype(bool) for a in (y_true, genres, maybe))
+    precision, recall, _, _ = precision_recall_fscore_support(
+        y_true, maybe, average=None, zero_division=0
+    )
+    metrics: dict[str, float] = {}
+    for j, genre in enumerate(GENRES):
+        name = genre_slug(genre)
+        metrics[f"{split}_maybe_precision_{name}"] = float(precision[j])
+        metrics[f"{split}_maybe_recall_{name}"] = float(recall[j])
+    p, r, _, _ = precision_recall_fscore_support(y_true, maybe, average="micro", zero_division=0)
+    found = (genres | maybe) & y_true
+    positives = y_true.sum(axis=0)
+    metrics.update(
+        {
+            f"{split}_maybe_per_poster": float(maybe.sum(axis=1).mean()) if len(maybe) else 0.0,
+            f"{split}_maybe_precision_micro": float(p),
+            f"{split}_maybe_recall_micro": float(r),
+            f"{split}_found_recall_micro": float(found.sum() / max(positives.sum(), 1)),
+            f"{split}_found_recall_macro": float(
+                np.mean(found.sum(axis=0) / np.maximum(positives, 1))
+            ),
+        }
+    )
+    return metrics
+
+
+def tier_report_frame(y_true: np.ndarray, genres: np.ndarray, maybe: np.ndarray) -> pd.DataFrame:
+    """One row per genre: its posters, how often each tier names it and is right, and the
+    share of its posters found in genres or maybe."""
+    y_true, genres, maybe = (np.asarray(a).astype(bool) for a in (y_true, genres, maybe))
+    rows = []
+    for j, genre in enumerate(GENRES):
+        truth = y_true[:, j]
+        row = {"genre": genre, "support": int(truth.sum())}
+        for tier, chosen in (("genres", genres[:, j]), ("maybe", maybe[:, j])):
+            hits = int((chosen & truth).sum())
+            row[f"{tier}_named"] = int(chosen.sum())
+            row[f"{tier}_precision"] = hits / chosen.sum() if chosen.any() else float("nan")
+            row[f"{tier}_recall"] = hits / truth.sum() if truth.any() else float("nan")
+        found = int(((genres[:, j] | maybe[:, j]) & truth).sum())
+        row["found"] = found / truth.sum() if truth.any() else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 DECADE_AVERAGES = ("micro", "weighted", "samples")
 
 

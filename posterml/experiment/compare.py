@@ -31,6 +31,7 @@ DECISION_METRICS = [
     "test_genres_per_poster",
     "test_true_genres_per_poster",
     "test_max_overprediction",
+    "test_maybe_per_poster",
     "cross_period_genres_per_poster",
     "cross_period_max_overprediction",
 ]

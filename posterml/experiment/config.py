@@ -10,7 +10,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from posterml.evaluation.decision import DEFAULT_RATE_CAP
+from posterml.evaluation.decision import (
+    DEFAULT_MAX_MAYBE,
+    DEFAULT_MAYBE_PER_POSTER,
+    DEFAULT_PRECISION_FLOOR,
+    DEFAULT_RATE_CAP,
+)
 from posterml.names import DEFAULT_OBJECTIVE
 from posterml.tracking import redacted_url
 
@@ -99,6 +104,10 @@ class ExperimentConfig:
     max_genres: int = 5  # TMDb's first five, as the study kept
     rate_cap: float = DEFAULT_RATE_CAP  # no genre predicted for more than 1.3x its rate
     min_positives: int = 15  # fewer examples than this: a genre keeps the 0.5 cut
+    # A genre is asserted only where its out-of-fold precision clears this (0: off).
+    precision_floor: float = DEFAULT_PRECISION_FLOOR
+    max_maybe: int = DEFAULT_MAX_MAYBE  # maybe genres per poster at most (0: no maybe)
+    maybe_per_poster: float = DEFAULT_MAYBE_PER_POSTER  # maybe genres per poster on average
     cv_folds: int = 5  # out-of-fold scores over train+val; 0: decide from validation scores
     max_posters: int = 0  # 0 = all; a cap for quick looks at big folders
     experiment: str = ""  # empty: the active/default MLflow experiment

@@ -11,6 +11,7 @@ from posterml.evaluation.metrics import (
     classification_metrics,
     decade_metrics,
     decision_stats,
+    tier_metrics,
     top_k_baseline,
 )
 from posterml.experiment.fitting import Decided
@@ -29,12 +30,16 @@ BASELINE_MARGIN = 0.01
 
 
 def split_metrics(decided: Decided, split: str, y_train: np.ndarray) -> tuple[dict, dict]:
-    """Everything measured on one split: per-genre and average metrics, the decision
-    statistics, the baseline, and F1 per decade beside the baseline's. Returns (metrics, tags).
+    """Everything measured on one split: per-genre and average metrics of the asserted
+    genres, the maybe tier beside them, the decision statistics (asserted genres: what the
+    register guard judges), the baseline, and F1 per decade beside the baseline's.
+    Returns (metrics, tags).
     """
     metrics = classification_metrics(decided.Y, decided.y_pred, split)
     stats, worst = decision_stats(decided.Y, decided.y_pred, split)
     metrics.update(stats)
+    if decided.maybe is not None:
+        metrics.update(tier_metrics(decided.Y, decided.y_pred, decided.maybe, split))
     baseline = top_k_baseline(y_train, len(decided.Y))
     base = classification_metrics(decided.Y, baseline, split)
     metrics.update({f"{split}_baseline_f1_{a}": base[f"{split}_f1_{a}"] for a in AVERAGES})

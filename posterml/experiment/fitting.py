@@ -22,12 +22,14 @@ log = logging.getLogger("posterml")
 
 @dataclass
 class Decided:
-    """Labels, decisions and release years of one evaluated split."""
+    """Labels, decisions (asserted ``y_pred``, and ``maybe``) and release years of one
+    evaluated split."""
 
     Y: np.ndarray
     y_pred: np.ndarray
     years: np.ndarray
     y_pred_with_year: np.ndarray | None = None
+    maybe: np.ndarray | None = None
 
 
 def decision_layer(config: ExperimentConfig) -> DecisionLayer:
@@ -39,6 +41,9 @@ def decision_layer(config: ExperimentConfig) -> DecisionLayer:
         min_positives=config.min_positives,
         min_one_genre=config.min_one_genre,
         max_genres=config.max_genres,
+        precision_floor=config.precision_floor,
+        max_maybe=config.max_maybe,
+        maybe_per_poster=config.maybe_per_poster,
     )
 
 
@@ -101,8 +106,8 @@ def fit_and_decide(
         )
         dev_scores = classifier.predict_scores(X["val"])
     layer = decision_layer(config).fit(dev_scores, Y_dev, years_dev)
-    _, dev_pred = cross_fit_predict(layer, dev_scores, Y_dev, seed=config.seed)
-    return classifier, layer, Decided(Y_dev, dev_pred, years_dev)
+    _, dev_pred, dev_maybe = cross_fit_predict(layer, dev_scores, Y_dev, seed=config.seed)
+    return classifier, layer, Decided(Y_dev, dev_pred, years_dev, maybe=dev_maybe)
 
 
 def decide_splits(
@@ -116,5 +121,6 @@ def decide_splits(
         scores = classifier.predict_scores(features.X[split])
         years = features.years[split]
         with_year = layer.predict(scores, years) if layer.decade_prevalence_ else None
-        decided[split] = Decided(features.Y[split], layer.predict(scores), years, with_year)
+        _, genres, maybe = layer.predict_tiers(scores)
+        decided[split] = Decided(features.Y[split], genres, years, with_year, maybe)
     return decided

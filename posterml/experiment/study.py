@@ -133,10 +133,10 @@ def trial_objective(
                 family, params, config.seed, X["train"], Y["train"], X["val"], Y["val"]
             )
             scores = classifier.predict_scores(X["val"])
-            _, y_pred = cross_fit_predict(
+            _, y_pred, maybe = cross_fit_predict(
                 decision_layer(config), scores, Y["val"], seed=config.seed
             )
-            decided = Decided(Y["val"], y_pred, features.years["val"])
+            decided = Decided(Y["val"], y_pred, features.years["val"], maybe=maybe)
             metrics, tags = split_metrics(decided, "val", Y["train"])
             value = metrics[config.objective]
             metrics = headline(metrics)  # a trial keeps the averages, not 19 genres x 4

@@ -63,7 +63,7 @@ def _validation_f1(Y: np.ndarray, scores: np.ndarray) -> float:
     (optimistic, as any in-sample cut, but it ranks epochs, which is all it must do)."""
     from sklearn.metrics import f1_score
 
-    from posterml.evaluation.decision import best_f1_threshold
+    from posterml.evaluation.cuts import best_f1_threshold
 
     cuts = [best_f1_threshold(Y[:, j], scores[:, j], min_positives=1) for j in range(Y.shape[1])]
     return float(f1_score(Y, scores >= np.asarray(cuts), average="weighted", zero_division=0))

@@ -54,12 +54,13 @@ class PosterPipeline:
     def predict_frame(
         self, images: list, years: np.ndarray | None = None, features: np.ndarray | None = None
     ) -> pd.DataFrame:
-        """``genres`` (most probable first) and one calibrated probability per genre."""
+        """``genres`` (asserted) and ``maybe`` (worth a look; empty for a model saved before
+        the tiers), most probable first, and one calibrated probability per genre."""
         scores = self.scores(images, features)
-        proba = self.layer.predict_proba(scores, years)
-        y_pred = self.layer.decide(proba, self.layer.thresholds_for(len(proba), years))
+        proba, genres, maybe = self.layer.predict_tiers(scores, years)
         out = pd.DataFrame(proba, columns=SCORE_COLUMNS)
-        out.insert(0, "genres", ranked_genres(proba, y_pred))
+        out.insert(0, "genres", ranked_genres(proba, genres))
+        out.insert(1, "maybe", ranked_genres(proba, maybe))
         return out
 
     def save(self, directory: Path) -> None:

@@ -11,15 +11,16 @@ executors need posterml installed, as the driver has it.
 A bad image never fails the batch. The pyfunc model rejects a whole request when one row is
 unusable (the server's HTTP 400), and ``spark_udf`` hands it whole Arrow batches, so each
 image is first read and checked on the executors by the model's own checks
-(``batch_io.read_for_model``). A row that fails gets empty ``genres``, null scores and its
-reason in ``error``; the model sees a generated stand-in poster in its place (its answer is
-discarded), so the job stays one pass over the files with no union and no cached image
-bytes. The price is decoding each image twice (JPEG at reduced scale); the README gives the
-measured cost.
+(``batch_io.read_for_model``). A row that fails gets empty ``genres`` and ``maybe``, null
+scores and its reason in ``error``; the model sees a generated stand-in poster in its place
+(its answer is discarded), so the job stays one pass over the files with no union and no
+cached image bytes. The price is decoding each image twice (JPEG at reduced scale); the
+README gives the measured cost.
 
-The output is a Spark folder of Parquet (or CSV, genres joined by ``|``) part files with
-``file``, ``genres``, one ``score_<genre>`` column per genre and ``error`` (and ``year`` when
-a year column was given), committed whole or not at all (``batch_io.write_atomically``).
+The output is a Spark folder of Parquet (or CSV, genre lists joined by ``|``) part files
+with ``file``, ``genres`` (asserted), ``maybe`` (worth a look; empty from a model logged
+before the tiers), one ``score_<genre>`` column per genre and ``error`` (and ``year`` when a
+year column was given), committed whole or not at all (``batch_io.write_atomically``).
 """
 
 from __future__ import annotations
@@ -112,18 +113,29 @@ def model_image_size(model_dir: Path) -> tuple[int, int]:
     return saved_image_size(pipeline_dir / "featurizer")
 
 
+def model_has_maybe(model_dir: Path) -> bool:
+    """Does the downloaded model answer a ``maybe`` column? (Models logged before the tiers
+    run their own older posterml, which does not.) Read from its signature."""
+    from mlflow.models import Model
+
+    signature = Model.load(str(model_dir)).signature
+    return signature is not None and "maybe" in signature.outputs.input_names()
+
+
 def score_frame(
     inputs: DataFrame,
     model_path: str,
     min_size: tuple[int, int],
     *,
     with_year: bool = False,
+    with_maybe: bool = True,
     batch_rows: int = SCORE_CHUNK_ROWS,
     env_manager: str = "local",
     limits: ServingLimits | None = None,
 ) -> DataFrame:
     """The predictions for ``read_sources`` rows, lazily: ``file``, (``year``), ``genres``,
-    the ``score_*`` columns and ``error``.
+    ``maybe`` (empty when the model has none: ``with_maybe`` False), the ``score_*`` columns
+    and ``error``.
 
     ``batch_rows`` is the number of images per model call (the Arrow batch size); the model's
     per-request limits are raised to fit it (``extra_env``), its per-image limit is kept.
@@ -137,7 +149,11 @@ def score_frame(
     model = mlflow.pyfunc.spark_udf(
         spark,
         model_path,
-        result_type=", ".join(["genres array<string>"] + [f"{c} double" for c in SCORE_COLUMNS]),
+        result_type=", ".join(
+            ["genres array<string>"]
+            + (["maybe array<string>"] if with_maybe else [])
+            + [f"{c} double" for c in SCORE_COLUMNS]
+        ),
         env_manager=env_manager,
         extra_env={
             ENV_MAX_ROWS: str(batch_rows),
@@ -161,9 +177,10 @@ def score_frame(
     columns: list[Column] = [F.col("file")]
     if with_year:
         columns.append(F.when(F.col("_in.year") > 0, F.col("_in.year")).alias("year"))
-    columns.append(
-        F.when(ok, F.col("_out.genres")).otherwise(F.array().cast("array<string>")).alias("genres")
-    )
+    none = F.array().cast("array<string>")
+    columns.append(F.when(ok, F.col("_out.genres")).otherwise(none).alias("genres"))
+    maybe = F.when(ok, F.col("_out.maybe")).otherwise(none) if with_maybe else none
+    columns.append(maybe.alias("maybe"))
     columns += [F.when(ok, F.col(f"_out.{c}")).alias(c) for c in SCORE_COLUMNS]
     columns.append(F.col("_in.error").alias("error"))
     return scored.select(*columns)
@@ -204,6 +221,7 @@ def batch_score(
             str(local),
             model_image_size(local),
             with_year=year_column is not None,
+            with_maybe=model_has_maybe(local),
             batch_rows=batch_rows,
             env_manager=env_manager,
         )

@@ -197,7 +197,9 @@ def write_atomically(frame: DataFrame, out: str, fmt: str) -> str:
     old = None
     try:
         if fmt == "csv":  # CSV has no arrays
-            frame = frame.withColumn("genres", F.concat_ws("|", "genres"))
+            for column in ("genres", "maybe"):
+                if column in frame.columns:
+                    frame = frame.withColumn(column, F.concat_ws("|", column))
         frame.write.format(fmt).option("header", True).save(tmp.toString())
         if fs.exists(target):
             old = hadoop.Path(parent, temp_name(Path(target.getName())))

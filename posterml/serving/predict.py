@@ -9,16 +9,18 @@ sure the model's store exists and knows it (one line naming ``MLFLOW_TRACKING_UR
 
 Two output formats:
 
-* ``spreadsheet`` (default), for a dealer: ``file``, ``genres`` (names, most probable first,
-  comma-separated), ``year`` (when given), ``reviewed`` (empty: the dealer writes ``yes`` once
-  he has checked and corrected a row, and ``posterml add`` takes only those rows),
-  ``review_priority``, ``error`` (why a file could not be read; its row is otherwise empty)
-  and one column per genre, headed by its name, holding the probability in whole percent
-  ("87%", which spreadsheets read as the number 0.87). Every input file has a row, in input
-  order. UTF-8 with a byte-order mark, so Excel shows accented file names right.
-* ``machine``: ``file``, ``genres`` joined by ``|``, ``year``, ``review_priority`` and the
-  ``score_<genre>`` columns at full precision, as the scoring server names them; readable
-  files only.
+* ``spreadsheet`` (default), for a dealer: ``file``, ``genres`` (what the model asserts:
+  names, most probable first, comma-separated), ``maybe`` (genres worth a look, the same
+  way; never one of ``genres``), ``year`` (when given), ``reviewed`` (empty: the dealer
+  writes ``yes`` once he has checked and corrected a row, and ``posterml add`` takes only
+  those rows), ``review_priority``, ``error`` (why a file could not be read; its row is
+  otherwise empty) and one column per genre, headed by its name, holding the probability in
+  whole percent ("87%", which spreadsheets read as the number 0.87). Every input file has a
+  row, in input order. UTF-8 with a byte-order mark, so Excel shows accented file names
+  right.
+* ``machine``: ``file``, ``genres`` and ``maybe`` joined by ``|``, ``year``,
+  ``review_priority`` and the ``score_<genre>`` columns at full precision, as the scoring
+  server names them; readable files only.
 
 Release years (``--years``, or a ``year`` column of an input csv) are used as the server
 uses them. ``review_priority`` (``posterml.evaluation.review``) says how much each poster's
@@ -182,9 +184,18 @@ def header(output_format: str) -> list[str]:
     from posterml.serving.pyfunc import SCORE_COLUMNS
 
     if output_format == "machine":
-        return ["file", "genres", "year", PRIORITY_COLUMN, *SCORE_COLUMNS]
+        return ["file", "genres", "maybe", "year", PRIORITY_COLUMN, *SCORE_COLUMNS]
     if output_format == "spreadsheet":
-        return ["file", "genres", "year", REVIEWED_COLUMN, PRIORITY_COLUMN, "error", *GENRES]
+        return [
+            "file",
+            "genres",
+            "maybe",
+            "year",
+            REVIEWED_COLUMN,
+            PRIORITY_COLUMN,
+            "error",
+            *GENRES,
+        ]
     raise ValueError(f"output format {output_format!r}: use one of {FORMATS}")
 
 
@@ -192,18 +203,18 @@ def _year_text(year: float) -> str:
     return "" if year != year else str(int(year))  # NaN: unknown
 
 
-def _row(path: str, genres: list[str], year: float, priority: float, scores, output_format):
+def _row(path: str, tiers: _Tiers, year: float, priority: float, scores, output_format):
     """One prediction's csv row; ``scores`` in ``SCORE_COLUMNS`` order."""
     if output_format == "machine":  # repr: the shortest text that reads back exactly
-        cells = [path, "|".join(genres), _year_text(year), f"{priority:.4f}"]
-        return cells + [repr(float(p)) for p in scores]
-    cells = [path, ", ".join(genres), _year_text(year), "", f"{priority:.3f}", ""]
-    return cells + [f"{p:.0%}" for p in scores]
+        cells = [path, "|".join(tiers.genres), "|".join(tiers.maybe), _year_text(year)]
+        return [*cells, f"{priority:.4f}"] + [repr(float(p)) for p in scores]
+    cells = [path, ", ".join(tiers.genres), ", ".join(tiers.maybe), _year_text(year)]
+    return [*cells, "", f"{priority:.3f}", ""] + [f"{p:.0%}" for p in scores]
 
 
 def _error_row(path: str, reason: str, year: float) -> list[str]:
     """A spreadsheet row for a file that could not be read."""
-    return [path, "", _year_text(year), "", "", reason, *([""] * len(GENRES))]
+    return [path, "", "", _year_text(year), "", "", reason, *([""] * len(GENRES))]
 
 
 def expand_inputs(
@@ -228,10 +239,18 @@ def expand_inputs(
 
 # --------------------------------------------------------------------------- prediction
 @dataclass
+class _Tiers:
+    """One poster's asserted genres and its maybe genres, most probable first."""
+
+    genres: list[str]
+    maybe: list[str]
+
+
+@dataclass
 class _Scored:
     """Every readable file's prediction, with what its review priority needs."""
 
-    predicted: list[tuple[str, list[str], float]]  # (file, genres, year or NaN)
+    predicted: list[tuple[str, _Tiers, float]]  # (file, tiers, year or NaN)
     proba: np.ndarray
     cuts: np.ndarray
     features: np.ndarray | None
@@ -257,7 +276,8 @@ def _score_files(pipeline, files, batch_size: int, year_table: dict, bar) -> _Sc
             proba.append(frame[SCORE_COLUMNS].to_numpy(dtype=float))
             cuts.append(pipeline.layer.thresholds_for(len(images), known))
             features.append(X)
-            predicted += zip(map(str, ok_paths), frame["genres"], years, strict=True)
+            tiers = map(_Tiers, frame["genres"], frame["maybe"])
+            predicted += zip(map(str, ok_paths), tiers, years, strict=True)
         bar.update(len(ok_paths) + len(bad))
     empty = np.zeros((0, len(SCORE_COLUMNS)))
     return _Scored(
@@ -315,8 +335,8 @@ def predict_files(
         skipped = scored.skipped
         priority = review_priority(scored.proba, scored.cuts, scored.features)
         rows = [
-            (path, _row(path, genres, year, p, s, output_format), p)
-            for (path, genres, year), p, s in zip(
+            (path, _row(path, tiers, year, p, s, output_format), p)
+            for (path, tiers, year), p, s in zip(
                 scored.predicted, priority, scored.proba, strict=True
             )
         ]
@@ -405,9 +425,10 @@ def add_predict_parser(subparsers) -> argparse.ArgumentParser:
         "--format",
         choices=FORMATS,
         default="spreadsheet",
-        help="spreadsheet (default): genre names, one column per genre with its probability "
-        "in percent, and an error column for unreadable files; machine: genres joined by '|' "
-        "and score_<genre> columns at full precision, as the scoring server returns them",
+        help="spreadsheet (default): genre names (genres: asserted; maybe: worth a look), one "
+        "column per genre with its probability in percent, and an error column for unreadable "
+        "files; machine: genres and maybe joined by '|' and score_<genre> columns at full "
+        "precision, as the scoring server returns them",
     )
     parser.add_argument(
         "--batch-size", type=parse_positive, default=32, help="images per model call (default: 32)"

@@ -8,9 +8,11 @@ Every family logs its model this way, so any parent run can be registered and se
 
 Input: a DataFrame with a string column ``image`` (base64 JPEG, PNG or WebP) and an optional
 integer column ``year`` (release year: the genre rates of its decade are used; empty or 0
-means unknown). Output: one row per input with ``genres`` (names, most probable first) and
-``score_<genre>`` columns holding calibrated probabilities; a genre is in ``genres`` exactly
-when its probability clears its threshold (at most five, at least one).
+means unknown). Output: one row per input with ``genres`` (what the model asserts: names,
+most probable first), ``maybe`` (genres worth a look, same format, at most two, never one of
+``genres``) and ``score_<genre>`` columns holding calibrated probabilities; a genre is in
+``genres`` exactly when its probability clears its threshold, a cut whose out-of-fold
+precision cleared the layer's floor (at most five; at least one where one can be asserted).
 The model only ever decodes the bytes it is given: it never opens paths or URLs.
 """
 
@@ -208,13 +210,14 @@ class PosterGenreModel(mlflow.pyfunc.PythonModel):
 
 
 def _signature():
-    """Base64 strings in (plus optional year); genres and one score per genre out."""
+    """Base64 strings in (plus optional year); genres, maybe and one score per genre out."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Array, ColSpec, Schema
 
     inputs = Schema([ColSpec("string", "image"), ColSpec("long", "year", required=False)])
     outputs = Schema(
-        [ColSpec(Array("string"), "genres")] + [ColSpec("double", c) for c in SCORE_COLUMNS]
+        [ColSpec(Array("string"), "genres"), ColSpec(Array("string"), "maybe")]
+        + [ColSpec("double", c) for c in SCORE_COLUMNS]
     )
     return ModelSignature(inputs=inputs, outputs=outputs)
 

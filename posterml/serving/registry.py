@@ -97,7 +97,8 @@ MAX_OVERPREDICTION = 2.0
 
 
 def trust_problems(run) -> list[str]:
-    """Why a run's model should not be served ([] when it may be)."""
+    """Why a run's model should not be served ([] when it may be). It judges the asserted
+    ``genres``, which the decision statistics describe; ``maybe`` is advice for a person."""
     m, problems = run.data.metrics, []
     if run.data.tags.get(BEATS_BASELINE_TAG) != "true":
         problems.append("does not beat the 2-most-frequent-genres baseline")
