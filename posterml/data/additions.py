@@ -245,9 +245,9 @@ def _add_locked(
         for r in new_rows:
             target = root / r["image"]
             if file_sha256(target) != r["_candidate"].sha256:  # a copy left by a stopped add
+                copied.append(target)  # before the rename: a stop may land right after it
                 with atomic_write(target, "wb") as out:
                     out.write(r["_candidate"].path.read_bytes())
-                copied.append(target)
         table = pd.concat(
             [
                 raw,
@@ -262,8 +262,9 @@ def _add_locked(
             _append_log(root / ADDITIONS_LOG, entries)
     except BaseException:
         if not committed:  # a stop held back until now finds the posters added: keep them
-            for path in copied:
-                path.unlink(missing_ok=True)
+            with signals_deferred():  # a second Ctrl-C must not cut the clean-up short
+                for path in copied:
+                    path.unlink(missing_ok=True)
         raise
     return report
 
