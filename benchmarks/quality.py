@@ -14,7 +14,7 @@ shipped recipe (``main``) on a split drawn from every decade, so its test poster
 
 Besides F1 the table shows how much each model says: genres per poster against the truth,
 the worst genre's predicted/true ratio and maybe genres per poster. Then, per run, the two
-tiers on test (``benchmarks.tiers``): each genre's asserted precision and the share of its
+tiers on test (``benchmarks._tiers``): each genre's asserted precision and the share of its
 posters found in genres or maybe, against issue 18's targets. Trials and epochs are capped
 to fit 2 CPU cores; the budget is printed with the table. Runs land in $MLFLOW_TRACKING_URI (default
 sqlite:///mlflow.db) under the experiment ``benchmark-quality``.
@@ -30,7 +30,7 @@ from functools import partial
 import pandas as pd
 
 from benchmarks import _smoke
-from benchmarks.tiers import print_tiers
+from benchmarks._tiers import print_tiers
 from posterml.experiment.cli import experiment_config
 from posterml.experiment.compare import comparison_table
 from posterml.experiment.config import RECOMMENDED, ExperimentConfig

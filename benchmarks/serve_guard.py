@@ -30,6 +30,7 @@ from pathlib import Path
 
 import requests
 
+from benchmarks import _smoke
 from posterml.serving.server import HOST, LocalModelServer, LoopbackServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="a model URI (default: a stand-in echo model)")
     parser.add_argument("--n", type=int, default=200, help="requests each way")
-    args = parser.parse_args(argv)
+    args = _smoke.parse_args(parser, argv, n=5)
+    nginx = shutil.which("nginx") or Path("/usr/sbin/nginx").is_file()
     with tempfile.TemporaryDirectory(prefix="posterml-guard-") as tmp:
         root = Path(tmp)
         model = args.model or stand_in_model(root)
@@ -157,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mlflow models serve (no -h) listens on {listening_address(server.port)}")
             bare = requests.post(f"{server.url}/invocations", data=body, headers=HEADERS)
             print(f"  a request with no credentials at all: HTTP {bare.status_code}")
+            if not nginx:
+                if not args.smoke:
+                    raise SystemExit("serve_guard: no nginx (Debian: apt-get install nginx-light)")
+                _smoke.skip("the nginx guard", "no nginx (apt-get install nginx-light)")
+                return 0
             token = secrets.token_hex(24)
             with NginxGuard(root, server.port, token) as guard:
                 for label, extra in {

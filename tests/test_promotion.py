@@ -46,7 +46,7 @@ def test_the_dealers_loop(tracking_uri, tmp_path, capsys):
     client = MlflowClient()
     reference = write_synthetic(tmp_path / "reference", n=150, seed=11)
     shop = tmp_path / "shop"
-    first = write_synthetic(tmp_path / "first", n=150, seed=1)
+    first = write_synthetic(tmp_path / "first", n=240, seed=1)
     more = write_synthetic(tmp_path / "more", n=300, seed=2)
 
     # 1-2: a first model on a small shop must beat Drama + Comedy on the reference.
@@ -111,7 +111,13 @@ def _score(**values: float) -> ReferenceScore:
     return ReferenceScore({f"reference_{k}": v for k, v in values.items()})
 
 
-GOOD = dict(f1_micro=0.50, f1_samples=0.48, f1_micro_pre1980=0.44, genres_per_poster_gap=0.1)
+GOOD = dict(
+    f1_micro=0.50,
+    f1_samples=0.48,
+    f1_micro_pre1980=0.44,
+    genres_per_poster_excess=0.1,
+    genres_per_poster_shortfall=0.0,
+)
 
 
 def test_rules_tolerate_noise_but_not_a_vintage_drop_or_talkativeness():
@@ -120,7 +126,9 @@ def test_rules_tolerate_noise_but_not_a_vintage_drop_or_talkativeness():
     passed, failures, thresholds = judge(_score(**{**GOOD, "f1_micro": 0.48}), champion)
     assert not passed and "reference_f1_micro value threshold check failed" in failures[0]
     assert not judge(_score(**{**GOOD, "f1_micro_pre1980": 0.435}), champion)[0]
-    assert not judge(_score(**{**GOOD, "genres_per_poster_gap": 0.3}), champion)[0]
+    assert not judge(_score(**{**GOOD, "genres_per_poster_excess": 0.3}), champion)[0]
+    assert judge(_score(**{**GOOD, "genres_per_poster_shortfall": 0.3}), champion)[0]
+    assert not judge(_score(**{**GOOD, "genres_per_poster_shortfall": 0.45}), champion)[0]
     assert all(isinstance(t, MetricThreshold) for t in thresholds.values())
 
 

@@ -163,7 +163,7 @@ def out_of_fold_probabilities(
             scores[held_rows] = model.predict_scores(X[held_rows])
             bar.update()
     layer = decision_layer(settings.config())
-    proba, _ = cross_fit_predict(
+    proba, _, _ = cross_fit_predict(
         layer, scores, Y, years, n_folds=settings.folds, seed=settings.seed
     )
     return proba

@@ -133,7 +133,8 @@ def reference_metrics(y_true: np.ndarray, y_pred: np.ndarray, years: np.ndarray)
     if true_rate:
         ratio = metrics[f"{PREFIX}_genres_per_poster"] / true_rate
         metrics[f"{PREFIX}_genres_per_poster_ratio"] = ratio
-        metrics[f"{PREFIX}_genres_per_poster_gap"] = abs(ratio - 1.0)
+        metrics[f"{PREFIX}_genres_per_poster_excess"] = max(ratio - 1.0, 0.0)
+        metrics[f"{PREFIX}_genres_per_poster_shortfall"] = max(1.0 - ratio, 0.0)
     return metrics
 
 
