@@ -55,7 +55,7 @@ def test_smoke_run_prints_the_table_writes_the_figure_and_logs_a_run(tmp_path):
     experiment = client.get_experiment_by_name("benchmark-vintage-curve")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.data.tags["dataset"] == "synthetic"
-    history = client.get_metric_history(run.info.run_id, "vintage_micro_pooled_priority")
+    history = client.get_metric_history(run.info.run_id, "vintage_micro_pooled_priority_0.5")
     assert sorted(m.step for m in history) == [0, 10, 84]
     assert {"baseline_vintage_micro", "wall_minutes"} <= set(run.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
@@ -69,16 +69,25 @@ def test_steps_are_capped_sorted_and_distinct():
 
 def test_priority_gain_counts_seeds_won():
     rows = [
-        {"added": a, "selection": s, "seed": seed, "way": "pooled", "vintage_micro": v}
+        {
+            "added": a,
+            "selection": s,
+            "seed": seed,
+            "way": "pooled",
+            "vintage_micro": v,
+            "vintage_samples": v,
+        }
         for a, s, seed, v in [
             (0, "random", 0, 0.3),
             (10, "random", 0, 0.40),
             (10, "random", 1, 0.50),
-            (10, "priority", 0, 0.45),
+            (10, "priority 0.5", 0, 0.45),
+            (10, "priority 1", 0, 0.55),
             (20, "random", 0, 0.6),
-            (20, "priority", 0, 0.6),
+            (20, "priority 0.5", 0, 0.6),
         ]
     ]
     gain = priority_gain(rows)  # the last step (the whole pool) is the same for all
-    assert gain["added"].tolist() == [10]
-    assert np.isclose(gain["gain_micro"].iloc[0], 0.0) and gain["wins"].iloc[0] == "1/2"
+    assert gain["added"].tolist() == [10, 10]
+    assert gain["selection"].tolist() == ["priority 0.5", "priority 1"]
+    assert np.allclose(gain["gain_micro"], [0.0, 0.1]) and gain["wins"].tolist() == ["1/2", "2/2"]
