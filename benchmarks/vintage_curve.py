@@ -369,7 +369,13 @@ def figure(table: pd.DataFrame, baseline: dict[str, float], path: Path) -> None:
                 part = pd.concat([table[(table["added"] == 0) & (table["way"] == way)], part])
                 part = part.drop_duplicates("added").sort_values("added")
                 x = [x_of[c] for c in part["added"]]
-                ax.plot(x, part[metric], style, color=colours[way], label=f"{way}, {selection}")
+                ax.plot(
+                    x,
+                    part[metric],
+                    linestyle=style,
+                    color=colours[way],
+                    label=f"{way}, {selection}",
+                )
                 if selection == "random" and f"{metric}_sd" in part:
                     low, high = (
                         part[metric] - part[f"{metric}_sd"],
@@ -449,7 +455,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.smoke:
         args.data, args.features, args.seeds, args.steps = "synthetic", "pixels", "0,1", "10,all"
-        args.diversity = "0.5,1"
+        args.diversity = "0,0.5,1"
         args.cv_folds, args.min_separate = 2, 10
     return args
 
@@ -490,11 +496,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         "svm_fits": trainer.fits,
     }
 
+    # The numbers first: a figure that fails must not lose an hour of fits.
     args.out.mkdir(parents=True, exist_ok=True)
     png, csv = args.out / "vintage_curve.png", args.out / "vintage_curve.csv"
-    figure(table, baseline, png)
-    table.to_csv(csv, index=False)
     pd.DataFrame(results).to_csv(args.out / "vintage_curve_runs.csv", index=False)
+    table.to_csv(csv, index=False)
 
     print(
         f"\nVintage curve on {args.data} (split seed {args.split_seed}; C {params['C']}, "
@@ -515,6 +521,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         if not gain.empty:
             print("\npriority minus random, vintage F1 (mean over seeds; seeds won, micro):")
             print(gain.to_string(index=False, float_format=lambda v: f"{v:+.3f}"))
+    figure(table, baseline, png)
     print(
         f"\n{timing['wall_minutes']:.1f} wall min, {timing['cpu_minutes']:.1f} CPU min "
         f"({trainer.fits} SVM fits; {os.cpu_count()} cores, {cpu_kind()}); figure {png}"
