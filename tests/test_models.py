@@ -35,6 +35,43 @@ def test_shared_kernel_svm_matches_sklearn_and_keeps_only_support_vectors():
     assert model.distance_cache is None  # the trial cache is not part of the fitted model
 
 
+def test_svm_sample_weight_scales_c_per_poster():
+    X, Y = _toy(n=120)
+    X_new = np.random.default_rng(2).normal(size=(20, 16)).astype(np.float32)
+    plain = RBFSVMClassifier(C=2.0).fit(X, Y)
+    ones = RBFSVMClassifier(C=2.0).fit(X, Y, sample_weight=np.ones(len(X)))
+    np.testing.assert_allclose(ones.decision_function(X_new), plain.decision_function(X_new))
+    # Weight 2 on the first 30 posters is their C doubled: as if each appeared twice.
+    weights = np.r_[np.full(30, 2.0), np.ones(90)]
+    weighted = RBFSVMClassifier(C=2.0).fit(X, Y, sample_weight=weights)
+    gamma = 1.0 / (X.shape[1] * X.var())
+    for j in (0, 6):
+        reference = SVC(C=2.0, gamma=gamma).fit(X, Y[:, j], sample_weight=weights)
+        np.testing.assert_allclose(
+            weighted.decision_function(X_new)[:, j], reference.decision_function(X_new), atol=1e-6
+        )
+    assert not np.allclose(weighted.decision_function(X_new), plain.decision_function(X_new))
+    with pytest.raises(ValueError, match="sample_weight"):
+        RBFSVMClassifier().fit(X, Y, sample_weight=np.ones(5))
+
+
+def test_out_of_fold_scores_pass_weights_to_each_fold():
+    from posterml.experiment.config import ExperimentConfig
+    from posterml.experiment.families import get_family
+    from posterml.experiment.fitting import out_of_fold_scores
+
+    X, Y = _toy(n=90)
+    family, params = get_family("resnet_svm"), {"C": 2.0, "gamma_scale": 1.0}
+    config = ExperimentConfig("resnet_svm", cv_folds=3)
+    plain = out_of_fold_scores(family, params, config, X, Y)
+    ones = out_of_fold_scores(family, params, config, X, Y, sample_weight=np.ones(90))
+    np.testing.assert_allclose(ones, plain)
+    heavy = out_of_fold_scores(
+        family, params, config, X, Y, sample_weight=np.r_[[5.0] * 30, [1.0] * 60]
+    )
+    assert not np.allclose(heavy, plain)
+
+
 def test_distance_cache_reuses_by_content():
     X, _ = _toy()
     cache = DistanceCache()

@@ -48,21 +48,41 @@ def decision_layer(config: ExperimentConfig) -> DecisionLayer:
 
 
 def fit_classifier(
-    family: Family, params: dict, seed: int, X, Y, X_val=None, Y_val=None
+    family: Family,
+    params: dict,
+    seed: int,
+    X,
+    Y,
+    X_val=None,
+    Y_val=None,
+    sample_weight: np.ndarray | None = None,
 ) -> GenreClassifier:
     """A fitted classifier. Families that stop early on validation data and get none hold out
-    a seeded 10% of ``X`` for it, so out-of-fold scores never see their own labels."""
+    a seeded 10% of ``X`` for it, so out-of-fold scores never see their own labels.
+
+    ``sample_weight`` (one per row of ``X``) reaches classifiers whose ``fit`` takes it (the
+    SVM); it is passed only when given, so the other families are untouched."""
     classifier = family.classifier(params, seed)
+    weights = {} if sample_weight is None else {"sample_weight": np.asarray(sample_weight)}
     if family.early_stopping and X_val is None and len(X) >= 20:
         rng = np.random.default_rng(seed)
         held = np.zeros(len(X), dtype=bool)
         held[rng.choice(len(X), max(2, len(X) // 10), replace=False)] = True
-        return classifier.fit(X[~held], Y[~held], X[held], Y[held])
-    return classifier.fit(X, Y, X_val, Y_val)
+        weights = {k: w[~held] for k, w in weights.items()}
+        return classifier.fit(X[~held], Y[~held], X[held], Y[held], **weights)
+    return classifier.fit(X, Y, X_val, Y_val, **weights)
 
 
-def out_of_fold_scores(family: Family, params: dict, config: ExperimentConfig, X, Y) -> np.ndarray:
-    """Scores for every row from a model that never saw it (``config.cv_folds`` folds)."""
+def out_of_fold_scores(
+    family: Family,
+    params: dict,
+    config: ExperimentConfig,
+    X,
+    Y,
+    sample_weight: np.ndarray | None = None,
+) -> np.ndarray:
+    """Scores for every row from a model that never saw it (``config.cv_folds`` folds),
+    each fold's model fitted with its rows' ``sample_weight`` when given."""
     from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 
     folds = MultilabelStratifiedKFold(
@@ -71,7 +91,10 @@ def out_of_fold_scores(family: Family, params: dict, config: ExperimentConfig, X
     scores = np.zeros(Y.shape, dtype=np.float64)
     for k, (fit_rows, held_rows) in enumerate(folds.split(X, Y)):
         log.info("out-of-fold scores: fold %d/%d", k + 1, config.cv_folds)
-        model = fit_classifier(family, params, config.seed, X[fit_rows], Y[fit_rows])
+        weights = None if sample_weight is None else np.asarray(sample_weight)[fit_rows]
+        model = fit_classifier(
+            family, params, config.seed, X[fit_rows], Y[fit_rows], sample_weight=weights
+        )
         scores[held_rows] = model.predict_scores(X[held_rows])
     return scores
 

@@ -83,8 +83,14 @@ class RBFSVMClassifier(GenreClassifier):
             return self.distance_cache.get(A, B)
         return squared_distances(A, B)
 
-    def fit(self, X, Y, X_val=None, Y_val=None) -> RBFSVMClassifier:
+    def fit(self, X, Y, X_val=None, Y_val=None, sample_weight=None) -> RBFSVMClassifier:
+        """``sample_weight`` (n,) scales each poster's C, as in ``SVC.fit`` (on top of
+        ``class_weight``): how the vintage benchmark up-weights a period's posters."""
         X, Y = np.asarray(X, dtype=np.float32), np.asarray(Y)
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=np.float64)
+            if sample_weight.shape != (len(X),) or (sample_weight < 0).any():
+                raise ValueError(f"sample_weight must be {len(X)} weights >= 0")
         self.gamma_ = self.gamma_scale / (X.shape[1] * X.var())
         kernel = np.exp(-self.gamma_ * self._distances(X, X))
         constant = constant_columns(Y)
@@ -97,7 +103,7 @@ class RBFSVMClassifier(GenreClassifier):
                 self.intercepts_.append(None)
                 continue
             svc = SVC(kernel="precomputed", C=self.C, class_weight=self.class_weight)
-            svc.fit(kernel, Y[:, j])
+            svc.fit(kernel, Y[:, j], sample_weight=sample_weight)
             support_sets.append(svc.support_)
             # sklearn's binary decision is dual_coef @ K[sv] + intercept, positive = class 1.
             self.duals_.append(svc.dual_coef_[0].astype(np.float64))
