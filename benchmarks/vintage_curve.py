@@ -265,7 +265,7 @@ def tune(posters: Posters, config: ExperimentConfig) -> dict:
             start = time.perf_counter()
             model = fit_classifier(family, params, config.seed, X[fit_rows], Y[fit_rows])
             scores = model.predict_scores(X[val_rows])
-            _, pred = cross_fit_predict(
+            _, pred, _ = cross_fit_predict(
                 decision_layer(config), scores, Y[val_rows], seed=config.seed
             )
             row = {"C": C, "gamma_scale": gamma_scale, "seconds": time.perf_counter() - start}
