@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -427,6 +428,9 @@ def log_to_mlflow(args, posters, params, table, baseline, paths, timing) -> str:
 
 
 # --------------------------------------------------------------------------- main
+DEFAULT_OUT = Path("outputs/vintage-curve")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -447,7 +451,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--tune", action="store_true", help="only re-run the grid behind PARAMS and print it"
     )
-    parser.add_argument("--out", type=Path, default=Path("outputs/vintage-curve"))
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--no-mlflow", action="store_true")
     parser.add_argument(
         "--smoke", action="store_true", help="synthetic set, pixels, tiny steps: seconds"
@@ -457,6 +461,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.data, args.features, args.seeds, args.steps = "synthetic", "pixels", "0,1", "10,all"
         args.diversity = "0,0.5,1"
         args.cv_folds, args.min_separate = 2, 10
+        if args.out == DEFAULT_OUT:  # a smoke run leaves nothing in the working folder
+            args.out = Path(tempfile.mkdtemp(prefix="posterml-vintage-smoke-"))
     return args
 
 
