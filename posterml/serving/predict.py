@@ -22,11 +22,10 @@ Two output formats:
   ``review_priority`` and the ``score_<genre>`` columns at full precision, as the scoring
   server names them; readable files only.
 
-Release years (``--years``, or a ``year`` column of an input csv) are used as the server
-uses them. ``review_priority`` (``posterml.evaluation.review``) says how much each poster's
-label would teach the model, from its uncertainty at the decision cuts and how unlike the
-posters ranked before it it is; ``--review N`` writes the N first to ``<out stem>.review.csv``.
-The csv is written once every poster is scored: the priority ranks them all together.
+Release years (``--years``, or a ``year`` column of an input csv) reach the model as the
+server takes them. ``review_priority`` (``posterml.evaluation.review``) ranks all posters of
+a call together, so the csv is written once all are scored; ``--review N`` writes the N
+first to ``<out stem>.review.csv``.
 
 Either way an unreadable file (truncated JPEG, text named ``.jpg``, missing path) is never
 fatal: it is printed with its reason and listed in ``<out stem>.skipped.csv`` next to the
@@ -61,6 +60,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")  # the decoder's ACCEPTED_FO
 DEFAULT_MODEL_URI = CHAMPION_URI
 FORMATS = ("spreadsheet", "machine")
 PRIORITY_COLUMN = "review_priority"
+# Uncertainty alone: the diversity term did not help the pooled recipe (README: vintage curve).
+REVIEW_DIVERSITY = 0.0
 
 
 @dataclass
@@ -186,16 +187,8 @@ def header(output_format: str) -> list[str]:
     if output_format == "machine":
         return ["file", "genres", "maybe", "year", PRIORITY_COLUMN, *SCORE_COLUMNS]
     if output_format == "spreadsheet":
-        return [
-            "file",
-            "genres",
-            "maybe",
-            "year",
-            REVIEWED_COLUMN,
-            PRIORITY_COLUMN,
-            "error",
-            *GENRES,
-        ]
+        leading = ["file", "genres", "maybe", "year", REVIEWED_COLUMN, PRIORITY_COLUMN, "error"]
+        return [*leading, *GENRES]
     raise ValueError(f"output format {output_format!r}: use one of {FORMATS}")
 
 
@@ -275,7 +268,8 @@ def _score_files(pipeline, files, batch_size: int, year_table: dict, bar) -> _Sc
             frame = pipeline.predict_frame(images, known, X)
             proba.append(frame[SCORE_COLUMNS].to_numpy(dtype=float))
             cuts.append(pipeline.layer.thresholds_for(len(images), known))
-            features.append(X)
+            if REVIEW_DIVERSITY > 0:  # the diversity term needs every poster's features
+                features.append(X)
             tiers = map(_Tiers, frame["genres"], frame["maybe"])
             predicted += zip(map(str, ok_paths), tiers, years, strict=True)
         bar.update(len(ok_paths) + len(bad))
@@ -333,7 +327,9 @@ def predict_files(
     ):
         scored = _score_files(pipeline, files, batch_size, year_table, bar)
         skipped = scored.skipped
-        priority = review_priority(scored.proba, scored.cuts, scored.features)
+        priority = review_priority(
+            scored.proba, scored.cuts, scored.features, diversity=REVIEW_DIVERSITY
+        )
         rows = [
             (path, _row(path, tiers, year, p, s, output_format), p)
             for (path, tiers, year), p, s in zip(
