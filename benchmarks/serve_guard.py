@@ -117,7 +117,9 @@ def stand_in_model(root: Path) -> str:
             return model_input
 
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    with mlflow.start_run():
+    # Artifacts beside the store too: the default experiment would write ./mlruns.
+    experiment = mlflow.MlflowClient().create_experiment("guard", str(root / "artifacts"))
+    with mlflow.start_run(experiment_id=experiment):
         info = mlflow.pyfunc.log_model(name="echo", python_model=Echo())
     return info.model_uri
 
