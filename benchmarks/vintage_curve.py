@@ -59,7 +59,6 @@ import pandas as pd
 from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 from sklearn.metrics import f1_score
 
-from benchmarks import _smoke
 from posterml.data.sources import load_dataset
 from posterml.evaluation.decision import DecisionLayer, cross_fit_predict
 from posterml.evaluation.metrics import top_k_baseline
@@ -408,9 +407,14 @@ def cpu_kind() -> str:
 def log_to_mlflow(args, posters, params, table, baseline, paths, timing) -> str:
     import mlflow
 
-    from posterml.tracking import configure_tracking
+    from posterml.tracking import configure_tracking, sqlite_file
 
     configure_tracking()
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        # A smoke run keeps its artifacts beside a sqlite store, not in ./mlruns.
+        db = sqlite_file(mlflow.get_tracking_uri())
+        where = str(db.resolve().parent / "mlruns") if db and args.smoke else None
+        mlflow.create_experiment(EXPERIMENT, artifact_location=where)
     mlflow.set_experiment(EXPERIMENT)
     name = "synthetic" if args.data == "synthetic" else Path(args.data).name
     with mlflow.start_run(run_name=f"vintage curve · {name}") as run:
@@ -533,10 +537,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         f"\n{timing['wall_minutes']:.1f} wall min, {timing['cpu_minutes']:.1f} CPU min "
         f"({trainer.fits} SVM fits; {os.cpu_count()} cores, {cpu_kind()}); figure {png}"
     )
-    if args.smoke:  # the logging code path, into a throwaway store (artifacts beside it)
-        with _smoke.scratch_store(EXPERIMENT):
-            log_to_mlflow(args, posters, params, table, baseline, [png, csv], timing)
-    elif not args.no_mlflow:
+    if not args.no_mlflow:
         run_id = log_to_mlflow(args, posters, params, table, baseline, [png, csv], timing)
         print(f"MLflow run {run_id} (experiment {EXPERIMENT})")
     return table
