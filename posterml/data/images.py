@@ -40,8 +40,6 @@ ACCEPTED_TEXT = "JPEG, PNG, WebP"
 REDUCING_GAP = 3
 
 # Bumped whenever the same bytes may decode to different pixels (feature caches key on it).
-# 2: decoding towards the model's size, 16-bit scaling, transparency on white.
-# 3: EXIF orientation applied (a phone photo of a poster is stored sideways).
 DECODER_VERSION = 3
 # EXIF orientations that swap width and height (the four 90-degree ones).
 _SIDEWAYS = (5, 6, 7, 8)

@@ -1,51 +1,25 @@
 """The decision layer: classifier scores -> calibrated per-genre probabilities -> genres.
 
-Why it exists. Thresholds tuned per genre on one validation split broke the served model:
-the F1-optimal cut of a genre lies at half the F1 it can reach (Lipton, Elkan and
-Naryanaswamy 2014, "Thresholding classifiers to maximize F1"), so for a genre the model
-cannot see (TV Movie, F1 ~ .02) the best cut sits under its single validation positive and
-the genre is predicted for everyone: 46% of real posters came back "TV Movie", 4.1 genres
-per poster against 2.35 true. The layer therefore
+1. **calibrate** each genre's score with Platt scaling, fitted on out-of-fold scores;
+2. **threshold** each probability at its F1-optimal cut, never predicting a genre for more
+   than ``rate_cap`` times its rate; a genre with fewer than ``min_positives`` examples
+   keeps the cut 0.5 (a cut tuned on a handful of positives predicts it for everyone);
+3. **decide** two tiers: ``genres`` (asserted: only at cuts whose out-of-fold precision,
+   shrunk towards the genre's rate, clears ``precision_floor``; at most ``max_genres``, at
+   least one with ``min_one_genre``) and ``maybe`` (genres worth a look, at most
+   ``max_maybe`` per poster and ``maybe_per_poster`` on average, never an asserted genre);
+4. optionally **know the period**: with release years, each genre's probability is shifted
+   from its overall rate to its decade's (Saerens et al. 2002), with its own cuts.
 
-1. **calibrates** each genre's score into a probability with Platt scaling (a monotone
-   logistic map of the score's logit, fitted with Platt's smoothed targets), fitted on
-   out-of-fold scores so the probabilities are honest;
-2. **thresholds** each probability at its F1-optimal cut, chosen on the same out-of-fold
-   probabilities but never predicting a genre for more than ``rate_cap`` times its rate in
-   the data it was fitted on (1.3x by default); a genre with fewer than ``min_positives``
-   examples has too few to tune on and keeps the safe default cut 0.5 ("more likely than
-   not");
-3. **decides**: a genre is in exactly when its probability clears its threshold, genres are
-   listed by probability, at most ``max_genres`` (TMDb's first five, as the study kept), and
-   with ``min_one_genre`` a poster with none gets its most probable genre;
-4. optionally **knows the period**: given release years, each genre's probability is
-   rescaled from its overall rate to its rate in that decade (prior-shift correction, Saerens,
-   Latinne and Decaestecker 2002), with its own thresholds tuned on shifted probabilities.
-   ``estimate_priors_em`` estimates a new period's rates from unlabelled posters alone.
-
-Two tiers of answer. A genre filed wrongly on a dealer's site is worse than one left for a
-person to check, and on real posters the F1 cuts asserted Westerns right 6% of the time. So
-
-* ``genres`` (**asserted**) only uses cuts whose out-of-fold precision clears
-  ``precision_floor``; a genre none of whose cuts clears it is never asserted (its cut is
-  ``NEVER``). The precision of a cut is shrunk towards the genre's rate as if it had
-  asserted ``PRECISION_PRIOR_STRENGTH`` more posters at that rate, so the top handful of a
-  weak genre cannot clear the floor by luck;
-* ``maybe`` holds genres worth a look: per genre, the highest cut at which genres and maybe
-  together find a share ``R`` of its posters (at most ``MAYBE_RATE_CAP`` x its positives),
-  ``R`` the highest recall whose tier averages at most ``maybe_per_poster`` genres per
-  poster on the out-of-fold data; at most ``max_maybe`` per poster, the most probable first,
-  never an asserted genre.
-
-Measured on frozen EfficientNet-Lite0 features (see the README's results): out-of-fold
-thresholds with a 1.5x cap cost no weighted F1 and cut genres per poster from 4.0 to 3.2;
-1.3x brought genres per poster within 20% of the truth on the quality benchmark.
+The README's "decision layer" section gives the measurements behind each default.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import special
 from scipy.optimize import minimize
+from scipy.special import expit
 from sklearn.base import BaseEstimator, clone
 
 from posterml.evaluation.cuts import (
@@ -65,7 +39,7 @@ DEFAULT_PRECISION_FLOOR = 0.3
 DEFAULT_MAX_MAYBE = 2
 # Maybe genres per poster on average: 0.9 keeps the measured test average under 1.0.
 DEFAULT_MAYBE_PER_POSTER = 0.9
-# decision.json: 3 added the maybe tier and the precision floor; 2 still loads.
+# The saved rule's format; 2 (no maybe tier, no precision floor) still loads.
 FORMAT_VERSION = 3
 _EPS = 1e-6
 # Decade rates are shrunk towards the overall rate as if each decade had this many extra
@@ -74,13 +48,8 @@ DECADE_PRIOR_STRENGTH = 20.0
 
 
 def logit(p: np.ndarray) -> np.ndarray:
-    """log(p / (1 - p)), with p clipped away from 0 and 1."""
-    p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
-    return np.log(p) - np.log1p(-p)
-
-
-def expit(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+    """``scipy.special.logit`` with p clipped away from 0 and 1 (finite for any score)."""
+    return special.logit(np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS))
 
 
 def decade_of(years: np.ndarray) -> np.ndarray:

@@ -209,11 +209,6 @@ def constant_columns(Y: np.ndarray) -> np.ndarray:
     return Y.min(axis=0) == Y.max(axis=0)
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function, clipped so large decision values do not overflow ``exp``."""
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
-
-
 def flatten_ragged(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """A list of 1-D arrays as one flat array and ``offsets`` (part i = flat[o[i]:o[i+1]])."""
     offsets = np.zeros(len(parts) + 1, dtype=np.int64)

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy.special import expit
 
-from posterml.evaluation.decision import expit, logit
+from posterml.evaluation.decision import logit
 from posterml.models.base import GenreClassifier, load_classifier, register_classifier
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 from sklearn.svm import SVC
 
 from posterml.models.base import (
@@ -22,7 +23,6 @@ from posterml.models.base import (
     constant_columns,
     flatten_ragged,
     register_classifier,
-    sigmoid,
     split_ragged,
 )
 
@@ -132,7 +132,7 @@ class RBFSVMClassifier(GenreClassifier):
         return out
 
     def predict_scores(self, X: np.ndarray) -> np.ndarray:
-        return sigmoid(self.decision_function(X))
+        return expit(self.decision_function(X))
 
     def _save_fitted(self, directory: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         duals, dual_offsets = flatten_ragged([np.asarray(d, np.float64) for d in self.duals_])

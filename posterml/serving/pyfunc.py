@@ -239,7 +239,7 @@ def runtime_requirements() -> list[str]:
 def example_poster() -> str:
     """A small generated poster (a colour gradient with a title band), base64 JPEG: the input
     example every logged model carries. Generated, never a real poster: real artwork is
-    copyrighted and has no place in a model's artifacts (it used to be 40 kB of one)."""
+    copyrighted and has no place in a model's artifacts."""
     import io
 
     from PIL import Image, ImageDraw

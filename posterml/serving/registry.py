@@ -90,8 +90,8 @@ def resolve_experiment_id(client: MlflowClient, experiment: str | None) -> str:
     return found.experiment_id
 
 
-# Validation limits a registered model must keep (the served model that labelled 46% of
-# posters "TV Movie" had 4.1 genres per poster against 2.35 true, and a ratio of ~40).
+# Validation limits a registered model must keep: a model that says far more genres than
+# the truth, or one genre far beyond its rate, is not served.
 MAX_GENRES_PER_POSTER_RATIO = 1.25
 MAX_OVERPREDICTION = 2.0
 

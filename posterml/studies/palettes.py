@@ -35,9 +35,8 @@ GRAY_TOLERANCE = 0.15
 # Fewer coloured pixels than this fraction means "a gray poster": a few stray pixels of
 # JPEG noise or a tiny logo should not decide its colour.
 MIN_COLOR_FRACTION = 0.01
-# k-means++ restarts per pooled palette; the fit with the least weighted inertia wins. On
-# 21 groups of real posters' palettes (20-2,000 colours), 4 restarts came within 1% of the
-# old hand-written k-means everywhere (median 2.4% better), 1 restart was up to 11% worse.
+# k-means++ restarts per pooled palette; the fit with the least weighted inertia wins (one
+# restart can land far from the best on a pooled palette).
 KMEANS_RESTARTS = 4
 # sklearn's OpenMP runtime, for pinning small k-means fits to one thread (see weighted_kmeans).
 # One controller: threadpool_limits() rescans the loaded libraries on every call (~13 ms).
