@@ -188,7 +188,7 @@ def _train_and_register(folder: Path, uri: str) -> str:
 
     from posterml.experiment.cli import experiment_config
     from posterml.experiment.run import run_experiment
-    from posterml.serving.registry import register_best
+    from posterml.registry.champion import register_best
 
     use_store(uri)
     experiment_id = mlflow.MlflowClient().create_experiment(

@@ -33,10 +33,10 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import _smoke
-from posterml.serving.batch import batch_score, model_image_size, spark_session
-from posterml.serving.batch_io import read_for_model
+from posterml.scoring.local import predict_files
+from posterml.scoring.spark import batch_score, model_image_size, spark_session
+from posterml.scoring.spark_io import read_for_model
 from posterml.serving.limits import ServingLimits
-from posterml.serving.predict import predict_files
 from posterml.serving.pyfunc import SCORE_CHUNK_ROWS, SCORE_COLUMNS
 from posterml.tracking import configure_tracking
 

@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from benchmarks import _smoke
+from benchmarks._server import LocalModelServer, process_group_rss
 from benchmarks.serving import (
     DEFAULT_MODEL,
     DEFAULT_POSTERS,
@@ -47,7 +48,6 @@ from benchmarks.serving import (
     payload,
     poster_files,
 )
-from posterml.serving.server import LocalModelServer, process_group_rss
 
 BOMB_SIDE = 6324  # 6324^2 = 39,992,976 pixels: just under the old 40 Mpx per-image limit
 SETTLE_S = 3.0  # wait after the last request before reading "after" memory

@@ -38,8 +38,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.name_utils import _GENERATOR_NOUNS, _GENERATOR_PREDICATES
 
 from benchmarks import _smoke
-from posterml.names import CHAMPION_ALIAS, MODEL_NAME, ROLE_TAG
-from posterml.serving.server import TrackingServer
+from benchmarks._server import TrackingServer
+from posterml.names import CHAMPION_ALIAS, EXPERIMENT_ROLE, MODEL_NAME, ROLE_TAG
 from posterml.tracking import DEFAULT_TRACKING_URI, sqlite_file
 
 # The UI loads its data with several requests after the page's scripts start; Chromium's
@@ -240,7 +240,7 @@ def check_ui(
         parent = client.get_run(version.run_id)
         experiment_id = parent.info.experiment_id
         parents = client.search_runs(
-            [experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'experiment'"
+            [experiment_id], filter_string=f"tags.`{ROLE_TAG}` = '{EXPERIMENT_ROLE}'"
         )
         pages = {
             "runs": Page("runs", f"/experiments/{experiment_id}/runs"),

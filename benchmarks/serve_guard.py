@@ -31,7 +31,7 @@ from pathlib import Path
 import requests
 
 from benchmarks import _smoke
-from posterml.serving.server import HOST, LocalModelServer, LoopbackServer, free_port
+from benchmarks._server import HOST, LocalModelServer, LoopbackServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 GUARD_CONFIG = REPO / "deploy" / "nginx-scoring.conf"

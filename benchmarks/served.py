@@ -35,8 +35,8 @@ from PIL import Image
 from sklearn.metrics import f1_score
 
 from benchmarks import _smoke
+from benchmarks._server import LocalModelServer
 from posterml.genres import GENRES, to_matrix
-from posterml.serving.server import LocalModelServer
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_POSTERS = REPO.parent / "shared" / "posters"

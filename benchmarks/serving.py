@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import _smoke
-from posterml.serving.server import LocalModelServer
+from benchmarks._server import LocalModelServer
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_POSTERS = REPO.parent / "shared" / "posters"

@@ -6,7 +6,7 @@ mlflow run . -e register --experiment-name posterml --env-manager local
 import argparse
 
 from posterml.cli_args import resolve_argv
-from posterml.serving.register_command import DESCRIPTION, add_register_arguments, run_register
+from posterml.commands.register import DESCRIPTION, add_register_arguments, run_register
 from posterml.team.refusals import refused_in_one_line
 
 if __name__ == "__main__":

@@ -32,43 +32,25 @@ do what; a refused command says which right it lacks, and exits 77:
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from posterml.io import run_interruptible
 from posterml.team.refusals import model_of, refused_in_one_line
 
-
-def _where(args: argparse.Namespace) -> int:
-    """Print the latest runs and how to look at them."""
-    import mlflow
-
-    from posterml.tracking import configure_tracking
-
-    uri = configure_tracking()
-    runs = mlflow.search_runs(
-        search_all_experiments=True,
-        max_results=args.n,
-        order_by=["attributes.start_time DESC"],
-        filter_string="tags.`posterml.role` != 'trial'",
-    )
-    if runs.empty:
-        print(f"No runs yet in {uri}.")
-        return 0
-    print(f"Latest runs in {uri}:")
-    for _, run in runs.iterrows():
-        f1 = run.get("metrics.test_f1_weighted")
-        shown = f"  test_f1_weighted={f1:.3f}" if f1 is not None and f1 == f1 else ""
-        # Runs are named for what they are ("resnet_svm · posters · 1a2b3c4d").
-        print(f"  {run['run_id']}  {run.get('tags.mlflow.runName')}{shown}")
-    print(
-        f"\nLook at them:  .venv/bin/mlflow ui --backend-store-uri {uri}  "
-        "(then open http://127.0.0.1:5000)"
-    )
-    print(
-        "Serve the best balanced model:  posterml register  &&  "
-        "mlflow models serve -m models:/poster-genre-classifier@champion --env-manager local"
-    )
-    return 0
+# In the order ``posterml --help`` lists them; each module has ``add_parser(subparsers)``.
+COMMANDS = (
+    "fetch_tmdb",
+    "where",
+    "register",
+    "add",
+    "audit",
+    "review",
+    "rollback",
+    "users",
+    "predict",
+    "batch_score",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,41 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,  # keep the examples' layout
     )
     sub = parser.add_subparsers(dest="command", required=True)
-
-    from posterml.data.tmdb.command import add_fetch_tmdb_parser
-
-    add_fetch_tmdb_parser(sub)
-
-    where = sub.add_parser("where", help="show the latest runs and the mlflow ui command")
-    where.add_argument("-n", type=int, default=5)
-    where.set_defaults(handler=_where)
-
-    from posterml.serving.register_command import (
-        DESCRIPTION,
-        add_register_arguments,
-        run_register,
-    )
-
-    register = sub.add_parser("register", help=DESCRIPTION, description=DESCRIPTION)
-    add_register_arguments(register).set_defaults(handler=run_register)
-
-    from posterml.commands.add import add_add_parser
-    from posterml.commands.audit import add_audit_parser
-    from posterml.commands.review import add_review_parser
-    from posterml.commands.rollback import add_rollback_parser
-    from posterml.commands.users import add_users_parser
-
-    add_add_parser(sub)
-    add_audit_parser(sub)
-    add_review_parser(sub)
-    add_rollback_parser(sub)
-    add_users_parser(sub)
-
-    from posterml.serving.batch import add_batch_score_parser
-    from posterml.serving.predict import add_predict_parser
-
-    add_predict_parser(sub)
-    add_batch_score_parser(sub)
+    for name in COMMANDS:  # imported here: ``posterml --help`` loads no command's deps
+        importlib.import_module(f"posterml.commands.{name}").add_parser(sub)
     return parser
 
 

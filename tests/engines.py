@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from posterml.serving.server import HOST, free_port
+from benchmarks._server import HOST, free_port
 
 PG_START_TIMEOUT_S = 60
 LOG_TAIL_CHARS = 3000
@@ -157,7 +157,7 @@ def spark():
     java_home = os.environ.get("JAVA_HOME")
     if not shutil.which("java") and not (java_home and Path(java_home, "bin", "java").exists()):
         pytest.skip("no Java runtime for Spark: apt-get install default-jre-headless")
-    from posterml.serving.batch import spark_session
+    from posterml.scoring.spark import spark_session
 
     session = spark_session("local[2]", app_name="posterml-tests")
     try:

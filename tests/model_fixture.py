@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from posterml.serving.server import LocalModelServer
+from benchmarks._server import LocalModelServer
 
 MODEL_NAME = "poster-genre-classifier"
 CHAMPION_URI = f"models:/{MODEL_NAME}@champion"
@@ -66,7 +66,7 @@ def train_tiny_model(root: Path) -> TrainedModel:
     2-most-frequent-genres baseline on the synthetic set, so ``register`` rightly refuses it."""
     from posterml.experiment.cli import experiment_config
     from posterml.experiment.run import run_experiment
-    from posterml.serving.registry import register_best
+    from posterml.registry.champion import register_best
 
     root.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{root / 'mlflow.db'}"

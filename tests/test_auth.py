@@ -35,6 +35,7 @@ from mlflow.exceptions import MlflowException
 from model_fixture import tracking_store
 
 import posterml
+from benchmarks._server import TrackingServer
 from posterml.names import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
@@ -43,7 +44,6 @@ from posterml.names import (
     PREVIOUS_ALIAS,
     ROLE_TAG,
 )
-from posterml.serving.server import TrackingServer
 from posterml.team.config import TeamConfig, admin_password, write_team_config
 from posterml.team.refusals import EXIT_REFUSED
 from posterml.team.roles import ROLES, Role, add_user

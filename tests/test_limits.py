@@ -16,19 +16,15 @@ from mlflow.exceptions import MlflowException
 from posterml.data.images import decode_image
 from posterml.features.pixels import PixelFeaturizer
 from posterml.genres import GENRES
-from posterml.serving import pyfunc
+from posterml.serving import pyfunc, rows
 from posterml.serving.limits import (
     Deadline,
     LimitExceeded,
     RequestSlots,
     ServingLimits,
 )
-from posterml.serving.pyfunc import (
-    InvalidPosterInput,
-    PosterGenreModel,
-    PosterPipeline,
-    decode_images,
-)
+from posterml.serving.pyfunc import PosterGenreModel, PosterPipeline
+from posterml.serving.rows import InvalidPosterInput, decode_images
 
 
 def frame(values: list) -> pd.DataFrame:
@@ -42,7 +38,7 @@ def no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError("an image was decoded although the request is over a limit")
 
-    monkeypatch.setattr(pyfunc, "finish_decode", refuse)
+    monkeypatch.setattr(rows, "decode_image", refuse)
 
 
 # --------------------------------------------------------------------------- configuration

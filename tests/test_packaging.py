@@ -55,16 +55,16 @@ def _parser_of(entry: str) -> argparse.ArgumentParser:
 
         return build_parser()
     if entry == "fetch_tmdb":
-        from posterml.data.tmdb.command import build_parser
+        from posterml.commands.fetch_tmdb import build_parser
 
         return build_parser()
     if entry == "register":
-        from posterml.serving.register_command import add_register_arguments
+        from posterml.commands.register import add_register_arguments
 
         return add_register_arguments(argparse.ArgumentParser())
-    from posterml.serving.batch import add_batch_score_parser
+    from posterml.commands.batch_score import add_parser
 
-    return add_batch_score_parser(argparse.ArgumentParser().add_subparsers())
+    return add_parser(argparse.ArgumentParser().add_subparsers())
 
 
 def test_every_entry_point_has_its_thin_script():

@@ -23,8 +23,8 @@ from bad_inputs import b64, poster_jpeg
 from engines import PostgresServer, postgres  # noqa: F401
 from model_fixture import SERVER_START_TIMEOUT_S
 
+from benchmarks._server import LocalModelServer, TrackingServer
 from posterml.names import CHAMPION_ALIAS, CHAMPION_URI, MODEL_NAME
-from posterml.serving.server import LocalModelServer, TrackingServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]

@@ -15,8 +15,8 @@ from mlflow.models import MetricThreshold
 from posterml.cli import main
 from posterml.data.synthetic import write_synthetic
 from posterml.names import MODEL_NAME
-from posterml.serving.promotion import judge, logged_model_id, promotion_thresholds
-from posterml.serving.reference import ReferenceScore
+from posterml.registry.promotion import judge, logged_model_id, promotion_thresholds
+from posterml.registry.reference import ReferenceScore
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import pytest
 from mlflow import MlflowClient
 
 from posterml.names import ROLE_TAG
-from posterml.serving.registry import register_best
+from posterml.registry.champion import register_best
 
 
 class _Constant(mlflow.pyfunc.PythonModel):

@@ -16,7 +16,7 @@ import pytest
 import requests
 from helpers import write_image
 
-from posterml.serving.server import free_port
+from benchmarks._server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

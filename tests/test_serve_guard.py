@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from posterml.serving.server import HOST
+from benchmarks._server import HOST
 
 pytestmark = pytest.mark.nginx
 TOKEN = "0123456789abcdef" * 3

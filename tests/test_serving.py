@@ -40,7 +40,8 @@ from model_fixture import ScoringServer, tracking_store
 from PIL import Image
 
 from posterml.genres import GENRES, genre_slug
-from posterml.serving.pyfunc import SCORE_COLUMNS, decode_images, encode_image_file
+from posterml.serving.pyfunc import SCORE_COLUMNS, encode_image_file
+from posterml.serving.rows import decode_images
 
 SHARED_POSTERS = Path(__file__).resolve().parents[1].parent / "shared" / "posters"
 N_IMAGES = 4

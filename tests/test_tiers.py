@@ -208,7 +208,7 @@ def test_batch_scoring_reads_from_the_signature_whether_a_model_has_maybe(tmp_pa
     from mlflow.models import Model, ModelSignature
     from mlflow.types.schema import Array, ColSpec, Schema
 
-    from posterml.serving.batch import model_has_maybe
+    from posterml.scoring.spark import model_has_maybe
     from posterml.serving.pyfunc import SCORE_COLUMNS, _signature
 
     old_outputs = Schema(

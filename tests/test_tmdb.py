@@ -21,8 +21,8 @@ from fake_tmdb import FakeMovie, FakeTMDbServer, Fault
 from helpers import interrupt_when
 from PIL import Image
 
+from posterml.commands.fetch_tmdb import cli_main
 from posterml.data.tmdb.client import AUTH_ERROR_MESSAGE, TMDbAuthError, TMDbError
-from posterml.data.tmdb.command import cli_main
 from posterml.data.tmdb.fetch import EXTRA_COLUMNS, LABEL_COLUMNS, FetchReport, fetch_tmdb
 
 KEY = "test-key-0123456789"
@@ -389,7 +389,7 @@ def test_secret_never_leaks(mlflow_tmp, capfd, caplog):
 
 def test_fetch_tmdb_is_a_posterml_subcommand_sharing_the_script_parser():
     from posterml.cli import build_parser as posterml_parser
-    from posterml.data.tmdb.command import build_parser, run_fetch_command
+    from posterml.commands.fetch_tmdb import build_parser, run_fetch_command
 
     args = posterml_parser().parse_args(["fetch-tmdb", "--decades", "1970,1990"])
     assert args.handler is run_fetch_command and args.decades == [1970, 1990]

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from posterml.data.additions import add_posters
 from posterml.data.candidates import (
@@ -33,7 +34,7 @@ appended to DATASET/additions.csv."""
 
 def gather(args: argparse.Namespace) -> tuple[list[Candidate], int, list[str]]:
     """Candidates from every SOURCE, posters not marked reviewed, and problems found."""
-    from posterml.serving.predict import collect_files
+    from posterml.scoring.local import collect_files
 
     candidates: list[Candidate] = []
     problems: list[str] = []
@@ -83,7 +84,7 @@ def run_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_add_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("add", help=DESCRIPTION, description=HELP)
     parser.add_argument("sources", nargs="+", metavar="SOURCE")
     parser.add_argument("--to", required=True, metavar="DATASET", help="the dataset folder")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from posterml.evaluation.audit import DEFAULT_C, DEFAULT_GAMMA_SCALE, AuditSettings
 
@@ -77,7 +78,7 @@ def run_audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_audit_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("audit", help=DESCRIPTION, description=HELP)
     parser.add_argument("dataset", metavar="DATASET", help="a folder with labels.csv and images")
     parser.add_argument("--out", default="", help="the csv to write (default DATASET/audit.csv)")

@@ -8,6 +8,7 @@ import os
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 
 from posterml.commands.add import REFERENCE_ENV
 from posterml.names import CHAMPION_URI
@@ -74,7 +75,7 @@ def run_review(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_review_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("review", help=DESCRIPTION, description=HELP)
     parser.add_argument("source", metavar="SOURCE", help="a folder of images or a predict csv")
     parser.add_argument("--to", required=True, metavar="DATASET", help="the dataset folder")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from posterml.names import MODEL_NAME
 
@@ -12,7 +13,7 @@ DESCRIPTION = "move @champion back to @previous (the champion before the last pr
 
 def run_rollback(args: argparse.Namespace) -> int:
     """0 when @champion moved back, 1 when there is nothing to roll back to."""
-    from posterml.serving.promotion import rollback
+    from posterml.registry.promotion import rollback
     from posterml.tracking import configure_tracking
 
     configure_tracking()
@@ -25,7 +26,7 @@ def run_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_rollback_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("rollback", help=DESCRIPTION, description=DESCRIPTION)
     parser.add_argument("--model-name", default=MODEL_NAME)
     parser.set_defaults(handler=run_rollback)

@@ -13,6 +13,7 @@ import argparse
 import getpass
 import re
 import sys
+from typing import Any
 
 from posterml.names import MODEL_NAME
 from posterml.team.roles import DEFAULT_EXPERIMENT, ROLES
@@ -129,7 +130,7 @@ def run_password(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_users_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("users", help=DESCRIPTION, description=HELP)
     actions = parser.add_subparsers(dest="action", required=True)
     init = actions.add_parser("init", help="write the server's auth config and env file")

@@ -139,6 +139,20 @@ def open_image(
     return image
 
 
+def decoded_pixels(
+    data: bytes,
+    source: str = "",
+    max_pixels: int | None = MAX_IMAGE_PIXELS,
+    *,
+    limit_name: str = "",
+    min_size: tuple[int, int] | None = None,
+) -> int:
+    """The pixels decoding ``data`` towards ``min_size`` will hold, read from its header
+    alone; raises as ``open_image`` does. A server sums these before decoding anything."""
+    image = open_image(data, source, max_pixels, limit_name=limit_name, min_size=min_size)
+    return image.width * image.height
+
+
 def finish_decode(
     image: Image.Image, source: str = "", min_size: tuple[int, int] | None = None
 ) -> Image.Image:

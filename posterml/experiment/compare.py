@@ -16,7 +16,7 @@ from posterml.experiment.cli import parse_config_with
 from posterml.experiment.config import CompareOptions, ExperimentConfig
 from posterml.experiment.families import family_class
 from posterml.experiment.run import run_experiment
-from posterml.names import BEATS_BASELINE_TAG, ROLE_TAG
+from posterml.names import BALANCED_TAG, BEATS_BASELINE_TAG, COMPARE_ROLE, ROLE_TAG
 from posterml.tracking import configure_tracking, log_new_params
 
 COMPARED_FAMILIES = ("pca_classic", "scratch_cnn", "resnet_svm", "resnet_mlp")
@@ -55,7 +55,7 @@ def comparison_table(run_ids: dict[str, str]) -> pd.DataFrame:
     for family, run_id in run_ids.items():
         run = client.get_run(run_id)
         metrics = run.data.metrics
-        row = {"model": family, "balanced": run.data.tags.get("balanced"), "run_id": run_id}
+        row = {"model": family, "balanced": run.data.tags.get(BALANCED_TAG), "run_id": run_id}
         row.update({k: metrics.get(k) for k in TABLE_METRICS + DECISION_METRICS})
         row["most_overpredicted_test"] = run.data.tags.get("most_overpredicted_test")
         row[BEATS_BASELINE_TAG] = run.data.tags.get(BEATS_BASELINE_TAG)
@@ -102,7 +102,7 @@ def run_comparison(
     configure_tracking()
     with mlflow.start_run() as run:
         mlflow.set_tag("mlflow.runName", f"compare · {config.data} · {run.info.run_id[:8]}")
-        mlflow.set_tag(ROLE_TAG, "compare")
+        mlflow.set_tag(ROLE_TAG, COMPARE_ROLE)
         log_new_params(config.params())
         run_ids = {}
         for family in families:

@@ -34,7 +34,15 @@ from posterml.experiment.study import (
     trial_objective,
 )
 from posterml.models.pipeline import PosterPipeline
-from posterml.names import BEATS_BASELINE_TAG, FAMILY_TAG, ROLE_TAG
+from posterml.names import (
+    BACKBONE_TAG,
+    BEATS_BASELINE_TAG,
+    EXPERIMENT_ROLE,
+    FAMILY_TAG,
+    MODEL_ID_TAG,
+    MODEL_URI_TAG,
+    ROLE_TAG,
+)
 from posterml.tracking import configure_tracking, log_new_params, redacted_url
 
 
@@ -53,7 +61,9 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
         # Named for what it is, also under `mlflow run` (which starts the run unnamed).
         mlflow.set_tag("mlflow.runName", f"{family.name} · {dataset.name} · {run_id[:8]}")
         backbone = getattr(config.options, "backbone", "none")  # the registry shows it
-        mlflow.set_tags({ROLE_TAG: "experiment", FAMILY_TAG: family.name, "backbone": backbone})
+        mlflow.set_tags(
+            {ROLE_TAG: EXPERIMENT_ROLE, FAMILY_TAG: family.name, BACKBONE_TAG: backbone}
+        )
         mlflow.set_tags({"train_period": splits.train_period, "test_period": splits.test_period})
         log_new_params(config.params())
         log_dataset(dataset, splits)
@@ -131,4 +141,4 @@ def log_model(
     }
     pipeline = PosterPipeline(features.featurizer, classifier, layer, meta)
     info = log_pipeline(pipeline, name=family.name)  # the models list names each family
-    mlflow.set_tags({"model_id": info.model_id, "model_uri": info.model_uri})
+    mlflow.set_tags({MODEL_ID_TAG: info.model_id, MODEL_URI_TAG: info.model_uri})

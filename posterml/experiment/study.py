@@ -24,7 +24,7 @@ from posterml.experiment.evaluate import headline, split_metrics
 from posterml.experiment.families import Family
 from posterml.experiment.features import FeatureSets
 from posterml.experiment.fitting import Decided, decision_layer, fit_classifier
-from posterml.names import FAMILY_TAG, ROLE_TAG
+from posterml.names import BALANCED_TAG, FAMILY_TAG, ROLE_TAG, TRIAL_ROLE
 
 # A worker that stops sending heartbeats for HEARTBEAT_GRACE seconds is considered dead:
 # its running trial is marked failed and re-queued once.
@@ -116,7 +116,7 @@ def trial_objective(
         with mlflow.start_run(run_name=run_name, nested=True) as run:
             mlflow.set_tags(
                 {
-                    ROLE_TAG: "trial",
+                    ROLE_TAG: TRIAL_ROLE,
                     FAMILY_TAG: family.name,
                     "optuna_study": trial.study.study_name,
                     "optuna_trial": trial.number,
@@ -126,7 +126,7 @@ def trial_objective(
             trial.set_user_attr("params", params)
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
             mlflow.log_params(params)
-            mlflow.set_tag("balanced", str(family.is_balanced(params)).lower())
+            mlflow.set_tag(BALANCED_TAG, str(family.is_balanced(params)).lower())
             start = time.perf_counter()
             X, Y = features.X, features.Y
             classifier = fit_classifier(
@@ -170,5 +170,5 @@ def log_best(study: optuna.Study, family: Family, objective: str) -> dict:
     mlflow.log_metric(f"best_trial_{objective}", best.value)
     for kind, value in best_per_kind(study).items():
         mlflow.log_metric(f"best_{objective}_{kind}", value)
-    mlflow.set_tag("balanced", str(family.is_balanced(best_params)).lower())
+    mlflow.set_tag(BALANCED_TAG, str(family.is_balanced(best_params)).lower())
     return best_params

@@ -203,8 +203,8 @@ def queue_from_folder(
 ) -> tuple[ReviewQueue, list[str]]:
     """Predict a folder with the model at ``model_uri`` and queue it by review priority; with
     no model reachable, queue every poster with no genre ticked and say so."""
-    from posterml.serving.predict import collect_files, predict_files
-    from posterml.serving.years import read_year_table, years_of
+    from posterml.scoring.local import collect_files, predict_files
+    from posterml.scoring.years import read_year_table, years_of
     from posterml.team.refusals import refusal_reason
 
     root = folder.resolve()

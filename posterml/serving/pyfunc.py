@@ -19,7 +19,6 @@ The model only ever decodes the bytes it is given: it never opens paths or URLs.
 from __future__ import annotations
 
 import base64
-import binascii
 import tempfile
 import warnings
 from pathlib import Path
@@ -34,144 +33,18 @@ from mlflow.protos.databricks_pb2 import (
     TEMPORARILY_UNAVAILABLE,
 )
 
-from posterml.data.images import ImageDecodeError, finish_decode, open_image
 from posterml.models.pipeline import SCORE_COLUMNS, PosterPipeline
-from posterml.serving.limits import (
-    ENV_MAX_IMAGE_PIXELS,
-    ENV_MAX_REQUEST_PIXELS,
-    ENV_MAX_ROWS,
-    FIRST_YEAR,
-    LAST_YEAR,
-    MAX_BASE64_CHARS,
-    Deadline,
-    LimitExceeded,
-    RequestSlots,
-    ServingLimits,
-)
+from posterml.serving.limits import Deadline, LimitExceeded, RequestSlots, ServingLimits
+from posterml.serving.rows import InvalidPosterInput, decode_images, request_years
 
 # Rows per model call when scoring a request: features of one chunk exist at a time, and the
 # deadline is checked between chunks (64 EfficientNet-Lite0 posters: ~0.5 s on 2 cores).
 SCORE_CHUNK_ROWS = 64
-_SHOWN_ERRORS = 5
-
-
-class InvalidPosterInput(ValueError):
-    """The request is unusable; the message names the rows and the problem."""
 
 
 def encode_image_file(path: str | Path) -> str:
     """Base64 text of an image file, the form the model takes."""
     return base64.b64encode(Path(path).read_bytes()).decode("ascii")
-
-
-def _decode_row(value: object) -> bytes:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        raise ImageDecodeError("no image (null)")
-    if not isinstance(value, str):
-        raise ImageDecodeError(f"expected a base64 string, got {type(value).__name__}")
-    text = value.strip()
-    if not text:
-        raise ImageDecodeError("empty string (no image)")
-    if len(text) > MAX_BASE64_CHARS:
-        raise ImageDecodeError(f"image payload too large ({len(text):,} base64 characters)")
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ImageDecodeError("not valid base64") from None
-
-
-def _raise_row_errors(errors: list[str], n_rows: int) -> None:
-    if errors:
-        more = (
-            f"; ... and {len(errors) - _SHOWN_ERRORS} more" if len(errors) > _SHOWN_ERRORS else ""
-        )
-        raise InvalidPosterInput(
-            f"{len(errors)} of {n_rows} image(s) unusable: "
-            + "; ".join(errors[:_SHOWN_ERRORS])
-            + more
-        )
-
-
-def decode_images(
-    frame: pd.DataFrame,
-    limits: ServingLimits | None = None,
-    featurizer=None,
-    deadline: Deadline | None = None,
-) -> list:
-    """Decode every row's ``image``; one ``InvalidPosterInput`` lists all bad rows.
-
-    Everything that can be known without decoding is checked first, from the request and
-    the image headers: the column, the number of rows, each row's base64, format and pixels,
-    and the pixels of the whole request (``limits``, default ``ServingLimits()``). Only then
-    are images decoded, one at a time. With a ``featurizer``, each is decoded towards its
-    ``image_size`` and only ``featurizer.prepare_image`` of it is kept (a small array, the
-    same features): full-size pixels of one image at most exist at any time. Without, the
-    full-size RGB images are returned. ``deadline`` is checked between rows.
-    """
-    limits = limits or ServingLimits()
-    if not isinstance(frame, pd.DataFrame) or "image" not in frame.columns:
-        raise InvalidPosterInput("input needs a column 'image' holding base64-encoded JPEG/PNG")
-    if len(frame) > limits.max_rows:
-        raise InvalidPosterInput(
-            f"request has {len(frame)} rows, over the limit of {limits.max_rows} images per "
-            f"request ({ENV_MAX_ROWS}): send smaller batches"
-        )
-    # Pixels are counted as they will be decoded: a baseline JPEG at reduced scale.
-    min_size = featurizer.image_size if featurizer is not None else None
-    opened, errors = [], []
-    total_pixels, over_from = 0, None
-    for row, value in enumerate(frame["image"].tolist()):
-        try:
-            image = open_image(
-                _decode_row(value),
-                max_pixels=limits.max_image_pixels,
-                limit_name=ENV_MAX_IMAGE_PIXELS,
-                min_size=min_size,
-            )
-        except ImageDecodeError as exc:
-            errors.append(f"row {row}: {exc.reason}")
-            image = None
-        if image is not None:
-            total_pixels += image.width * image.height
-            if over_from is None and total_pixels > limits.max_request_pixels:
-                over_from = row
-        opened.append(image)
-    _raise_row_errors(errors, len(frame))
-    if over_from is not None:
-        raise InvalidPosterInput(
-            f"the {len(frame)} images hold {total_pixels:,} pixels, over the limit of "
-            f"{limits.max_request_pixels:,} pixels per request ({ENV_MAX_REQUEST_PIXELS}), "
-            f"crossed at row {over_from}: send fewer or smaller images"
-        )
-    images = []
-    for row in range(len(opened)):
-        if deadline is not None:
-            deadline.check(f"decoding row {row}")
-        image, opened[row] = opened[row], None  # the full-size pixels go with this row
-        try:
-            decoded = finish_decode(image, min_size=min_size)
-        except ImageDecodeError as exc:
-            errors.append(f"row {row}: {exc.reason}")
-            continue
-        images.append(decoded if featurizer is None else featurizer.prepare_image(decoded))
-    _raise_row_errors(errors, len(frame))
-    return images
-
-
-def request_years(frame: pd.DataFrame) -> np.ndarray | None:
-    """The optional ``year`` column as floats (NaN where missing), or None without one."""
-    if "year" not in frame.columns:
-        return None
-    years = pd.to_numeric(frame["year"], errors="coerce").to_numpy(dtype=np.float64)
-    known = np.isfinite(years) & (years != 0)  # 0: unknown, as the module docstring says
-    bad = known & ((years < FIRST_YEAR) | (years > LAST_YEAR))
-    if bad.any():
-        rows = ", ".join(str(r) for r in np.flatnonzero(bad)[:_SHOWN_ERRORS])
-        raise InvalidPosterInput(
-            f"row(s) {rows}: year must be a release year ({FIRST_YEAR}-{LAST_YEAR})"
-        )
-    years[years == 0] = np.nan
-    return years
 
 
 class PosterGenreModel(mlflow.pyfunc.PythonModel):

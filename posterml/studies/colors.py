@@ -18,7 +18,7 @@ import pandas as pd
 from posterml.data.dataset import PosterDataset
 from posterml.data.sources import load_dataset
 from posterml.genres import GENRES
-from posterml.names import DATASET_HASH_TAG, DATASET_TAG, FAMILY_TAG, ROLE_TAG
+from posterml.names import COLORS_ROLE, DATASET_HASH_TAG, DATASET_TAG, FAMILY_TAG, ROLE_TAG
 from posterml.plots.palettes import plot_colors_by_genre, plot_colors_by_genre_decade
 from posterml.studies.palettes import (
     GRAY_TOLERANCE,
@@ -135,7 +135,7 @@ def run_color_study(
         mlflow.set_tag("mlflow.runName", f"colors · {dataset.name} · {run_id[:8]}")
         mlflow.set_tags(
             {
-                ROLE_TAG: "colors",
+                ROLE_TAG: COLORS_ROLE,
                 FAMILY_TAG: "colors",
                 DATASET_TAG: dataset.name,
                 DATASET_HASH_TAG: dataset.content_hash,

@@ -4,9 +4,8 @@
 * :mod:`~posterml.data.tmdb.client`: an HTTP session to TMDb with retries (urllib3 ``Retry``);
 * :mod:`~posterml.data.tmdb.discover`: which movies (Discover per decade, genres, IMDb ids);
 * :mod:`~posterml.data.tmdb.fetch`: posters + ``labels.csv``, atomic and resumable;
-* :mod:`~posterml.data.tmdb.command`: ``posterml fetch-tmdb`` as an MLflow run.
 
 Entry points: :func:`posterml.data.tmdb.fetch.fetch_tmdb` (library) and
-:func:`posterml.data.tmdb.command.add_fetch_tmdb_parser` (CLI). This file imports nothing, so
+:mod:`posterml.commands.fetch_tmdb` (CLI). This file imports nothing, so
 importing one module never drags in the others.
 """

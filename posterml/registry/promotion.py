@@ -2,7 +2,7 @@
 
 ``register_with_reference`` registers the best run on the latest data as a new version,
 scores it and the current ``@champion`` on the dealer's reference posters the way the server
-scores (``posterml.serving.reference``), logs both scores to each model with the reference
+scores (``posterml.registry.reference``), logs both scores to each model with the reference
 as an MLflow dataset, and lets ``mlflow.validate_evaluation_results`` judge the candidate
 against ``promotion_thresholds``. A winner becomes ``@champion`` and the old champion
 ``@previous``; a loser stays a version with alias ``@challenger`` and says why.
@@ -33,8 +33,7 @@ from posterml.names import (
     PREVIOUS_CHAMPION_TAG,
     SPLIT_IDS_ARTIFACT,
 )
-from posterml.serving.reference import PREFIX, ReferenceScore, reference_input, score_reference
-from posterml.serving.registry import (
+from posterml.registry.champion import (
     RegistrationResult,
     best_run,
     current_champion,
@@ -43,6 +42,7 @@ from posterml.serving.registry import (
     resolve_experiment_id,
     version_by_alias,
 )
+from posterml.registry.reference import PREFIX, ReferenceScore, reference_input, score_reference
 from posterml.team.refusals import raise_if_refused
 
 # The rules, on the reference posters. F1 may dip by noise, never more; vintage F1 (the

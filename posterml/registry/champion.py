@@ -21,12 +21,16 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from posterml.names import (
+    BACKBONE_TAG,
+    BALANCED_TAG,
     BEATS_BASELINE_TAG,
     CHAMPION_ALIAS,
     DATASET_HASH_TAG,
     DATASET_TAG,
     DEFAULT_OBJECTIVE,
+    EXPERIMENT_ROLE,
     FAMILY_TAG,
+    MODEL_ID_TAG,
     MODEL_NAME,
     PREVIOUS_ALIAS,
     PREVIOUS_CHAMPION_TAG,
@@ -114,7 +118,9 @@ def trust_problems(run) -> list[str]:
     return problems
 
 
-FINISHED_EXPERIMENT_RUNS = f"tags.`{ROLE_TAG}` = 'experiment' and attributes.status = 'FINISHED'"
+FINISHED_EXPERIMENT_RUNS = (
+    f"tags.`{ROLE_TAG}` = '{EXPERIMENT_ROLE}' and attributes.status = 'FINISHED'"
+)
 
 
 def _latest_experiment_run(client: MlflowClient, experiment_ids: list[str] | None = None):
@@ -155,7 +161,7 @@ def best_run(
     With ``dataset_hash``, only runs on that data compete."""
     filters = [FINISHED_EXPERIMENT_RUNS]
     if balanced_only:
-        filters.append("tags.balanced = 'true'")
+        filters.append(f"tags.{BALANCED_TAG} = 'true'")
     if dataset_hash:
         filters.append(f"tags.{DATASET_HASH_TAG} = '{dataset_hash}'")
     runs = client.search_runs(
@@ -165,7 +171,7 @@ def best_run(
         max_results=200,
     )
     for run in runs:
-        if metric not in run.data.metrics or not run.data.tags.get("model_id"):
+        if metric not in run.data.metrics or not run.data.tags.get(MODEL_ID_TAG):
             continue
         problems = trust_problems(run)
         if not problems:
@@ -260,7 +266,7 @@ def register_run_model(client: MlflowClient, run, model_name: str, metric: str):
         client.create_registered_model(
             model_name, description="Movie poster -> TMDb genres (base64 image in, genres out)."
         )
-    model_id = run.data.tags["model_id"]
+    model_id = run.data.tags[MODEL_ID_TAG]
     # register_model (not create_model_version) also marks the logged model as registered,
     # so its page in the UI links to the version instead of saying "Not registered".
     version = mlflow.register_model(
@@ -290,11 +296,11 @@ def _version_tags(run, metric: str) -> dict[str, str]:
     tags = {
         k: run.data.tags.get(k, "")
         for k in (
-            "family",
-            "backbone",
-            "balanced",
-            "dataset",
-            "dataset_hash",
+            FAMILY_TAG,
+            BACKBONE_TAG,
+            BALANCED_TAG,
+            DATASET_TAG,
+            DATASET_HASH_TAG,
             "train_period",
             "test_period",
         )

@@ -1,4 +1,4 @@
-"""What Spark batch scoring reads and how its output is committed (``posterml.serving.batch``).
+"""What Spark batch scoring reads and how its output is committed (``posterml.scoring.spark``).
 
 Inputs: image files and folders are listed on the driver by ``collect_files`` (as ``posterml
 predict`` lists them); ``.parquet``/``.csv`` tables of image paths are read by Spark, their
@@ -26,14 +26,15 @@ import pandas as pd
 
 from posterml.data.images import ImageDecodeError, decode_image, read_image_file
 from posterml.io import temp_name
-from posterml.serving.limits import FIRST_YEAR, LAST_YEAR, MAX_BASE64_CHARS
-from posterml.serving.predict import collect_files
+from posterml.scoring.local import collect_files
+from posterml.serving.limits import MAX_BASE64_CHARS
+from posterml.serving.rows import year_problem
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 TABLE_SUFFIXES = (".parquet", ".csv")
-FORMATS = ("parquet", "csv")
+TABLE_FORMATS = ("parquet", "csv")
 # Rows per Spark task: every task loads the model (1.2-1.5 s once TensorFlow is imported,
 # benchmarks/batch.py), so a task of 2,000 posters (~2 min at ~17 posters/s per core) spends
 # ~1% loading, and a failed task costs 2 min again. Fewer rows than cores x 2,000 still get
@@ -128,15 +129,15 @@ def read_for_model(
 ) -> tuple[str | None, int, str | None]:
     """``(base64 bytes, year or 0, None)`` for a usable row, ``(None, 0, reason)`` otherwise.
 
-    The checks are the model's own (``pyfunc.decode_images`` and ``request_years``): size of
+    The checks are the model's own (``posterml.serving.rows``): size of
     the payload, the one decoder towards the model's ``min_size`` under ``max_pixels``, and
     a release year in range (0 or NaN: unknown), so a row that passes never makes the model
     reject its batch.
     """
     if not isinstance(path, str) or not path:  # a null cell arrives as None or NaN
         return None, 0, "no path (empty)"
-    if math.isfinite(year) and year != 0 and not FIRST_YEAR <= year <= LAST_YEAR:
-        return None, 0, f"year {year:g} is not a release year ({FIRST_YEAR}-{LAST_YEAR})"
+    if problem := year_problem(year):
+        return None, 0, problem
     try:
         if _size(path) > MAX_FILE_BYTES:  # before reading it: a stray 10 GB file stays on disk
             raise ImageDecodeError(f"image file too large (over {MAX_FILE_BYTES:,} bytes)")
@@ -184,8 +185,8 @@ def write_atomically(frame: DataFrame, out: str, fmt: str) -> str:
     """
     from pyspark.sql import functions as F
 
-    if fmt not in FORMATS:
-        raise ValueError(f"output format must be one of {FORMATS}, got {fmt!r}")
+    if fmt not in TABLE_FORMATS:
+        raise ValueError(f"output format must be one of {TABLE_FORMATS}, got {fmt!r}")
     spark = frame.sparkSession
     hadoop = spark._jvm.org.apache.hadoop.fs  # classic Spark: the JVM is ours to call
     target = hadoop.Path(out)

@@ -15,6 +15,7 @@ import numpy as np
 
 from posterml.data.dataset import DatasetError, read_spreadsheet
 from posterml.serving.limits import FIRST_YEAR, LAST_YEAR
+from posterml.serving.rows import year_problem
 
 PATH_COLUMNS = ("file", "image")
 
@@ -48,7 +49,8 @@ def read_year_table(path: str | Path) -> tuple[list[Path], dict[Path, float]]:
             year = float(text)
         except ValueError:
             year = math.nan
-        if not (math.isfinite(year) and year.is_integer() and FIRST_YEAR <= year <= LAST_YEAR):
+        # A csv names years in whole numbers; 0 is no year here (leave the cell empty).
+        if not (math.isfinite(year) and year.is_integer() and year and not year_problem(year)):
             bad.append(
                 f"line {line}: year {text!r} is not a release year ({FIRST_YEAR}-{LAST_YEAR})"
             )

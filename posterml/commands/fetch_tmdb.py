@@ -1,7 +1,7 @@
 """``posterml fetch-tmdb`` (and the MLproject entry ``fetch_tmdb``): fetch as an MLflow run.
 
 One argument definition (:func:`add_fetch_arguments`) serves both the ``posterml``
-subcommand (:func:`add_fetch_tmdb_parser`) and the standalone parser of
+subcommand (:func:`add_parser`) and the standalone parser of
 ``experiments/fetch_tmdb.py`` (:func:`cli_main`). The run is tagged ``dataset=tmdb``; it logs
 every flag but the key as a param, the counts as metrics, ``labels.csv`` and a JSON report.
 The key is read from ``TMDB_API_KEY`` (or ``--api-key``) and reaches no param, tag, artifact
@@ -84,7 +84,7 @@ def add_fetch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     return parser
 
 
-def add_fetch_tmdb_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``posterml fetch-tmdb`` to the CLI's subparsers."""
     parser = subparsers.add_parser(
         "fetch-tmdb",

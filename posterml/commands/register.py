@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 from posterml.cli_args import parse_bool
-from posterml.names import DEFAULT_OBJECTIVE, MODEL_NAME, ROLE_TAG
+from posterml.names import DEFAULT_OBJECTIVE, MODEL_NAME, REGISTER_ROLE, ROLE_TAG
 
 DESCRIPTION = "Register the best trustworthy balanced run's model as @champion."
 
@@ -52,13 +53,13 @@ def run_register(args: argparse.Namespace) -> int:
     """Register, print what happened; 0 when a champion exists afterwards, else 1."""
     import mlflow
 
-    from posterml.serving.registry import register_best
+    from posterml.registry.champion import register_best
     from posterml.tracking import configure_tracking
 
     configure_tracking()
     if args.reference:
         from posterml.data.dataset import DatasetError
-        from posterml.serving.promotion import PromotionError, register_with_reference
+        from posterml.registry.promotion import PromotionError, register_with_reference
 
         try:
             result = register_with_reference(
@@ -92,10 +93,17 @@ def run_register(args: argparse.Namespace) -> int:
                 {
                     "mlflow.runName": f"register · {did}",
                     "mlflow.note.content": result.message,
-                    ROLE_TAG: "register",
+                    ROLE_TAG: REGISTER_ROLE,
                     "registered_version": result.version or "",
                     "registered_from_run": result.run_id or "",
                     "registry_changed": str(result.changed).lower(),
                 }
             )
     return 0 if result.version and not result.refused else 1
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``posterml register`` to the CLI's subparsers."""
+    parser = subparsers.add_parser("register", help=DESCRIPTION, description=DESCRIPTION)
+    add_register_arguments(parser).set_defaults(handler=run_register)
+    return parser

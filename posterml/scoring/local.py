@@ -34,7 +34,6 @@ output.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 import time
@@ -46,19 +45,17 @@ from typing import Any
 
 import numpy as np
 
-from posterml.cli_args import parse_positive
 from posterml.data.candidates import REVIEWED_COLUMN
 from posterml.features.extract import map_decoded
 from posterml.genres import GENRES
 from posterml.io import atomic_write
 from posterml.names import CHAMPION_URI
-from posterml.progress import hide_library_bars, progress_bar
-from posterml.serving.model_source import ModelSourceError, check_model_source
-from posterml.serving.years import YearsError
+from posterml.progress import progress_bar
+from posterml.registry.model_source import check_model_source
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")  # the decoder's ACCEPTED_FORMATS
 DEFAULT_MODEL_URI = CHAMPION_URI
-FORMATS = ("spreadsheet", "machine")
+OUTPUT_FORMATS = ("spreadsheet", "machine")
 PRIORITY_COLUMN = "review_priority"
 # Uncertainty alone: the diversity term did not help the pooled recipe (README: vintage curve).
 REVIEW_DIVERSITY = 0.0
@@ -189,7 +186,7 @@ def header(output_format: str) -> list[str]:
     if output_format == "spreadsheet":
         leading = ["file", "genres", "maybe", "year", REVIEWED_COLUMN, PRIORITY_COLUMN, "error"]
         return [*leading, *GENRES]
-    raise ValueError(f"output format {output_format!r}: use one of {FORMATS}")
+    raise ValueError(f"output format {output_format!r}: use one of {OUTPUT_FORMATS}")
 
 
 def _year_text(year: float) -> str:
@@ -214,8 +211,8 @@ def expand_inputs(
     paths: Sequence[str | Path], years_csv: str | Path | None = None
 ) -> tuple[list[Path], dict[Path, float]]:
     """The files to predict (a ``.csv`` input lists them) and the years known for them, from
-    csv inputs and ``years_csv`` (``posterml.serving.years``)."""
-    from posterml.serving.years import read_year_table
+    csv inputs and ``years_csv`` (``posterml.scoring.years``)."""
+    from posterml.scoring.years import read_year_table
 
     listed, years = [], {}
     for path in map(Path, paths):
@@ -252,8 +249,8 @@ class _Scored:
 
 def _score_files(pipeline, files, batch_size: int, year_table: dict, bar) -> _Scored:
     """Decode and predict ``files`` batch by batch, as the server would with their years."""
+    from posterml.scoring.years import years_of
     from posterml.serving.pyfunc import SCORE_COLUMNS
-    from posterml.serving.years import years_of
 
     predicted, proba, cuts, features, skipped = [], [], [], [], []
     min_size = pipeline.featurizer.image_size
@@ -305,8 +302,8 @@ def predict_files(
     exist or lacks the model raises :class:`ModelSourceError` and is never created.
     """
     from posterml.evaluation.review import review_priority
+    from posterml.scoring.years import years_of
     from posterml.serving.pyfunc import load_pipeline
-    from posterml.serving.years import years_of
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -351,98 +348,3 @@ def predict_files(
     return PredictReport(
         out, _write_skipped(out, skipped), len(files), len(scored.predicted), skipped, seconds
     )
-
-
-def _handle_predict(args: argparse.Namespace) -> int:
-    """CLI handler: 0 on success (even with skipped files), 1 if nothing could be predicted,
-    2 if there is nothing to predict, the model cannot be loaded or the output not written."""
-    from posterml.team.refusals import raise_if_refused
-    from posterml.tracking import configure_tracking
-
-    configure_tracking()
-    if args.no_progress:
-        hide_library_bars()
-    try:
-        report = predict_files(
-            args.paths,
-            args.model,
-            args.out,
-            args.batch_size,
-            output_format=args.format,
-            progress=not args.no_progress,
-            years_csv=args.years,
-            review=args.review,
-        )
-    except (ModelSourceError, PredictInputError, YearsError) as exc:
-        print(f"posterml predict: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # model cannot be loaded, output not writable: say why, no trace
-        raise_if_refused(exc)  # the team server's 401/403: posterml.cli names the right
-        print(f"posterml predict: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
-    print(
-        f"wrote {report.n_predicted} prediction(s) to {report.out} "
-        f"({report.images_per_second:.1f} images/s)"
-    )
-    if report.skipped:
-        print(f"skipped {len(report.skipped)} unreadable file(s), listed in {report.skipped_out}")
-    if args.review and report.n_predicted:
-        print(
-            f"the {min(args.review, report.n_predicted)} to label first: {review_path(report.out)}"
-        )
-    if report.n_files and not report.n_predicted:
-        print("posterml predict: no readable image among the inputs", file=sys.stderr)
-        return 1
-    return 0
-
-
-def add_predict_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``posterml predict`` to the CLI's subparsers."""
-    parser = subparsers.add_parser(
-        "predict",
-        help="predict the genres of a folder of posters into a csv (no server needed)",
-        description="Predict the genres of posters with the registered champion model (or "
-        "any model given with --model), in-process. Folders are scanned for "
-        ".jpg/.jpeg/.png/.webp. The champion lives in the project's MLflow store: set "
-        "MLFLOW_TRACKING_URI to it (e.g. sqlite:////path/to/project/mlflow.db) when running "
-        "from another folder. Unreadable files are skipped and listed in <out>.skipped.csv.",
-    )
-    parser.add_argument(
-        "paths", nargs="+", metavar="DIR_OR_FILE", help="image files and/or folders of images"
-    )
-    parser.add_argument(
-        "--model",
-        default=DEFAULT_MODEL_URI,
-        help=f"model URI or folder (default: {DEFAULT_MODEL_URI}, found through "
-        "MLFLOW_TRACKING_URI)",
-    )
-    parser.add_argument("--out", default="genres.csv", help="output csv (default: genres.csv)")
-    parser.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="spreadsheet",
-        help="spreadsheet (default): genre names (genres: asserted; maybe: worth a look), one "
-        "column per genre with its probability in percent, and an error column for unreadable "
-        "files; machine: genres and maybe joined by '|' and score_<genre> columns at full "
-        "precision, as the scoring server returns them",
-    )
-    parser.add_argument(
-        "--batch-size", type=parse_positive, default=32, help="images per model call (default: 32)"
-    )
-    parser.add_argument(
-        "--years",
-        metavar="CSV",
-        help="release years: a csv with file and year columns (an input csv may carry a year "
-        "column itself); the model then uses the genre rates of each poster's decade",
-    )
-    parser.add_argument(
-        "--review",
-        type=int,
-        default=0,
-        metavar="N",
-        help="also write the N posters whose labels would teach the model most (uncertain "
-        "and unlike each other) to <out>.review.csv",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.set_defaults(handler=_handle_predict)
-    return parser
