@@ -145,7 +145,7 @@ def smoke_model() -> SmokeModel:
 
     Its store lives in the posterml cache, so the user's store never gets a synthetic
     champion; a lock lets concurrent smoke runs share one training."""
-    from posterml.config import cache_dir
+    from posterml.cache_dir import cache_dir
     from posterml.names import CHAMPION_URI
 
     folder = cache_dir() / "benchmarks" / f"smoke-model-{_code_key()}"
@@ -186,8 +186,8 @@ def _train_and_register(folder: Path, uri: str) -> str:
     ``benchmarks.quality`` (train 1990-2018, cross-period before 1980); its run id."""
     import mlflow
 
-    from posterml.experiment.cli import experiment_config
-    from posterml.experiment.run import run_experiment
+    from posterml.modeling.cli import experiment_config
+    from posterml.modeling.run import run_experiment
     from posterml.registry.champion import register_best
 
     use_store(uri)

@@ -38,10 +38,10 @@ from posterml.evaluation.audit import (
     proposed_genres,
 )
 from posterml.evaluation.metrics import classification_metrics
-from posterml.experiment.cli import experiment_config
-from posterml.experiment.features import FeatureSets, build_features, load_data
-from posterml.experiment.fitting import decide_splits, fit_and_decide
 from posterml.genres import GENRE_INDEX
+from posterml.modeling.cli import experiment_config
+from posterml.modeling.fitting import decide_splits, fit_and_decide
+from posterml.modeling.inputs import FeatureSets, build_features, load_data
 
 AVERAGES = ("micro", "macro", "weighted")
 

@@ -36,7 +36,7 @@ import pandas as pd
 
 from benchmarks import _smoke
 from posterml.data.sources import load_dataset
-from posterml.features.backbones import (
+from posterml.features.backbone_registry import (
     Backbone,
     available_backbones,
     get_backbone,
@@ -105,8 +105,8 @@ def evaluate(name: str, args: argparse.Namespace, storage: str) -> dict:
     """The one evaluation every backbone gets; returns the F1 averages of its parent run."""
     import mlflow
 
-    from posterml.experiment.cli import experiment_config
-    from posterml.experiment.run import run_experiment
+    from posterml.modeling.cli import experiment_config
+    from posterml.modeling.run import run_experiment
 
     config = experiment_config(
         "resnet_svm",

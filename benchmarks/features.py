@@ -58,7 +58,7 @@ def timed(fn, n: int) -> tuple[Timing, object]:
 
 def bench_backbone(name: str, paths: list[str], batch_size: int, workers: int | None) -> dict:
     from posterml.features.backbone import BackboneFeaturizer
-    from posterml.features.backbones import BackboneUnavailableError
+    from posterml.features.backbone_registry import BackboneUnavailableError
 
     with tempfile.TemporaryDirectory(prefix="posterml-bench-cache-") as cache_root:
         featurizer = BackboneFeaturizer(

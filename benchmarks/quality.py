@@ -31,10 +31,10 @@ import pandas as pd
 
 from benchmarks import _smoke
 from benchmarks._tiers import print_tiers
-from posterml.experiment.cli import experiment_config
-from posterml.experiment.compare import comparison_table
-from posterml.experiment.config import RECOMMENDED, ExperimentConfig
-from posterml.experiment.run import run_experiment
+from posterml.modeling.cli import experiment_config
+from posterml.modeling.compare import comparison_table
+from posterml.modeling.run import run_experiment
+from posterml.modeling.settings import RECOMMENDED, ExperimentConfig
 
 EXPERIMENT = "benchmark-quality"
 SMOKE_POSTERS = 150

@@ -51,7 +51,7 @@ WINDOW = "1440,1100"
 RANDOM_NAME = re.compile(
     rf"\b(?:{'|'.join(_GENERATOR_PREDICATES)})-(?:{'|'.join(_GENERATOR_NOUNS)})-\d+\b"
 )
-HEADLINE_HEADER = "| split | micro F1 |"  # the run description (posterml.experiment.report)
+HEADLINE_HEADER = "| split | micro F1 |"  # the run description (posterml.modeling.report)
 NO_CHROMIUM = "no chromium on PATH (Debian: apt-get install -y chromium)"
 # Smoke: one page, its two visits; all four take ~100 s on 2 busy cores.
 SMOKE_PAGES = ("run",)

@@ -16,7 +16,7 @@ The posters are split once (``--split-seed``), multilabel-stratified:
 * **modern train**: the rest from 1980 on, in every training set.
 
 The model is the recipe's (Lite0 features, balanced RBF SVMs, the decision layer fitted on
-``--cv-folds`` out-of-fold scores, ``posterml.experiment.fitting``) with C and gamma fixed
+``--cv-folds`` out-of-fold scores, ``posterml.modeling.fitting``) with C and gamma fixed
 at ``PARAMS`` instead of an Optuna search per fit, so the curve is affordable; ``--tune``
 only re-runs the small grid that chose them (on modern train only, 80/20) and prints it.
 
@@ -63,9 +63,9 @@ from posterml.data.sources import load_dataset
 from posterml.evaluation.decision import DecisionLayer, cross_fit_predict
 from posterml.evaluation.metrics import top_k_baseline
 from posterml.evaluation.review import review_priority
-from posterml.experiment.config import BackboneSVMOptions, ExperimentConfig
-from posterml.experiment.families import get_family
-from posterml.experiment.fitting import decision_layer, fit_classifier, out_of_fold_scores
+from posterml.modeling.families import get_family
+from posterml.modeling.fitting import decision_layer, fit_classifier, out_of_fold_scores
+from posterml.modeling.settings import BackboneSVMOptions, ExperimentConfig
 from posterml.models.base import GenreClassifier
 
 EXPERIMENT = "benchmark-vintage-curve"
@@ -142,7 +142,7 @@ class Model:
 
 class Trainer:
     """The recipe with fixed hyperparameters: out-of-fold scores -> decision layer, then the
-    classifier refitted on every row (``posterml.experiment.fitting``)."""
+    classifier refitted on every row (``posterml.modeling.fitting``)."""
 
     def __init__(self, posters: Posters, params: dict, config: ExperimentConfig) -> None:
         self.posters, self.params, self.config = posters, params, config

@@ -1,4 +1,4 @@
-"""Entry point `main`: the recipe we ship (``posterml.experiment.config.RECOMMENDED``) on your
+"""Entry point `main`: the recipe we ship (``posterml.modeling.settings.RECOMMENDED``) on your
 posters.
 
 mlflow run . -P data=FOLDER --env-manager local
@@ -6,9 +6,9 @@ mlflow run . -P data=FOLDER --env-manager local
 
 from functools import partial
 
-from posterml.experiment.cli import main
-from posterml.experiment.config import RECOMMENDED
 from posterml.io import run_interruptible
+from posterml.modeling.cli import main
+from posterml.modeling.settings import RECOMMENDED
 
 if __name__ == "__main__":
     run = partial(main, RECOMMENDED["family"], entry_point="main")

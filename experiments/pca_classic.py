@@ -5,8 +5,8 @@ mlflow run . -e pca_classic -P data=synthetic --env-manager local
 
 from functools import partial
 
-from posterml.experiment.cli import main
 from posterml.io import run_interruptible
+from posterml.modeling.cli import main
 
 if __name__ == "__main__":
     # Ctrl-C/SIGTERM unwind the run (MLflow runs end, temp files go) and exit 130/143.

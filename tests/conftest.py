@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from model_fixture import TrainedModel, tracking_store, train_tiny_model
 
-from posterml.features.backbones import (
+from posterml.features.backbone_registry import (
     available_backbones,
     get_backbone,
     register_backbone,

@@ -64,8 +64,8 @@ def train_tiny_model(root: Path) -> TrainedModel:
     """Train the demo's model (EfficientNet-Lite0 features + balanced SVM, 2 trials) on the
     synthetic set and register it. A pixel-PCA model would be quicker but does not beat the
     2-most-frequent-genres baseline on the synthetic set, so ``register`` rightly refuses it."""
-    from posterml.experiment.cli import experiment_config
-    from posterml.experiment.run import run_experiment
+    from posterml.modeling.cli import experiment_config
+    from posterml.modeling.run import run_experiment
     from posterml.registry.champion import register_best
 
     root.mkdir(parents=True, exist_ok=True)

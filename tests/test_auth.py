@@ -44,9 +44,9 @@ from posterml.names import (
     PREVIOUS_ALIAS,
     ROLE_TAG,
 )
-from posterml.team.config import TeamConfig, admin_password, write_team_config
 from posterml.team.refusals import EXIT_REFUSED
 from posterml.team.roles import ROLES, Role, add_user
+from posterml.team.server_files import TeamConfig, admin_password, write_team_config
 
 pytestmark = [pytest.mark.auth, pytest.mark.slow]
 SOURCE_ROOT = Path(posterml.__file__).resolve().parents[1]  # the server imports this posterml
@@ -147,8 +147,8 @@ def posterml_cli(*argv: str, stdin: str | None = None) -> int:
 
 def _train_and_register(team: Team) -> None:
     """The scientist's week, on the auth server: a real run, register, a second version."""
-    from posterml.experiment.cli import experiment_config
-    from posterml.experiment.run import run_experiment
+    from posterml.modeling.cli import experiment_config
+    from posterml.modeling.run import run_experiment
 
     with as_person("ana"):
         run_id = run_experiment(

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from helpers import imagenet_top_k
 
-from posterml.config import cache_dir
+from posterml.cache_dir import cache_dir
 from posterml.features import backbones
-from posterml.features.backbones import (
+from posterml.features.backbone_registry import (
     Backbone,
     BackboneUnavailableError,
     available_backbones,
@@ -296,7 +296,7 @@ def test_register_backbone() -> None:
 
 def test_import_does_not_load_tensorflow() -> None:
     code = (
-        "import sys, posterml.features.backbones; "
+        "import sys, posterml.features.backbone_registry; "
         "print(sorted(m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

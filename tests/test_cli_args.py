@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from posterml.experiment.cli import parse_config
+from posterml.modeling.cli import parse_config
 
 
 def test_mlproject_style_values_parse():
@@ -39,7 +39,7 @@ def test_params_logged_by_mlflow_run_are_read_back(tracking_uri, monkeypatch):
     import mlflow
     from mlflow.utils.string_utils import quote
 
-    from posterml.experiment.cli import parse_config
+    from posterml.modeling.cli import parse_config
 
     logged = {"data": "/tmp/my posters", "study_name": "", "n_trials": "3", "backbone": "x'y"}
     with mlflow.start_run() as run:
@@ -57,7 +57,7 @@ def test_a_knob_of_another_family_is_refused(capsys):
 
 
 def test_a_storage_password_never_reaches_the_params():
-    from posterml.experiment.cli import experiment_config
+    from posterml.modeling.cli import experiment_config
 
     config = experiment_config("resnet_svm", storage="postgresql://u:s3cret@db/optuna")
     assert "s3cret" not in str(config.params())

@@ -179,7 +179,7 @@ def test_bom_and_multiline_fields_are_read_with_true_line_numbers(tmp_path):
 def test_entry_points_report_a_bad_labels_file_in_one_line(tracking_uri, tmp_path, capsys, entry):
     (tmp_path / "labels.csv").write_bytes(HEADER + b"1,\xff,1990,Drama,x.jpg\n")
     if entry == "pca_classic":
-        from posterml.experiment.cli import main
+        from posterml.modeling.cli import main
 
         code = main("pca_classic", ["--data", str(tmp_path)])
     else:

@@ -195,8 +195,8 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
 
 def test_unreadable_images_are_reported_and_skipped_not_fatal(tracking_uri, tmp_path):
     from posterml.data.synthetic import write_synthetic
-    from posterml.experiment.cli import experiment_config
-    from posterml.experiment.run import run_experiment
+    from posterml.modeling.cli import experiment_config
+    from posterml.modeling.run import run_experiment
 
     root = write_synthetic(tmp_path / "posters", n=120, seed=1)
     images = sorted((root / "images").iterdir())

@@ -25,7 +25,7 @@ from posterml.data.content import file_sha256
 from posterml.data.images import DECODER_VERSION, load_image
 from posterml.data.sources import load_dataset
 from posterml.features.backbone import BackboneFeaturizer
-from posterml.features.backbones import (
+from posterml.features.backbone_registry import (
     Backbone,
     available_backbones,
     register_backbone,

@@ -56,9 +56,9 @@ def test_svm_sample_weight_scales_c_per_poster():
 
 
 def test_out_of_fold_scores_pass_weights_to_each_fold():
-    from posterml.experiment.config import ExperimentConfig
-    from posterml.experiment.families import get_family
-    from posterml.experiment.fitting import out_of_fold_scores
+    from posterml.modeling.families import get_family
+    from posterml.modeling.fitting import out_of_fold_scores
+    from posterml.modeling.settings import ExperimentConfig
 
     X, Y = _toy(n=90)
     family, params = get_family("resnet_svm"), {"C": 2.0, "gamma_scale": 1.0}

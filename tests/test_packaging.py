@@ -99,8 +99,8 @@ def test_experiment_parameters_match_the_config():
     shipped recipe); a family's entry point has no knob that does not apply to it."""
     import dataclasses
 
-    from posterml.experiment.config import ENTRY_POINT_DEFAULTS, CompareOptions, shared_knobs
-    from posterml.experiment.families import family_class
+    from posterml.modeling.families import family_class
+    from posterml.modeling.settings import ENTRY_POINT_DEFAULTS, CompareOptions, shared_knobs
 
     project = yaml.safe_load((ROOT / "MLproject").read_text())
     for name, family in EXPERIMENTS.items():

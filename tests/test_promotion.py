@@ -22,8 +22,8 @@ pytestmark = pytest.mark.slow
 
 
 def train(data, tmp_path, **knobs) -> str:
-    from posterml.experiment.cli import experiment_config
-    from posterml.experiment.run import run_experiment
+    from posterml.modeling.cli import experiment_config
+    from posterml.modeling.run import run_experiment
 
     config = experiment_config(
         "resnet_svm",

@@ -8,7 +8,7 @@ import time
 import optuna
 import pytest
 
-from posterml.experiment.study import default_storage, optuna_storage
+from posterml.modeling.study import default_storage, optuna_storage
 
 
 def test_storage_lives_beside_a_sqlite_tracking_store(tmp_path, monkeypatch):

@@ -16,13 +16,6 @@ from mlflow.protos.databricks_pb2 import (
 )
 from model_fixture import tracking_store
 
-from posterml.team.config import (
-    ADMIN_PASSWORD_ENV,
-    AUTHORIZATION_FUNCTION,
-    TeamConfigError,
-    admin_password,
-    write_team_config,
-)
 from posterml.team.refusals import (
     CREDENTIALS_HELP,
     model_of,
@@ -31,6 +24,13 @@ from posterml.team.refusals import (
     refusal_of,
 )
 from posterml.team.roles import ROLES
+from posterml.team.server_files import (
+    ADMIN_PASSWORD_ENV,
+    AUTHORIZATION_FUNCTION,
+    TeamConfigError,
+    admin_password,
+    write_team_config,
+)
 
 SERVER = "http://127.0.0.1:9"  # nothing listens: no line may need the server to be asked
 

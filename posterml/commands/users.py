@@ -56,7 +56,7 @@ def _server() -> str:
 
 
 def run_init(args: argparse.Namespace) -> int:
-    from posterml.team.config import ADMIN_PASSWORD_ENV, TeamConfigError, write_team_config
+    from posterml.team.server_files import ADMIN_PASSWORD_ENV, TeamConfigError, write_team_config
 
     try:
         config = write_team_config(args.folder)

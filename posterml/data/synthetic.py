@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from posterml.config import cache_dir
+from posterml.cache_dir import cache_dir
 from posterml.data.dataset import PosterDataset, load_folder
 from posterml.genres import GENRES
 from posterml.io import make_temp_dir

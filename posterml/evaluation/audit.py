@@ -9,7 +9,7 @@ How:
 
 1. **Out-of-fold probabilities from the recipe's model.** The dataset's EfficientNet-Lite0
    features (cached), balanced RBF SVMs fitted on the other folds (``fit_classifier``, as
-   ``posterml.experiment.fitting.out_of_fold_scores`` does), then the decision layer's
+   ``posterml.modeling.fitting.out_of_fold_scores`` does), then the decision layer's
    Platt calibration fitted on the other folds again (``cross_fit_predict``): no poster's
    own label touches its probabilities. C and gamma are fixed (``AuditSettings``), not
    searched: an audit is run often, a search costs 20 fits.
@@ -45,8 +45,8 @@ from posterml.io import atomic_write
 from posterml.progress import progress_bar, write_line
 
 if TYPE_CHECKING:  # the experiment modules import MLflow: `posterml --help` need not wait
-    from posterml.experiment.config import ExperimentConfig
-    from posterml.experiment.families import Family
+    from posterml.modeling.families import Family
+    from posterml.modeling.settings import ExperimentConfig
 
 # Measured on ../shared/posters (train 1990-2018 -> val, decision layer cross-fitted):
 # C 1 / gamma_scale 1 scored val weighted F1 .499, C 3 .491, C 10 .480, C 3 with gamma
@@ -84,8 +84,8 @@ class AuditSettings:
     seed: int = 42
 
     def family(self) -> Family:
-        from posterml.experiment.config import BackboneSVMOptions
-        from posterml.experiment.families import get_family
+        from posterml.modeling.families import get_family
+        from posterml.modeling.settings import BackboneSVMOptions
 
         return get_family(
             "resnet_svm", BackboneSVMOptions(backbone=self.backbone, class_weight="balanced")
@@ -96,7 +96,7 @@ class AuditSettings:
 
     def config(self) -> ExperimentConfig:
         """The recipe's decision-layer settings (their defaults), with these folds and seed."""
-        from posterml.experiment.config import ExperimentConfig
+        from posterml.modeling.settings import ExperimentConfig
 
         return ExperimentConfig(family="resnet_svm", cv_folds=self.folds, seed=self.seed)
 
@@ -144,7 +144,7 @@ def out_of_fold_probabilities(
     from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 
     from posterml.evaluation.decision import cross_fit_predict
-    from posterml.experiment.fitting import decision_layer, fit_classifier
+    from posterml.modeling.fitting import decision_layer, fit_classifier
 
     X, Y = np.asarray(X), np.asarray(Y)
     if len(Y) < 2 * settings.folds:

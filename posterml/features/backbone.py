@@ -18,7 +18,7 @@ import numpy as np
 
 from posterml.data.content import hash_files
 from posterml.data.images import DECODER_VERSION, resize_rgb
-from posterml.features.backbones import get_backbone
+from posterml.features.backbone_registry import get_backbone
 from posterml.features.base import (
     SPEC_FILE,
     Featurizer,

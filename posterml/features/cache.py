@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posterml.config import cache_dir
+from posterml.cache_dir import cache_dir
 from posterml.io import atomic_write
 
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")

@@ -1,7 +1,7 @@
 """EfficientNet-Lite weights in Keras layouts, batch norms folded, cached as ``.npz``.
 
 The torch checkpoint (``posterml.features.lite.checkpoint``) is converted to Keras layouts
-once and cached under ``posterml.config.cache_dir() / "weights"``; later builds load the
+once and cached under ``posterml.cache_dir.cache_dir() / "weights"``; later builds load the
 cache instead of the pickle. The cache holds the weights as the checkpoint has them (one
 entry per torch module, batch norms included), so caches written before folding stay valid;
 ``inference_weights`` then folds every batch norm into the convolution before it, the form
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posterml.config import cache_dir as posterml_cache_dir
+from posterml.cache_dir import cache_dir as posterml_cache_dir
 from posterml.features.folding import fold_batch_norm
 from posterml.features.lite.architecture import BN_EPSILON, LITE0, get_variant
 from posterml.features.lite.checkpoint import CheckpointError, load_torch_checkpoint

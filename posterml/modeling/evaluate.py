@@ -14,8 +14,8 @@ from posterml.evaluation.metrics import (
     tier_metrics,
     top_k_baseline,
 )
-from posterml.experiment.fitting import Decided
 from posterml.genres import GENRES, genre_slug
+from posterml.modeling.fitting import Decided
 
 log = logging.getLogger("posterml")
 

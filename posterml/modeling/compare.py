@@ -12,10 +12,10 @@ import dataclasses
 import mlflow
 import pandas as pd
 
-from posterml.experiment.cli import parse_config_with
-from posterml.experiment.config import CompareOptions, ExperimentConfig
-from posterml.experiment.families import family_class
-from posterml.experiment.run import run_experiment
+from posterml.modeling.cli import parse_config_with
+from posterml.modeling.families import family_class
+from posterml.modeling.run import run_experiment
+from posterml.modeling.settings import CompareOptions, ExperimentConfig
 from posterml.names import BALANCED_TAG, BEATS_BASELINE_TAG, COMPARE_ROLE, ROLE_TAG
 from posterml.tracking import configure_tracking, log_new_params
 
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     from posterml.data.dataset import DatasetError
-    from posterml.features.backbones import BackboneUnavailableError
+    from posterml.features.backbone_registry import BackboneUnavailableError
 
     try:
         run_comparison(parse_config_with("compare", CompareOptions, argv))

@@ -15,14 +15,14 @@ import dataclasses
 import sys
 
 from posterml.cli_args import parse_bool, parse_whole, resolve_argv
-from posterml.experiment.config import (
+from posterml.modeling.families import family_class
+from posterml.modeling.settings import (
     CLI_ONLY,
     ENTRY_POINT_DEFAULTS,
     ExperimentConfig,
     FamilyOptions,
     shared_knobs,
 )
-from posterml.experiment.families import family_class
 
 
 def _add_fields(parser: argparse.ArgumentParser, fields: list[dataclasses.Field]) -> None:
@@ -91,8 +91,8 @@ def main(family: str, argv: list[str] | None = None, entry_point: str | None = N
     anything else keeps its traceback.
     """
     from posterml.data.dataset import DatasetError
-    from posterml.experiment.run import run_experiment
-    from posterml.features.backbones import BackboneUnavailableError
+    from posterml.features.backbone_registry import BackboneUnavailableError
+    from posterml.modeling.run import run_experiment
 
     name = entry_point or family
     try:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from posterml.evaluation.decision import DecisionLayer, cross_fit_predict
-from posterml.experiment.config import ExperimentConfig
-from posterml.experiment.families import Family
-from posterml.experiment.features import FeatureSets
+from posterml.modeling.families import Family
+from posterml.modeling.inputs import FeatureSets
+from posterml.modeling.settings import ExperimentConfig
 from posterml.models.base import GenreClassifier
 
 log = logging.getLogger("posterml")

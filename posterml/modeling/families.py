@@ -3,7 +3,7 @@
 A family says how posters become inputs (its featurizer), which hyperparameters Optuna
 searches, how to build a classifier from them, and whether that classifier is "balanced"
 (reweights rare genres). Everything else (splits, trials, metrics, logging) is shared.
-A family instance holds its options (``posterml.experiment.config``), as an estimator holds
+A family instance holds its options (``posterml.modeling.settings``), as an estimator holds
 its arguments; it is built by ``get_family(name, options)``.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
-from posterml.experiment.config import (
+from posterml.modeling.settings import (
     SEARCHED,
     BackboneMLPOptions,
     BackboneSVMOptions,

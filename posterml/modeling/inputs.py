@@ -15,8 +15,8 @@ import pandas as pd
 from posterml.data.dataset import PosterDataset
 from posterml.data.sources import load_dataset
 from posterml.data.splits import Splits, make_splits
-from posterml.experiment.config import ExperimentConfig
-from posterml.experiment.families import Family
+from posterml.modeling.families import Family
+from posterml.modeling.settings import ExperimentConfig
 
 
 @dataclass

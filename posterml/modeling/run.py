@@ -3,7 +3,7 @@
 data -> splits -> features -> Optuna study (one nested MLflow run per trial) -> refit with the
 best hyperparameters behind the decision layer -> val/test/cross-period metrics, reports and
 figures -> the deployable pipeline logged on the parent run. Families only say how to
-featurize, what to search and how to build a classifier (``posterml.experiment.families``).
+featurize, what to search and how to build a classifier (``posterml.modeling.families``).
 """
 
 from __future__ import annotations
@@ -15,19 +15,19 @@ import time
 import mlflow
 
 from posterml.evaluation.metrics import AVERAGES
-from posterml.experiment.config import ExperimentConfig
-from posterml.experiment.evaluate import check_against_baseline, headline, split_metrics
-from posterml.experiment.families import Family, get_family
-from posterml.experiment.features import FeatureSets, build_features, load_data
-from posterml.experiment.fitting import decide_splits, fit_and_decide
-from posterml.experiment.report import (
+from posterml.modeling.evaluate import check_against_baseline, headline, split_metrics
+from posterml.modeling.families import Family, get_family
+from posterml.modeling.fitting import decide_splits, fit_and_decide
+from posterml.modeling.inputs import FeatureSets, build_features, load_data
+from posterml.modeling.report import (
     log_dataset,
     log_failures,
     log_figures,
     log_reports,
     run_description,
 )
-from posterml.experiment.study import (
+from posterml.modeling.settings import ExperimentConfig
+from posterml.modeling.study import (
     create_study,
     default_storage,
     log_best,

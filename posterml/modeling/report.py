@@ -26,9 +26,9 @@ from posterml.evaluation.metrics import (
     tier_report_frame,
     top_k_baseline,
 )
-from posterml.experiment.config import ExperimentConfig
-from posterml.experiment.features import FeatureSets
-from posterml.experiment.fitting import Decided
+from posterml.modeling.fitting import Decided
+from posterml.modeling.inputs import FeatureSets
+from posterml.modeling.settings import ExperimentConfig
 from posterml.names import (
     BEATS_BASELINE_TAG,
     DATASET_HASH_TAG,

@@ -17,13 +17,13 @@ from pathlib import Path
 import mlflow
 import optuna
 
-from posterml.config import cache_dir
+from posterml.cache_dir import cache_dir
 from posterml.evaluation.decision import cross_fit_predict
-from posterml.experiment.config import ExperimentConfig
-from posterml.experiment.evaluate import headline, split_metrics
-from posterml.experiment.families import Family
-from posterml.experiment.features import FeatureSets
-from posterml.experiment.fitting import Decided, decision_layer, fit_classifier
+from posterml.modeling.evaluate import headline, split_metrics
+from posterml.modeling.families import Family
+from posterml.modeling.fitting import Decided, decision_layer, fit_classifier
+from posterml.modeling.inputs import FeatureSets
+from posterml.modeling.settings import ExperimentConfig
 from posterml.names import BALANCED_TAG, FAMILY_TAG, ROLE_TAG, TRIAL_ROLE
 
 # A worker that stops sending heartbeats for HEARTBEAT_GRACE seconds is considered dead:
