@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test lint format clean mlproject
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ lint:
 format:
 	$(BIN)/ruff format posterml experiments benchmarks tests
 	$(BIN)/ruff check --fix posterml experiments benchmarks tests
+
+# MLproject is generated from the settings dataclasses and the commands' parsers.
+mlproject: install
+	$(BIN)/python -m posterml.modeling.mlproject
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns mlartifacts optuna.db .pytest_cache

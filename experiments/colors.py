@@ -1,75 +1,11 @@
 """MLproject entry point ``colors``: dominant poster colours by genre and decade.
 
-    mlflow run . -e colors -P data=../shared/posters --env-manager local
-    python -m experiments.colors --data ../shared/posters --n-colors 5 --drop-grays true
-
-All logic lives in :func:`posterml.studies.colors.run_color_study`; this script only parses
-arguments, points MLflow at the tracking store and prints the run id.
+mlflow run . -e colors -P data=../shared/posters --env-manager local
+python -m experiments.colors --data ../shared/posters --n-colors 5 --drop-grays true
 """
 
-from __future__ import annotations
-
-import argparse
-import sys
-from collections.abc import Sequence
-
-from posterml.cli_args import parse_bool, parse_whole, resolve_argv
-from posterml.data.dataset import DatasetError
 from posterml.io import run_interruptible
-from posterml.studies.colors import run_color_study
-from posterml.tracking import configure_tracking
-
-
-def _optional_whole(value: str) -> int | None:
-    """A whole number, or none/0/empty for "no limit" (MLproject parameters can't be omitted)."""
-    if value.strip().lower() in {"", "none"}:
-        return None
-    return parse_whole(value) or None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data",
-        default="synthetic",
-        help='"synthetic" or a folder with labels.csv (e.g. ../shared/posters)',
-    )
-    parser.add_argument("--n-colors", type=parse_whole, default=5, help="colours per palette")
-    parser.add_argument(
-        "--drop-grays",
-        type=parse_bool,
-        default=True,
-        help="ignore black, white and grays (true/false)",
-    )
-    parser.add_argument(
-        "--max-posters",
-        type=_optional_whole,
-        default=None,
-        help="analyse a random sample of at most this many posters",
-    )
-    parser.add_argument("--seed", type=parse_whole, default=0, help="sampling and k-means seed")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(resolve_argv(argv))
-    configure_tracking()
-    try:
-        run_id = run_color_study(
-            data=args.data,
-            n_colors=args.n_colors,
-            drop_grays=args.drop_grays,
-            max_posters=args.max_posters,
-            seed=args.seed,
-            progress=not args.no_progress,
-        )
-    except DatasetError as exc:  # an unusable dataset: one line and status 2, no traceback
-        print(f"posterml colors: {exc}", file=sys.stderr)
-        return 2
-    print(run_id)
-    return 0
-
+from posterml.studies.command import main
 
 if __name__ == "__main__":
     # Ctrl-C/SIGTERM unwind the run (the MLflow run ends, temp files go) and exit 130/143.

@@ -1,13 +1,13 @@
 """MLproject entry point ``fetch_tmdb``: TMDb posters + genres into a folder dataset.
 
 All logic lives in :mod:`posterml.commands.fetch_tmdb`, whose flags ``posterml fetch-tmdb``
-shares, so both behave the same. Pass the key through ``TMDB_API_KEY``, not as an MLproject
-parameter: MLflow logs MLproject parameters, so a key given that way would end up in the
-tracking store.
+shares. Pass the key through ``TMDB_API_KEY``, never as an MLproject parameter: MLflow logs
+MLproject parameters, so a key given that way would end up in the tracking store.
 """
 
-from posterml.cli_args import resolve_argv
+import sys
+
 from posterml.commands.fetch_tmdb import cli_main
 
 if __name__ == "__main__":
-    raise SystemExit(cli_main(resolve_argv()))
+    raise SystemExit(cli_main(sys.argv[1:]))

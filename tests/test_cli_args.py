@@ -33,23 +33,6 @@ def test_bad_values_are_refused_by_name(flag, value, capsys):
     assert value in capsys.readouterr().err
 
 
-def test_params_logged_by_mlflow_run_are_read_back(tracking_uri, monkeypatch):
-    """Under `mlflow run` the script reads the parameters MLflow logged, which MLflow stores
-    shell-quoted ('' for an empty default, 'my posters' for a path with a space)."""
-    import mlflow
-    from mlflow.utils.string_utils import quote
-
-    from posterml.modeling.cli import parse_config
-
-    logged = {"data": "/tmp/my posters", "study_name": "", "n_trials": "3", "backbone": "x'y"}
-    with mlflow.start_run() as run:
-        mlflow.log_params({k: quote(v) for k, v in logged.items()})
-    monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)
-    config = parse_config("resnet_svm", ["--params-from-run"])
-    assert config.data == "/tmp/my posters" and config.study_name == ""
-    assert config.n_trials == 3 and config.options.backbone == "x'y"
-
-
 def test_a_knob_of_another_family_is_refused(capsys):
     with pytest.raises(SystemExit):
         parse_config("resnet_svm", ["--image-size", "48x32"])

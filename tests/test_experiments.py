@@ -142,7 +142,8 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     args = [
         sys.executable,
         "-m",
-        "experiments.pca_classic",
+        "experiments.run",
+        "pca_classic",
         "--study-name",
         "shared",
         "--storage",

@@ -60,7 +60,7 @@ def shared_search(postgres: PostgresServer, tmp_path_factory) -> SharedSearch:
     workdir = root / "workers"
     workdir.mkdir()
     command = [
-        sys.executable, "-m", "experiments.resnet_svm",
+        sys.executable, "-m", "experiments.run", "resnet_svm",
         "--data", "synthetic", "--backbone", "efficientnet_lite0",
         "--storage", storage, "--study-name", STUDY, "--n-trials", str(N_TRIALS),
         "--class-weight", "balanced", "--cv-folds", "2",

@@ -35,7 +35,7 @@ def _handle_batch_score(args: argparse.Namespace) -> int:
             args.model,
             fmt=args.format,
             path_column=args.path_column,
-            year_column=args.year_column or None,  # MLproject passes '' for none
+            year_column=args.year_column or None,
             batch_rows=args.batch_size,
             partitions=args.partitions,
             env_manager=args.env_manager,
@@ -72,8 +72,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--model", default=CHAMPION_URI, help=f"default: {CHAMPION_URI}")
     parser.add_argument("--format", choices=TABLE_FORMATS, help="default: from --out")
     parser.add_argument("--path-column", default="path", help="tables: the image path column")
-    parser.add_argument("--year-column", help="tables: a release-year column for the model")
-    parser.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
+    parser.add_argument(
+        "--year-column", default="", help="tables: a release-year column for the model"
+    )
+    parser.add_argument(
+        "--master", default="", help="Spark master (default: spark-submit's, else local[*])"
+    )
     parser.add_argument(
         "--batch-size",
         type=parse_positive,

@@ -1,11 +1,9 @@
-"""The command line of the experiment entry points (``experiments/<family>.py``).
+"""The command line of the experiment entry points: ``python -m experiments.run NAME ...``.
 
-Flags mirror the config (``--n-trials``, ``--backbone``); each family takes the shared knobs
-and its own. Under ``mlflow run`` the MLproject command is just
-``python -m experiments.<family> --params-from-run``: MLflow has already logged every
-parameter of the entry point (the user's ``-P`` values and the defaults) on the run it
-started, so the script reads them back from that run instead of the MLproject spelling out
-~20 ``--flag {value}`` pairs per entry point.
+NAME is ``main`` (the recipe we ship), a family or ``compare``. Flags mirror the settings
+(``--n-trials``, ``--backbone``): each entry point takes the shared knobs and its family's,
+with ``ENTRY_POINT_DEFAULTS`` over the dataclasses' defaults. MLproject is generated from
+these parsers (``posterml.modeling.mlproject``).
 """
 
 from __future__ import annotations
@@ -14,15 +12,20 @@ import argparse
 import dataclasses
 import sys
 
-from posterml.cli_args import parse_bool, parse_whole, resolve_argv
-from posterml.modeling.families import family_class
+from posterml.cli_args import parse_bool, parse_whole
+from posterml.modeling.families import FAMILIES, family_class
 from posterml.modeling.settings import (
     CLI_ONLY,
     ENTRY_POINT_DEFAULTS,
+    RECOMMENDED,
+    CompareOptions,
     ExperimentConfig,
     FamilyOptions,
     shared_knobs,
 )
+
+# MLproject's experiment entry points, in its order: the recipe, each family, the comparison.
+ENTRY_POINTS = ("main", *FAMILIES, "compare")
 
 
 def _add_fields(parser: argparse.ArgumentParser, fields: list[dataclasses.Field]) -> None:
@@ -43,6 +46,24 @@ def build_parser(name: str, options_class: type[FamilyOptions]) -> argparse.Argu
     return parser
 
 
+def options_of(entry_point: str) -> type[FamilyOptions]:
+    """The options dataclass of an entry point: its family's, or ``compare``'s."""
+    if entry_point == "compare":
+        return CompareOptions
+    return family_class(family_of(entry_point)).options_class
+
+
+def family_of(entry_point: str) -> str:
+    return RECOMMENDED["family"] if entry_point == "main" else entry_point
+
+
+def entry_point_parser(entry_point: str) -> argparse.ArgumentParser:
+    """The parser of one experiment entry point, its defaults applied."""
+    parser = build_parser(entry_point, options_of(entry_point))
+    parser.set_defaults(**ENTRY_POINT_DEFAULTS.get(entry_point, {}))
+    return parser
+
+
 def parse_config_with(
     name: str,
     options_class: type[FamilyOptions],
@@ -53,7 +74,7 @@ def parse_config_with(
     ``name`` becomes the config's family (``compare`` is a name but not a family)."""
     parser = build_parser(name, options_class)
     parser.set_defaults(**(defaults or {}))
-    args = vars(parser.parse_args(resolve_argv(argv)))
+    args = vars(parser.parse_args(argv))
     own = {f.name for f in dataclasses.fields(options_class)}
     options = options_class(**{k: v for k, v in args.items() if k in own})
     return ExperimentConfig(

@@ -122,7 +122,7 @@ def run_comparison(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m experiments.compare``: an unusable dataset or backbone is one line."""
+    """``python -m experiments.run compare``: an unusable dataset or backbone is one line."""
     import sys
 
     from posterml.data.dataset import DatasetError
