@@ -24,6 +24,7 @@ from sklearn.metrics import f1_score
 
 from benchmarks import _smoke
 from posterml.evaluation.decision import estimate_priors_em, shift_priors
+from posterml.evaluation.metrics import AVERAGES
 from posterml.genres import GENRES, to_matrix
 from posterml.serving.pyfunc import load_pipeline
 
@@ -70,8 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         ):
             pred = layer.decide(shifted, cuts)
             f1 = "  ".join(
-                f"{a} {f1_score(y, pred, average=a, zero_division=0):.3f}"
-                for a in ("micro", "macro", "weighted", "samples")
+                f"{a} {f1_score(y, pred, average=a, zero_division=0):.3f}" for a in AVERAGES
             )
             print(f"  {name:22s} {f1}  genres/poster {pred.sum(1).mean():.2f}")
         print(

@@ -12,6 +12,7 @@ import optuna
 import pytest
 
 from posterml.genres import GENRES, genre_slug
+from posterml.names import DECISION_RULE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -102,7 +103,7 @@ def test_compare_leaves_four_comparable_parent_runs(tmp_path):
         assert tags["train_period"] == "1980-2019" and tags["test_period"] == "-1969"
         assert tags["balanced"] in ("true", "false") and tags["model_id"]
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert {"figures", "reports", "data", "model_decision_rule.json"} <= artifacts
+        assert {"figures", "reports", "data", DECISION_RULE_FILE} <= artifacts
         figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
         assert "figures/per_genre_f1.png" in figures and "figures/optuna_history.png" in figures
 
@@ -259,7 +260,7 @@ def test_main_recipe_and_finetune_run_end_to_end_and_main_registers(tmp_path):
         assert "figures/f1_by_decade.png" in figures
         reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
         assert {"reports/test_tiers.json", "reports/val_tiers.json"} <= reports
-        rule = client.download_artifacts(run.info.run_id, "model_decision_rule.json", str(tmp_path))
+        rule = client.download_artifacts(run.info.run_id, DECISION_RULE_FILE, str(tmp_path))
         assert "Science Fiction" in Path(rule).read_text()  # thresholds carry genre names
     main = by_family["resnet_svm"]
     assert main.info.run_name.startswith("resnet_svm · synthetic · ")  # named under mlflow run

@@ -179,6 +179,8 @@ def test_an_old_pipeline_serves_an_empty_maybe(tmp_path):
     layer = DecisionLayer(precision_floor=0, max_maybe=0, min_positives=1)
     layer.fit(model.predict_scores(X), Y)
     PosterPipeline(featurizer, model, layer, {"family": "logreg"}).save(tmp_path / "model")
+    # As saved then: format 2, under the file's old name.
+    (tmp_path / "model" / "decision_rule.json").unlink()
     (tmp_path / "model" / "decision.json").write_text(json.dumps(_format_2(layer)))
 
     frame = PosterPipeline.load(tmp_path / "model").predict_frame([load_image(p) for p in paths])

@@ -318,7 +318,7 @@ class DecisionLayer(BaseEstimator):
 
     # -- persistence -------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """Settings and fitted numbers, with genre names, for ``decision.json``.
+        """Settings and fitted numbers, with genre names, for ``decision_rule.json``.
 
         A cut of ``NEVER`` is written as null: the genre is never in that tier."""
         genres = list(GENRES)

@@ -19,6 +19,8 @@ from sklearn.metrics import (
 from posterml.genres import GENRES, genre_slug
 
 AVERAGES = ("micro", "macro", "weighted", "samples")
+# The averages a model is judged by against the baseline and the champion.
+HEADLINE_AVERAGES = ("micro", "samples")
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, split: str) -> dict[str, float]:

@@ -12,6 +12,7 @@ import dataclasses
 import mlflow
 import pandas as pd
 
+from posterml.evaluation.metrics import AVERAGES
 from posterml.modeling.cli import parse_config_with
 from posterml.modeling.families import family_class
 from posterml.modeling.run import run_experiment
@@ -21,9 +22,7 @@ from posterml.tracking import configure_tracking, log_new_params
 
 COMPARED_FAMILIES = ("pca_classic", "scratch_cnn", "resnet_svm", "resnet_mlp")
 TABLE_METRICS = [
-    f"{split}_f1_{avg}"
-    for split in ("val", "test", "cross_period")
-    for avg in ("micro", "macro", "weighted", "samples")
+    f"{split}_f1_{avg}" for split in ("val", "test", "cross_period") for avg in AVERAGES
 ]
 # How much each model says: genres per poster against the truth, and its worst genre's
 # predicted/true ratio (an honest model stays near 1; the old served model was at ~40).

@@ -37,6 +37,7 @@ from posterml.models.pipeline import PosterPipeline
 from posterml.names import (
     BACKBONE_TAG,
     BEATS_BASELINE_TAG,
+    DECISION_RULE_FILE,
     EXPERIMENT_ROLE,
     FAMILY_TAG,
     MODEL_ID_TAG,
@@ -104,7 +105,7 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
         mlflow.log_metrics(headline(metrics))
         mlflow.set_tags(tags)
         log_reports(features, decided, metrics, family.name)
-        mlflow.log_dict(layer.to_dict(), "model_decision_rule.json")
+        mlflow.log_dict(layer.to_dict(), DECISION_RULE_FILE)
         description = run_description(config, dataset, splits, params, metrics, tags)
         mlflow.set_tag("mlflow.note.content", description)
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from posterml.evaluation.decision import DecisionLayer
 from posterml.genres import GENRES, genre_slug
+from posterml.names import DECISION_RULE_FILE
 
 # The per-genre probability columns of a prediction, in GENRES order.
 SCORE_COLUMNS = [f"score_{genre_slug(g)}" for g in GENRES]
@@ -67,7 +68,8 @@ class PosterPipeline:
         directory = Path(directory)
         self.featurizer.save(directory / "featurizer")
         self.classifier.save(directory / "classifier")
-        (directory / "decision.json").write_text(json.dumps(self.layer.to_dict(), indent=2))
+        rule = json.dumps(self.layer.to_dict(), indent=2)
+        (directory / DECISION_RULE_FILE).write_text(rule)
         (directory / "meta.json").write_text(
             json.dumps({**self.meta, "genres": list(GENRES)}, indent=2)
         )
@@ -84,6 +86,13 @@ class PosterPipeline:
         return cls(
             load_featurizer(directory / "featurizer"),
             load_classifier(directory / "classifier"),
-            DecisionLayer.from_dict(json.loads((directory / "decision.json").read_text())),
+            DecisionLayer.from_dict(json.loads(_decision_rule(directory).read_text())),
             meta,
         )
+
+
+def _decision_rule(directory: Path) -> Path:
+    """The saved decision layer; models saved before the name was unified have
+    ``decision.json``."""
+    path = directory / DECISION_RULE_FILE
+    return path if path.exists() else directory / "decision.json"

@@ -24,6 +24,7 @@ from mlflow.models.evaluation import EvaluationResult
 from mlflow.models.evaluation.validation import ModelValidationFailedException
 
 from posterml.data.dataset import PosterDataset, load_folder
+from posterml.evaluation.metrics import HEADLINE_AVERAGES
 from posterml.names import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
@@ -74,11 +75,11 @@ def promotion_thresholds(
         f"{PREFIX}_genres_per_poster_shortfall": (MAX_GENRES_SHORTFALL, False),
     }
     if champion is None:
-        for average in ("micro", "samples"):
+        for average in HEADLINE_AVERAGES:
             base = reference.get(f"baseline_f1_{average}")
             rules[f"{PREFIX}_f1_{average}"] = (base + BEAT_BASELINE_BY, True)
     else:
-        for average in ("micro", "samples"):
+        for average in HEADLINE_AVERAGES:
             rules[f"{PREFIX}_f1_{average}"] = (champion.get(f"f1_{average}") - F1_TOLERANCE, True)
         vintage = champion.get("f1_micro_pre1980")
         if vintage is not None:

@@ -18,7 +18,13 @@ import numpy as np
 import pandas as pd
 
 from posterml.data.dataset import PosterDataset
-from posterml.evaluation.metrics import classification_metrics, decade_metrics, decision_stats
+from posterml.evaluation.metrics import (
+    AVERAGES,
+    HEADLINE_AVERAGES,
+    classification_metrics,
+    decade_metrics,
+    decision_stats,
+)
 from posterml.genres import GENRE_INDEX, to_matrix
 from posterml.serving.limits import RequestSlots, ServingLimits
 from posterml.serving.pyfunc import PosterGenreModel, encode_image_file, load_pipeline
@@ -115,7 +121,7 @@ def reference_metrics(y_true: np.ndarray, y_pred: np.ndarray, years: np.ndarray)
         if "_support_" not in k
     }
     for name, value in classification_metrics(y_true, baseline, PREFIX).items():
-        if any(name == f"{PREFIX}_f1_{a}" for a in ("micro", "samples", "macro", "weighted")):
+        if any(name == f"{PREFIX}_f1_{a}" for a in AVERAGES):
             metrics[name.replace(f"{PREFIX}_", f"{PREFIX}_baseline_")] = value
     metrics.update(decade_metrics(y_true, y_pred, years, PREFIX, baseline))
     vintage = np.asarray(years) < VINTAGE_BEFORE
@@ -123,7 +129,7 @@ def reference_metrics(y_true: np.ndarray, y_pred: np.ndarray, years: np.ndarray)
     metrics[f"{PREFIX}_n_pre1980"] = float(vintage.sum())
     if vintage.any():
         for who, decided in (("", y_pred), ("baseline_", baseline)):
-            for average in ("micro", "samples"):
+            for average in HEADLINE_AVERAGES:
                 metrics[f"{PREFIX}_{who}f1_{average}_pre1980"] = classification_metrics(
                     y_true[vintage], decided[vintage], PREFIX
                 )[f"{PREFIX}_f1_{average}"]
