@@ -37,20 +37,15 @@ def free_port() -> int:
 
 
 def process_group_rss(pgid: int) -> int:
-    """Total resident memory in bytes of the processes in process group ``pgid`` (Linux)."""
+    """Total resident memory in bytes of the processes in process group ``pgid``."""
+    import psutil
+
     total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for process in psutil.process_iter():
         try:
-            stat = Path(entry.path, "stat").read_text()
-            # After the parenthesised command name: state ppid pgrp ...
-            if int(stat.rsplit(")", 1)[1].split()[2]) != pgid:
-                continue
-            for line in Path(entry.path, "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except (OSError, ValueError, IndexError):
+            if os.getpgid(process.pid) == pgid:
+                total += process.memory_info().rss
+        except (psutil.Error, ProcessLookupError):
             continue  # the process exited while being read
     return total
 
