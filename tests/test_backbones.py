@@ -21,7 +21,7 @@ import pytest
 from helpers import imagenet_top_k
 
 from posterml.cache_dir import cache_dir
-from posterml.features import backbones
+from posterml.features import backbone_registry
 from posterml.features.backbone_registry import (
     Backbone,
     BackboneUnavailableError,
@@ -306,8 +306,8 @@ def test_import_does_not_load_tensorflow() -> None:
 def test_resnet50_fails_fast_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # An empty Keras home and a host that can never resolve (RFC 2606): offline everywhere.
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    url = "https://weights.invalid/" + backbones.RESNET50_WEIGHTS_FILE
-    monkeypatch.setattr(backbones, "RESNET50_WEIGHTS_URL", url)
+    url = "https://weights.invalid/" + backbone_registry.RESNET50_WEIGHTS_FILE
+    monkeypatch.setattr(backbone_registry, "RESNET50_WEIGHTS_URL", url)
     start = time.monotonic()
     with pytest.raises(BackboneUnavailableError) as info:
         get_backbone("resnet50").build()
@@ -324,15 +324,15 @@ def test_resnet50_fails_fast_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 def test_resnet50_probe_never_hangs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # A server that accepts the connection but never answers: the probe's deadline must hold.
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    monkeypatch.setattr(backbones, "_PROBE_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(backbone_registry, "_PROBE_TIMEOUT_S", 0.5)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         url = f"https://127.0.0.1:{silent.getsockname()[1]}/weights.h5"
-        monkeypatch.setattr(backbones, "RESNET50_WEIGHTS_URL", url)
+        monkeypatch.setattr(backbone_registry, "RESNET50_WEIGHTS_URL", url)
         start = time.monotonic()
         with pytest.raises(BackboneUnavailableError, match="timed out|no answer"):
-            backbones.build_resnet50()
+            backbone_registry.build_resnet50()
     assert time.monotonic() - start < 3.0
 
 
@@ -351,10 +351,10 @@ def _imagenet_batch(size: int = 224) -> np.ndarray:
 def test_resnet50_constants_match_keras() -> None:
     from keras.src.applications import resnet
 
-    assert backbones.RESNET50_WEIGHTS_URL == resnet.BASE_WEIGHTS_PATH + (
-        backbones.RESNET50_WEIGHTS_FILE
+    assert backbone_registry.RESNET50_WEIGHTS_URL == resnet.BASE_WEIGHTS_PATH + (
+        backbone_registry.RESNET50_WEIGHTS_FILE
     )
-    assert resnet.WEIGHTS_HASHES["resnet50"][1] == backbones.RESNET50_WEIGHTS_MD5
+    assert resnet.WEIGHTS_HASHES["resnet50"][1] == backbone_registry.RESNET50_WEIGHTS_MD5
 
 
 def test_resnet50_preprocess_is_keras_caffe_and_pure() -> None:
