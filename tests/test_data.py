@@ -178,13 +178,12 @@ def test_bom_and_multiline_fields_are_read_with_true_line_numbers(tmp_path):
 @pytest.mark.parametrize("entry", ["pca_classic", "compare", "colors"])
 def test_entry_points_report_a_bad_labels_file_in_one_line(tracking_uri, tmp_path, capsys, entry):
     (tmp_path / "labels.csv").write_bytes(HEADER + b"1,\xff,1990,Drama,x.jpg\n")
-    if entry == "pca_classic":
-        from posterml.modeling.cli import main
+    if entry == "colors":
+        code = importlib.import_module("experiments.colors").main(["--data", str(tmp_path)])
+    else:  # as `python -m experiments.run NAME` runs it
+        from posterml.modeling.entry_points import run_entry_point
 
-        code = main("pca_classic", ["--data", str(tmp_path)])
-    else:
-        main = importlib.import_module(f"experiments.{entry}").main
-        code = main(["--data", str(tmp_path)])
+        code = run_entry_point([entry, "--data", str(tmp_path)])
     assert code == 2
     err = capsys.readouterr().err
     assert "not UTF-8 text (byte 0xff" in err and "Traceback" not in err
