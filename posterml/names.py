@@ -26,6 +26,11 @@ BEATS_BASELINE_TAG = "beats_baseline"  # "true"/"false": the run's loud baseline
 PREVIOUS_ALIAS = "previous"  # the champion before the current one (`posterml rollback`)
 CHALLENGER_ALIAS = "challenger"  # the latest version the reference check refused
 PREVIOUS_CHAMPION_TAG = "previous_champion"  # on a version: the champion it replaced
+# Columns of the csv files a dealer edits (predict, audit): a row is his label once
+# "reviewed" says yes; "review_priority" orders what to look at first.
+REVIEWED_COLUMN = "reviewed"
+PRIORITY_COLUMN = "review_priority"
+
 # The decision layer as JSON: inside a saved model, and beside it in its run.
 DECISION_RULE_FILE = "decision_rule.json"
 # Every experiment run's posters: poster_id, split, image_sha256.

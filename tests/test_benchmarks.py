@@ -39,6 +39,7 @@ EXPECTED = {
     "load": "latency p50 / p95",
     "priors": "EM-estimated rates",
     "quality": "baseline: 2 most frequent genres",
+    "representations": "Differences from the SVM with the same decision data",
     "screenshots": "screenshots: all checks passed",
     "served": "all, without year",
     "serving": "throughput",

@@ -23,10 +23,9 @@ from posterml.data.dataset import (
     read_spreadsheet,
 )
 from posterml.genres import canonical_genre, did_you_mean, split_genres
+from posterml.names import REVIEWED_COLUMN
 
 LABELS = "labels.csv"
-# The predict spreadsheet's mark: a row is the dealer's label once "reviewed" says so.
-REVIEWED_COLUMN = "reviewed"
 REVIEWED_MARKS = frozenset({"yes", "y", "x", "1", "true", "ok", "done", "✓", "✔"})
 _SHOWN = 10
 

@@ -42,6 +42,7 @@ import pandas as pd
 from posterml.data.dataset import PosterDataset
 from posterml.genres import GENRES, MAX_GENRES_PER_MOVIE
 from posterml.io import atomic_write
+from posterml.names import PRIORITY_COLUMN, REVIEWED_COLUMN
 from posterml.progress import progress_bar, write_line
 
 if TYPE_CHECKING:  # the experiment modules import MLflow: `posterml --help` need not wait
@@ -58,8 +59,8 @@ COLUMNS = (
     "genres",
     "maybe",
     "year",
-    "reviewed",
-    "review_priority",
+    REVIEWED_COLUMN,
+    PRIORITY_COLUMN,
     "label_quality",
     "given_genres",
     "suspect_genres",
@@ -257,8 +258,8 @@ def audit_frame(audit: Audit, folder: str | Path, top: int = 0) -> pd.DataFrame:
                 "genres": ", ".join(proposed_genres(given, suspect, missing, proba[i])),
                 "maybe": ", ".join(suspect_names + missing_names),
                 "year": int(frame["year"].iat[i]),
-                "reviewed": "",
-                "review_priority": round(1.0 - float(suspects.quality[i]), 4),
+                REVIEWED_COLUMN: "",
+                PRIORITY_COLUMN: round(1.0 - float(suspects.quality[i]), 4),
                 "label_quality": round(float(suspects.quality[i]), 4),
                 "given_genres": ", ".join(frame["genres"].iat[i]),
                 "suspect_genres": ", ".join(suspect_names),

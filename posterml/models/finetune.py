@@ -58,7 +58,7 @@ def asymmetric_loss(gamma_neg: float = 4.0, gamma_pos: float = 0.0, clip: float 
     return loss
 
 
-def _validation_f1(Y: np.ndarray, scores: np.ndarray) -> float:
+def best_cut_f1(Y: np.ndarray, scores: np.ndarray) -> float:
     """Weighted F1 with each genre cut at its best threshold: what early stopping watches
     (optimistic, as any in-sample cut, but it ranks epochs, which is all it must do)."""
     from sklearn.metrics import f1_score
@@ -81,7 +81,7 @@ def _f1_early_stopping(validation, patience: int):
 
         def on_epoch_end(self, epoch, logs=None):
             scores = self.model.predict(X_val, batch_size=256, verbose=0)
-            f1 = _validation_f1(Y_val, scores)
+            f1 = best_cut_f1(Y_val, scores)
             if logs is not None:
                 # Logged per epoch under its own name: in-sample cuts make it optimistic, so
                 # it must not mix with the trial's honest val_f1_weighted.

@@ -23,6 +23,7 @@ from posterml.data.additions import AddReport, add_posters, undo_batch
 from posterml.data.candidates import LABELS, AddError, Candidate, parse_genre_list, parse_year
 from posterml.data.content import hash_files
 from posterml.data.dataset import DatasetError, load_folder, read_spreadsheet
+from posterml.names import PRIORITY_COLUMN
 
 
 @dataclass
@@ -163,7 +164,7 @@ def _posters(root: Path, table: pd.DataFrame) -> tuple[list[Poster], list[str]]:
         maybe = parse_genre_list(row.get("maybe") or "-", "", known) if row.get("maybe") else []
         year = row.get("year")
         year = int(float(year)) if year not in (None, "") and not _nan(year) else None
-        priority = float(row.get("review_priority") or 0.0)
+        priority = float(row.get(PRIORITY_COLUMN) or 0.0)
         posters.append(
             Poster(0, path, str(path.relative_to(root)), genres, maybe, year, priority, sha)
         )

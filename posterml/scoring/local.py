@@ -45,18 +45,16 @@ from typing import Any
 
 import numpy as np
 
-from posterml.data.candidates import REVIEWED_COLUMN
 from posterml.features.extract import map_decoded
 from posterml.genres import GENRES
 from posterml.io import atomic_write
-from posterml.names import CHAMPION_URI
+from posterml.names import CHAMPION_URI, PRIORITY_COLUMN, REVIEWED_COLUMN
 from posterml.progress import progress_bar
 from posterml.registry.model_source import check_model_source
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")  # the decoder's ACCEPTED_FORMATS
 DEFAULT_MODEL_URI = CHAMPION_URI
 OUTPUT_FORMATS = ("spreadsheet", "machine")
-PRIORITY_COLUMN = "review_priority"
 # Uncertainty alone: the diversity term did not help the pooled recipe (README: vintage curve).
 REVIEW_DIVERSITY = 0.0
 
