@@ -423,6 +423,10 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
 def log_to_mlflow(table: pd.DataFrame, args: argparse.Namespace, path: Path) -> None:
     import mlflow
 
+    from posterml.tracking import configure_tracking
+
+    if not args.smoke:  # a smoke run's throwaway store is already active
+        configure_tracking()
     mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run(run_name="representations"):
         mlflow.log_params({k: v for k, v in vars(args).items() if k != "smoke"})
