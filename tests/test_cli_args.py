@@ -45,3 +45,19 @@ def test_a_storage_password_never_reaches_the_params():
     config = experiment_config("resnet_svm", storage="postgresql://u:s3cret@db/optuna")
     assert "s3cret" not in str(config.params())
     assert config.params()["storage"] == "postgresql://u:***@db/optuna"
+
+
+@pytest.mark.parametrize("argv", [[], ["nope"], ["--data", "synthetic"]])
+def test_experiments_run_names_its_entry_points_when_none_is_given(argv, capsys):
+    from posterml.modeling.entry_points import run_entry_point
+
+    assert run_entry_point(argv) == 2
+    err = capsys.readouterr().err
+    assert "usage: python -m experiments.run NAME" in err and "resnet_svm" in err
+
+
+def test_mlproject_check_says_current(capsys):
+    from posterml.modeling.mlproject import main
+
+    assert main(["--check"]) == 0
+    assert capsys.readouterr().out.strip() == "MLproject is current"
