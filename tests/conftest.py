@@ -4,6 +4,7 @@ tiny registered model, and a backbone registry that each test leaves as it found
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,11 @@ from posterml.features.backbone_registry import (
 )
 
 SHARED_POSTERS = Path(__file__).resolve().parents[1].parent / "shared" / "posters"
+
+# A shell starts a background job (`cmd &` without job control, nohup) with SIGINT ignored,
+# and Python then leaves it ignored; the stop tests need Ctrl-C's usual KeyboardInterrupt.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)

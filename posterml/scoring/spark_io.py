@@ -42,6 +42,8 @@ TABLE_FORMATS = ("parquet", "csv")
 ROWS_PER_TASK = 2_000
 # The model refuses an image of more base64 characters than this; its bytes, 4 per 3 chars.
 MAX_FILE_BYTES = MAX_BASE64_CHARS // 4 * 3
+# How long no job, stage or task must have run before a cancelled write counts as over.
+QUIET_S = 0.5
 READ_SCHEMA = "image string, year long, error string"
 
 
@@ -210,7 +212,7 @@ def write_atomically(frame: DataFrame, out: str, fmt: str) -> str:
             raise OSError(f"cannot rename {tmp} to {target}")
     except BaseException:
         _stop_tasks(spark)
-        fs.delete(tmp, True)
+        _delete_for_good(fs, tmp)
         if old is not None and not fs.exists(target):
             fs.rename(old, target)  # put the previous output back
         raise
@@ -229,15 +231,35 @@ def count_rows(spark: SparkSession, out: str, fmt: str) -> tuple[int, int]:
 
 
 def _stop_tasks(spark: SparkSession, timeout: float = 60.0) -> None:
-    """Cancel every job and wait (up to ``timeout``) until no task runs any more.
+    """Cancel every job and wait (up to ``timeout``) until nothing has run for half a second.
 
-    A failed or cancelled job's tasks are killed asynchronously; one still running could
-    write into the temp folder after it was removed and leave it behind.
+    A failed or cancelled job's tasks are killed asynchronously and the status tracker
+    learns of them late; one still running could write into the temp folder after it was
+    removed and leave it behind.
     """
     spark.sparkContext.cancelAllJobs()
-    tracker = spark._jsc.sc().statusTracker()
+    jobs = spark.sparkContext.statusTracker()
+    executors = spark._jsc.sc().statusTracker()
     deadline = time.monotonic() + timeout
+    quiet_since = None
     while time.monotonic() < deadline:
-        if not sum(info.numRunningTasks() for info in tracker.getExecutorInfos()):
+        busy = jobs.getActiveJobsIds() or jobs.getActiveStageIds()
+        busy = busy or sum(info.numRunningTasks() for info in executors.getExecutorInfos())
+        now = time.monotonic()
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= QUIET_S:
             return
+        time.sleep(0.05)
+
+
+def _delete_for_good(fs, path, seconds: float = 2.0) -> None:
+    """Delete ``path`` and keep deleting it for ``seconds`` should a late task bring it back."""
+    deadline = time.monotonic() + seconds
+    fs.delete(path, True)
+    while time.monotonic() < deadline:
         time.sleep(0.1)
+        if fs.exists(path):
+            fs.delete(path, True)
