@@ -43,3 +43,4 @@ def test_where_lists_runs_by_their_names(tracking_uri, capsys):
     out = capsys.readouterr().out
     assert "resnet_svm · posters · 1a2b3c4d  test_f1_weighted=0.500" in out
     assert "register · v1 is champion" in out and "nan" not in out
+    assert "mlflow models serve -m models:/poster-genre-classifier@champion " in out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from posterml.names import ROLE_TAG, TRIAL_ROLE
+from posterml.names import CHAMPION_URI, ROLE_TAG, TRIAL_ROLE
 
 
 def run_where(args: argparse.Namespace) -> int:
@@ -36,7 +36,7 @@ def run_where(args: argparse.Namespace) -> int:
     )
     print(
         "Serve the best balanced model:  posterml register  &&  "
-        "mlflow models serve -m {CHAMPION_URI} --env-manager local"
+        f"mlflow models serve -m {CHAMPION_URI} --env-manager local"
     )
     return 0
 
