@@ -6,6 +6,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,3 +116,22 @@ def test_experiment_parameters_match_the_config():
             elif isinstance(want, int | float):
                 got = float(got)
             assert got == want, (name, field.name, got, want)
+
+
+@pytest.mark.parametrize("name", [*EXPERIMENTS, "colors", "fetch_tmdb", "register", "batch_score"])
+def test_every_default_command_parses(name):
+    """Each entry point's command, as MLflow builds it from the defaults, is one its parser
+    takes: no flag it lacks, no default it refuses."""
+    import shlex
+
+    from mlflow.projects._project_spec import load_project
+
+    from posterml.modeling.mlproject import entry_points
+
+    entry = load_project(str(ROOT)).get_entry_point(name)
+    given = {"source": "posters/"} if name == "batch_score" else {}
+    argv = shlex.split(entry.compute_command(given, storage_dir=None))
+    args = argv[4:] if argv[2] == "experiments.run" else argv[3:]
+    parser = {e.name: e for e in entry_points()}[name].parser()
+    parsed = vars(parser.parse_args(args))
+    assert parsed, name
