@@ -420,6 +420,22 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def figure(table: pd.DataFrame):
+    """Test F1 (micro, macro, weighted) of each variant, side by side."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 0.5 + 0.45 * len(table)), layout="constrained")
+    ax = fig.add_subplot()
+    rows = np.arange(len(table))[::-1]
+    for k, average in enumerate(("micro", "macro", "weighted")):
+        values = table[f"test_f1_{average}"].to_numpy(dtype=float)
+        ax.barh(rows + (k - 1) * 0.27, values, height=0.27, label=average)
+    ax.set_yticks(rows, table["variant"])
+    ax.set_xlabel("test F1 (the recipe's split, same decision layer)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+    return fig
+
+
 def log_to_mlflow(table: pd.DataFrame, args: argparse.Namespace, path: Path) -> None:
     import mlflow
 
@@ -436,6 +452,7 @@ def log_to_mlflow(table: pd.DataFrame, args: argparse.Namespace, path: Path) -> 
             for column in ("test_f1_micro", "test_f1_macro", "test_f1_weighted", "cpu_min"):
                 mlflow.log_metric(f"{key}_{column}", float(row[column]))
         mlflow.log_artifact(str(path))
+        mlflow.log_figure(figure(table), "representations.png")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
