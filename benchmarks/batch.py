@@ -7,7 +7,7 @@
 On the first ``--n`` posters of ``--data``, three measurements, one after the other:
 
 * the per-image check of batch scoring alone (read, size, decode towards the model's input
-  size: ``batch_io.read_for_model``), on one core: what scoring on Spark pays in addition;
+  size: ``spark_io.read_for_model``), on one core: what scoring on Spark pays in addition;
 * ``posterml predict`` (``predict_files``): images/s as it reports them (model loaded), and
   the whole call;
 * loading the model once (``mlflow.pyfunc.load_model``), what every Spark task does first;

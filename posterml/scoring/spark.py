@@ -1,9 +1,9 @@
-"""Batch scoring on Spark: ``posterml batch-score SOURCE... --out predictions.parquet``.
+"""Spark batch scoring (``posterml batch-score``): the model as a UDF over files or tables.
 
 The registered model is applied through ``mlflow.pyfunc.spark_udf``, so the same job runs in
 local mode here (``--master local[2]``) and unchanged under ``spark-submit`` on a cluster
 (the master then comes from ``spark-submit``). A SOURCE is an image file, a folder or a
-``.parquet``/``.csv`` table with a column of image paths (``batch_io``). Executors read the
+``.parquet``/``.csv`` table with a column of image paths (``spark_io``). Executors read the
 images themselves, so the paths must be on a filesystem every executor mounts (local disk in
 local mode, NFS or a mounted bucket on a cluster); with ``env_manager="local"`` (the default)
 executors need posterml installed, as the driver has it.
@@ -11,7 +11,7 @@ executors need posterml installed, as the driver has it.
 A bad image never fails the batch. The pyfunc model rejects a whole request when one row is
 unusable (the server's HTTP 400), and ``spark_udf`` hands it whole Arrow batches, so each
 image is first read and checked on the executors by the model's own checks
-(``batch_io.read_for_model``). A row that fails gets empty ``genres`` and ``maybe``, null
+(``spark_io.read_for_model``). A row that fails gets empty ``genres`` and ``maybe``, null
 scores and its reason in ``error``; the model sees a generated stand-in poster in its place
 (its answer is discarded), so the job stays one pass over the files with no union and no
 cached image bytes. The price is decoding each image twice (JPEG at reduced scale); the
@@ -20,7 +20,7 @@ README gives the measured cost.
 The output is a Spark folder of Parquet (or CSV, genre lists joined by ``|``) part files
 with ``file``, ``genres`` (asserted), ``maybe`` (worth a look; empty from a model logged
 before the tiers), one ``score_<genre>`` column per genre and ``error`` (and ``year`` when a
-year column was given), committed whole or not at all (``batch_io.write_atomically``).
+year column was given), committed whole or not at all (``spark_io.write_atomically``).
 """
 
 from __future__ import annotations
