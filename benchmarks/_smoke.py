@@ -94,9 +94,15 @@ def scratch_store(experiment: str) -> Iterator[str]:
     working directory), active until the block ends, then removed; yields its URI."""
     import mlflow
 
+    from posterml.tracking import environment
+
     before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    with tempfile.TemporaryDirectory(prefix="posterml-smoke-store-") as name:
+    uri_keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    # Entered unchanged; on exit they are put back after MLflow's setters, which write them.
+    with (
+        environment({k: os.environ.get(k) for k in uri_keys}),
+        tempfile.TemporaryDirectory(prefix="posterml-smoke-store-") as name,
+    ):
         folder = Path(name)
         uri = f"sqlite:///{folder / 'mlflow.db'}"
         use_store(uri)
@@ -107,11 +113,6 @@ def scratch_store(experiment: str) -> Iterator[str]:
         finally:
             mlflow.set_tracking_uri(before[0])
             mlflow.set_registry_uri(before[1])
-            for key, value in saved.items():  # after: MLflow's setters write them too
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 # --------------------------------------------------------------------------- the model

@@ -8,6 +8,8 @@ working directory) so every entry point, test and the UI agree on where runs liv
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -24,6 +26,27 @@ def configure_tracking(uri: str | None = None) -> str:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
+
+
+@contextmanager
+def environment(values: Mapping[str, str | None]) -> Iterator[None]:
+    """MLflow reads its settings (store, credentials, HTTP budget) from the environment: set
+    ``values`` there (None: unset) for the block. Each of these variables is back as it was
+    afterwards, whatever the block did to it (``mlflow.set_tracking_uri`` writes one too)."""
+    saved = {key: os.environ.get(key) for key in values}
+    try:
+        _set_environment(values)
+        yield
+    finally:
+        _set_environment(saved)
+
+
+def _set_environment(values: Mapping[str, str | None]) -> None:
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def sqlite_file(uri: str) -> Path | None:

@@ -40,24 +40,22 @@ def tracking_store(uri: str, cwd: Path | None = None) -> Iterator[str]:
     """
     import mlflow
 
+    from posterml.tracking import environment
+
     saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     old_cwd = Path.cwd()
     if cwd is not None:
         os.chdir(cwd)
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        yield uri
-    finally:
-        os.chdir(old_cwd)
-        mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"])
-        mlflow.set_registry_uri(saved["MLFLOW_REGISTRY_URI"])
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    # MLflow's setters write both variables: environment() puts them back after the finally.
+    with environment({**saved, "MLFLOW_TRACKING_URI": uri}):
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        try:
+            yield uri
+        finally:
+            os.chdir(old_cwd)
+            mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"])
+            mlflow.set_registry_uri(saved["MLFLOW_REGISTRY_URI"])
 
 
 def train_tiny_model(root: Path) -> TrainedModel:

@@ -47,6 +47,7 @@ from posterml.names import (
 from posterml.team.refusals import EXIT_REFUSED
 from posterml.team.roles import ROLES, Role, add_user
 from posterml.team.server_files import TeamConfig, admin_password, write_team_config
+from posterml.tracking import environment
 
 pytestmark = [pytest.mark.auth, pytest.mark.slow]
 SOURCE_ROOT = Path(posterml.__file__).resolve().parents[1]  # the server imports this posterml
@@ -85,21 +86,8 @@ class Team:
 @contextmanager
 def as_user(name: str | None, password: str | None = None) -> Iterator[None]:
     """MLflow's client sends these credentials (MLFLOW_TRACKING_USERNAME/PASSWORD) inside."""
-    keys = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-    saved = {key: os.environ.get(key) for key in keys}
-    for key, value in zip(keys, (name, password), strict=True):
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    try:
+    with environment({"MLFLOW_TRACKING_USERNAME": name, "MLFLOW_TRACKING_PASSWORD": password}):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def as_person(name: str):

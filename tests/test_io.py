@@ -218,3 +218,19 @@ def test_a_stop_as_the_temp_file_is_created_leaves_nothing(stop, tmp_path, monke
             pytest.fail("the block must not run")
     monkeypatch.undo()
     assert os.listdir(tmp_path) == []
+
+
+def test_environment_sets_and_unsets_then_puts_each_variable_back(monkeypatch):
+    from posterml.tracking import environment
+
+    monkeypatch.setenv("POSTERML_T_SET", "before")
+    monkeypatch.delenv("POSTERML_T_UNSET", raising=False)
+    with environment({"POSTERML_T_SET": None, "POSTERML_T_UNSET": "inside"}):
+        assert "POSTERML_T_SET" not in os.environ
+        assert os.environ["POSTERML_T_UNSET"] == "inside"
+        os.environ["POSTERML_T_SET"] = "changed by the block"
+    assert os.environ["POSTERML_T_SET"] == "before"
+    assert "POSTERML_T_UNSET" not in os.environ
+    with pytest.raises(RuntimeError), environment({"POSTERML_T_SET": "x"}):
+        raise RuntimeError
+    assert os.environ["POSTERML_T_SET"] == "before"

@@ -24,7 +24,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from posterml.team.refusals import hides_absence, model_of, raise_if_refused
-from posterml.tracking import DEFAULT_TRACKING_URI, sqlite_file
+from posterml.tracking import DEFAULT_TRACKING_URI, environment, sqlite_file
 
 STORE_SCHEMES = ("models", "runs")  # URIs resolved through the tracking/registry store
 # The look-up's HTTP budget (MLflow's defaults: 7 retries, 120 s timeout), unless the user
@@ -65,15 +65,8 @@ def _reason(exc: MlflowException) -> str:
 @contextmanager
 def few_http_retries() -> Iterator[None]:
     """MLflow HTTP calls inside fail in seconds, unless the user set their own budget."""
-    saved = {key: os.environ.get(key) for key in LOOKUP_HTTP_ENV}
-    for key, value in LOOKUP_HTTP_ENV.items():
-        os.environ.setdefault(key, value)
-    try:
+    with environment({k: v for k, v in LOOKUP_HTTP_ENV.items() if k not in os.environ}):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
 
 
 def _look_up(model_uri: str) -> None:
