@@ -23,7 +23,7 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from posterml.data.candidates import LABELS, AddError, Candidate
-from posterml.data.content import file_sha256
+from posterml.data.content import bytes_sha256, file_sha256
 from posterml.data.dataset import (
     REQUIRED_COLUMNS,
     DatasetError,
@@ -80,15 +80,17 @@ class AddReport:
 
 # --------------------------------------------------------------------------- checks
 def _check_image(candidate: Candidate) -> str | None:
-    """Hash and decode the image once (the same decoder as training); the reason if bad."""
+    """Read, hash and decode the image once (the same decoder as training); the reason if
+    bad."""
     try:
-        image = open_image(read_image_file(candidate.path), str(candidate.path))
+        data = read_image_file(candidate.path)
+        image = open_image(data, str(candidate.path))
         candidate.suffix = SUFFIX_OF_FORMAT[image.format]
         finish_decode(image, str(candidate.path))
     except ImageDecodeError as exc:
         return f"{candidate.where}: {candidate.path}: {exc.reason}"
-    candidate.sha256 = candidate.sha256 or file_sha256(candidate.path)
-    return None if candidate.sha256 else f"{candidate.where}: {candidate.path}: unreadable"
+    candidate.sha256 = candidate.sha256 or bytes_sha256(data)
+    return None
 
 
 def reference_hashes(reference: str | Path | None) -> dict[str, str]:
@@ -255,7 +257,6 @@ def _add_locked(
             ],
             ignore_index=True,
         ).reindex(columns=columns)
-        committed = False
         with signals_deferred():  # labels and their record land together, or neither
             _write_labels(root / LABELS, table.fillna(""))
             committed = True

@@ -13,10 +13,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
+def bytes_sha256(data: bytes) -> str:
+    """A poster's identity, from its image's bytes already in memory."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def file_sha256(path: str | Path) -> str | None:
     """sha256 of a file's bytes, or None when it cannot be read (the decoder reports why)."""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return bytes_sha256(Path(path).read_bytes())
     except OSError:
         return None
 
