@@ -10,7 +10,6 @@ last save with ``undo_batch``.
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 import threading
@@ -160,10 +159,10 @@ def _posters(root: Path, table: pd.DataFrame) -> tuple[list[Poster], list[str]]:
     posters = []
     for (path, row), sha in zip(rows, hashes, strict=True):
         known: list[str] = []
-        genres = parse_genre_list(row.get("genres") or "-", "", known) if row.get("genres") else []
-        maybe = parse_genre_list(row.get("maybe") or "-", "", known) if row.get("maybe") else []
+        genres = parse_genre_list(row["genres"], "", known) if row.get("genres") else []
+        maybe = parse_genre_list(row["maybe"], "", known) if row.get("maybe") else []
         year = row.get("year")
-        year = int(float(year)) if year not in (None, "") and not _nan(year) else None
+        year = None if year == "" or pd.isna(year) else int(float(year))
         priority = float(row.get(PRIORITY_COLUMN) or 0.0)
         posters.append(
             Poster(0, path, str(path.relative_to(root)), genres, maybe, year, priority, sha)
@@ -172,10 +171,6 @@ def _posters(root: Path, table: pd.DataFrame) -> tuple[list[Poster], list[str]]:
     for index, poster in enumerate(posters):
         poster.index = index
     return posters, left_out
-
-
-def _nan(value: object) -> bool:
-    return isinstance(value, float) and math.isnan(value)
 
 
 def queue_from_csv(
