@@ -36,6 +36,7 @@ from sklearn.metrics import f1_score
 
 from benchmarks import _smoke
 from benchmarks._server import LocalModelServer
+from posterml.evaluation.metrics import VINTAGE_BEFORE
 from posterml.genres import GENRES, to_matrix
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     y = to_matrix(table["genres"].map(lambda g: g.split("|")[:5]).tolist())
     baseline = np.zeros_like(y)
     baseline[:, [GENRES.index("Drama"), GENRES.index("Comedy")]] = 1
-    vintage = table["year"].to_numpy() < 1980
+    vintage = table["year"].to_numpy() < VINTAGE_BEFORE
     with tempfile.TemporaryDirectory() as tmp:
         server = None if args.url else LocalModelServer(args.model, tmp).start()
         try:

@@ -19,6 +19,8 @@ from sklearn.metrics import (
 from posterml.genres import GENRES, genre_slug
 
 AVERAGES = ("micro", "macro", "weighted", "samples")
+# The dealer's stock: "pre-1980" in every rule, table and benchmark.
+VINTAGE_BEFORE = 1980
 # The averages a model is judged by against the baseline and the champion.
 HEADLINE_AVERAGES = ("micro", "samples")
 

@@ -21,6 +21,7 @@ from posterml.data.dataset import PosterDataset
 from posterml.evaluation.metrics import (
     AVERAGES,
     HEADLINE_AVERAGES,
+    VINTAGE_BEFORE,
     classification_metrics,
     decade_metrics,
     decision_stats,
@@ -30,7 +31,6 @@ from posterml.serving.limits import RequestSlots, ServingLimits
 from posterml.serving.pyfunc import PosterGenreModel, encode_image_file, load_pipeline
 
 PREFIX = "reference"
-VINTAGE_BEFORE = 1980  # the dealer's stock: "pre-1980" in every rule and table
 BASELINE_GENRES = ("Drama", "Comedy")
 BATCH_ROWS = 32
 HEADLINE = (
