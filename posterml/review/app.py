@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import io
-from collections import OrderedDict
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -71,25 +71,14 @@ class TokenGate:
         await self.app(scope, receive, send_with_cookie)
 
 
-class Thumbnails:
-    """Bounded JPEG thumbnails, decoded once and kept for the last ``THUMBNAILS_KEPT``."""
-
-    def __init__(self) -> None:
-        self._kept: OrderedDict[Path, bytes] = OrderedDict()
-
-    def get(self, path: Path) -> bytes:
-        if path in self._kept:
-            self._kept.move_to_end(path)
-            return self._kept[path]
-        width, height = THUMBNAIL_SIZE
-        image = load_image(path, min_size=(height, width))  # huge images: refused by size
-        image.thumbnail(THUMBNAIL_SIZE)
-        buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=85)
-        self._kept[path] = buffer.getvalue()
-        while len(self._kept) > THUMBNAILS_KEPT:
-            self._kept.popitem(last=False)
-        return self._kept[path]
+def thumbnail(path: Path) -> bytes:
+    """A bounded JPEG thumbnail of a poster, decoded by the one safe decoder."""
+    width, height = THUMBNAIL_SIZE
+    image = load_image(path, min_size=(height, width))  # huge images: refused by size
+    image.thumbnail(THUMBNAIL_SIZE)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
 
 
 class FormError(ValueError):
@@ -121,7 +110,7 @@ async def read_form(request: Request) -> dict[str, list[str]]:
 
 def build_app(queue: ReviewQueue, token: str | None = None, loopback: bool = True) -> Starlette:
     """The review page over ``queue``; ``token`` guards it, ``loopback`` pins Host headers."""
-    thumbnails = Thumbnails()
+    thumbnails = lru_cache(maxsize=THUMBNAILS_KEPT)(thumbnail)  # the last ones, decoded once
 
     def poster_index(request: Request) -> int:
         index = request.path_params["index"]
@@ -196,7 +185,7 @@ def build_app(queue: ReviewQueue, token: str | None = None, loopback: bool = Tru
     async def image(request: Request) -> Response:
         poster = queue.posters[poster_index(request)]
         try:
-            data = thumbnails.get(poster.path)
+            data = thumbnails(poster.path)
         except ImageDecodeError as exc:
             return PlainTextResponse(f"cannot show {poster.name}: {exc.reason}", 422)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
