@@ -43,7 +43,7 @@ from posterml.data.dataset import PosterDataset
 from posterml.genres import GENRES, MAX_GENRES_PER_MOVIE
 from posterml.io import atomic_write
 from posterml.names import PRIORITY_COLUMN, REVIEWED_COLUMN
-from posterml.progress import progress_bar, write_line
+from posterml.progress import write_line
 
 if TYPE_CHECKING:  # the experiment modules import MLflow: `posterml --help` need not wait
     from posterml.modeling.families import Family
@@ -137,15 +137,10 @@ def out_of_fold_probabilities(
     settings: AuditSettings,
     progress: bool = True,
 ) -> np.ndarray:
-    """Calibrated probabilities for every row from models and calibrations that never saw it.
-
-    The classifier folds are ``out_of_fold_scores``' (same splitter and seed); written out
-    here for a progress bar, since one fold on 5,000 posters takes a minute on 2 cores.
-    """
-    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
-
+    """Calibrated probabilities for every row from models and calibrations that never saw
+    it: ``out_of_fold_scores``, then a decision layer cross-fitted on the same folds."""
     from posterml.evaluation.decision import cross_fit_predict
-    from posterml.modeling.fitting import decision_layer, fit_classifier
+    from posterml.modeling.fitting import decision_layer, out_of_fold_scores
 
     X, Y = np.asarray(X), np.asarray(Y)
     if len(Y) < 2 * settings.folds:
@@ -153,17 +148,11 @@ def out_of_fold_probabilities(
             f"{len(Y)} readable poster(s): an audit with {settings.folds} folds needs at least "
             f"{2 * settings.folds}"
         )
-    family, params = settings.family(), settings.params()
-    folds = MultilabelStratifiedKFold(
-        n_splits=settings.folds, shuffle=True, random_state=settings.seed
+    config = settings.config()
+    scores = out_of_fold_scores(
+        settings.family(), settings.params(), config, X, Y, progress=progress
     )
-    scores = np.zeros(Y.shape, dtype=np.float64)
-    with progress_bar(settings.folds, "out-of-fold models", progress, unit="fold") as bar:
-        for fit_rows, held_rows in folds.split(X, Y):
-            model = fit_classifier(family, params, settings.seed, X[fit_rows], Y[fit_rows])
-            scores[held_rows] = model.predict_scores(X[held_rows])
-            bar.update()
-    layer = decision_layer(settings.config())
+    layer = decision_layer(config)
     proba, _, _ = cross_fit_predict(
         layer, scores, Y, years, n_folds=settings.folds, seed=settings.seed
     )
