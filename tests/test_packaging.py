@@ -135,3 +135,23 @@ def test_every_default_command_parses(name):
     parser = {e.name: e for e in entry_points()}[name].parser()
     parsed = vars(parser.parse_args(args))
     assert parsed, name
+
+
+@pytest.mark.parametrize(
+    "script", ["run resnet_svm", "colors", "fetch_tmdb", "register", "batch_score"]
+)
+def test_every_entry_point_script_runs_as_a_module(script):
+    """``python -m experiments.X --help`` from the project folder, as MLflow runs them."""
+    import subprocess
+    import sys
+
+    name, *entry = script.split()
+    done = subprocess.run(
+        [sys.executable, "-m", f"experiments.{name}", *entry, "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: ") and "--" in done.stdout

@@ -39,7 +39,7 @@ def _add_fields(parser: argparse.ArgumentParser, fields: list[dataclasses.Field]
 def build_parser(name: str, options_class: type[FamilyOptions]) -> argparse.ArgumentParser:
     """argparse for one entry point: the shared knobs and the family's own."""
     parser = argparse.ArgumentParser(
-        prog=f"python -m experiments.{name}", description=f"posterml {name} experiment"
+        prog=f"python -m experiments.run {name}", description=f"posterml {name} experiment"
     )
     cli_only = [f for f in dataclasses.fields(ExperimentConfig) if f.name in CLI_ONLY]
     _add_fields(parser, shared_knobs() + cli_only + list(dataclasses.fields(options_class)))
