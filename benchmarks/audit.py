@@ -71,7 +71,7 @@ def retrain(features: FeatureSets, config, settings: AuditSettings, X, Y, years)
         seconds=0.0,
     )
     family = settings.family()
-    classifier, layer, _ = fit_and_decide(family, settings.params(), config, trained)
+    classifier, layer, _, _ = fit_and_decide(family, settings.params(), config, trained)
     test = decide_splits(classifier, layer, trained, ["test"])["test"]
     metrics = classification_metrics(test.Y, test.y_pred, "test")
     return {a: metrics[f"test_f1_{a}"] for a in AVERAGES}

@@ -107,7 +107,7 @@ def test_with_a_featurizer_only_small_prepared_images_are_kept() -> None:
     """Large posters come back at the featurizer's size, with the training pixels."""
     featurizer = PixelFeaturizer((30, 20))
     data = [poster_jpeg(seed=1, width=2000, height=3000), poster_jpeg(seed=2)]
-    prepared = decode_images(frame([b64(d) for d in data]), featurizer=featurizer)
+    prepared = decode_images(frame([b64(d) for d in data]), preparer=featurizer)
     assert [p.shape for p in prepared] == [(30, 20, 3)] * 2
     # The same pixels as the training path (load_image with min_size, then the resize).
     expected = [featurizer.prepare_image(decode_image(d, min_size=(30, 20))) for d in data]

@@ -373,7 +373,7 @@ def test_cli_predict_decodes_like_the_server(model_store, tmp_path):
     pipeline = load_pipeline(model_store.model_uri)
     served = pipeline.predict_frame(
         decode_images(
-            pd.DataFrame({"image": [b64(path.read_bytes())]}), featurizer=pipeline.featurizer
+            pd.DataFrame({"image": [b64(path.read_bytes())]}), preparer=pipeline.featurizer
         )
     )
     table = pd.read_csv(out, keep_default_na=False)

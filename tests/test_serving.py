@@ -122,7 +122,7 @@ def assert_matches_pipeline(
     assert len(predictions) == len(images_b64)
     frame = pd.DataFrame({"image": images_b64})
     expected = pipeline.predict_frame(
-        decode_images(frame, featurizer=pipeline.featurizer),
+        decode_images(frame, preparer=pipeline.featurizer),
         None if years is None else np.asarray(years, dtype=float),
     )
     for answer, (_, want) in zip(predictions, expected.iterrows(), strict=True):

@@ -7,6 +7,7 @@ learns from out-of-fold scores over train+val; validation decisions are always c
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ from posterml.modeling.families import Family
 from posterml.modeling.inputs import FeatureSets
 from posterml.modeling.settings import ExperimentConfig
 from posterml.models.base import GenreClassifier
+from posterml.models.fusion import LateFusion, TextView
 
 log = logging.getLogger("posterml")
 
@@ -73,6 +75,32 @@ def fit_classifier(
     return classifier.fit(X, Y, X_val, Y_val, **weights)
 
 
+def cross_fitted_scores(
+    fit_rows: Callable[[np.ndarray], GenreClassifier],
+    X,
+    Y: np.ndarray,
+    config: ExperimentConfig,
+    progress: bool = False,
+) -> np.ndarray:
+    """Scores for every row of ``X`` from a model that never saw it: ``fit_rows(rows)``
+    fits one on those rows, once per fold of ``config.cv_folds`` folds stratified on ``Y``.
+    The folds depend only on ``Y`` and the seed, so every view is cross-fitted alike."""
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+    from posterml.progress import progress_bar
+
+    folds = MultilabelStratifiedKFold(
+        n_splits=config.cv_folds, shuffle=True, random_state=config.seed
+    )
+    scores = np.zeros(Y.shape, dtype=np.float64)
+    with progress_bar(config.cv_folds, "out-of-fold models", progress, unit="fold") as bar:
+        for k, (fitted_rows, held_rows) in enumerate(folds.split(np.zeros(len(Y)), Y)):
+            log.info("out-of-fold scores: fold %d/%d", k + 1, config.cv_folds)
+            scores[held_rows] = fit_rows(fitted_rows).predict_scores(X[held_rows])
+            bar.update()
+    return scores
+
+
 def out_of_fold_scores(
     family: Family,
     params: dict,
@@ -85,24 +113,52 @@ def out_of_fold_scores(
     """Scores for every row from a model that never saw it (``config.cv_folds`` folds),
     each fold's model fitted with its rows' ``sample_weight`` when given; ``progress``
     shows a bar (one fold on 5,000 posters takes a minute on 2 cores)."""
-    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+    weights = None if sample_weight is None else np.asarray(sample_weight)
 
-    from posterml.progress import progress_bar
+    def fit_rows(rows: np.ndarray) -> GenreClassifier:
+        w = None if weights is None else weights[rows]
+        return fit_classifier(family, params, config.seed, X[rows], Y[rows], sample_weight=w)
 
-    folds = MultilabelStratifiedKFold(
-        n_splits=config.cv_folds, shuffle=True, random_state=config.seed
-    )
-    scores = np.zeros(Y.shape, dtype=np.float64)
-    with progress_bar(config.cv_folds, "out-of-fold models", progress, unit="fold") as bar:
-        for k, (fit_rows, held_rows) in enumerate(folds.split(X, Y)):
-            log.info("out-of-fold scores: fold %d/%d", k + 1, config.cv_folds)
-            weights = None if sample_weight is None else np.asarray(sample_weight)[fit_rows]
-            model = fit_classifier(
-                family, params, config.seed, X[fit_rows], Y[fit_rows], sample_weight=weights
-            )
-            scores[held_rows] = model.predict_scores(X[held_rows])
-            bar.update()
-    return scores
+    return cross_fitted_scores(fit_rows, X, Y, config, progress)
+
+
+def text_classifier() -> GenreClassifier:
+    """The classifier of the words view (``posterml.models.text``)."""
+    from posterml.models.text import TfidfLogisticClassifier
+
+    return TfidfLogisticClassifier()
+
+
+def fit_text_view(
+    config: ExperimentConfig,
+    texts: np.ndarray,
+    Y: np.ndarray,
+    years: np.ndarray,
+    image_scores: np.ndarray,
+    reader,
+    cross_fitted: bool,
+) -> tuple[TextView, np.ndarray]:
+    """The words view and the fused scores the decision layer learns from.
+
+    ``image_scores`` are the picture's scores of the same posters (out-of-fold when
+    ``cross_fitted``). The text classifier's scores are cross-fitted on the same folds (or,
+    without folds, the fusion learns on these posters' in-sample text scores, which flatter
+    the words: prefer folds). The fusion's two weights and bias per genre are fitted on
+    those scores, then applied to them: that is the one in-sample step, small next to
+    thousands of posters. The picture's own decision layer is fitted too, for OCR off.
+    """
+    if cross_fitted:
+
+        def fit_rows(rows: np.ndarray) -> GenreClassifier:
+            return text_classifier().fit(texts[rows], Y[rows])
+
+        text_scores = cross_fitted_scores(fit_rows, texts, Y, config)
+    else:
+        text_scores = text_classifier().fit(texts, Y).predict_scores(texts)
+    fusion = LateFusion().fit([image_scores, text_scores], Y)
+    image_layer = decision_layer(config).fit(image_scores, Y, years)
+    view = TextView(reader, text_classifier().fit(texts, Y), fusion, image_layer)
+    return view, fusion.predict_scores([image_scores, text_scores])
 
 
 def fit_and_decide(
@@ -111,8 +167,9 @@ def fit_and_decide(
     config: ExperimentConfig,
     features: FeatureSets,
     fitted: GenreClassifier | None = None,
-) -> tuple[GenreClassifier, DecisionLayer, Decided]:
-    """The final model: classifier, fitted decision layer, and honest validation decisions.
+) -> tuple[GenreClassifier, DecisionLayer, Decided, TextView | None]:
+    """The final model: classifier, fitted decision layer, honest validation decisions, and
+    the words view when the features hold texts (``fit_text_view``).
 
     With ``cv_folds`` >= 2 the decision layer is fitted on out-of-fold scores over train+val
     and the classifier is refitted on all of train+val (the ``CalibratedClassifierCV(...,
@@ -134,13 +191,26 @@ def fit_and_decide(
             family, params, config.seed, X["train"], Y["train"], X["val"], Y["val"]
         )
         dev_scores = classifier.predict_scores(X["val"])
+    text_view = None
+    if features.texts is not None:
+        texts = features.texts
+        dev_texts = (
+            np.concatenate([texts["train"], texts["val"]]) if config.cv_folds >= 2 else texts["val"]
+        )
+        text_view, dev_scores = fit_text_view(
+            config, dev_texts, Y_dev, years_dev, dev_scores, features.reader, config.cv_folds >= 2
+        )
     layer = decision_layer(config).fit(dev_scores, Y_dev, years_dev)
     _, dev_pred, dev_maybe = cross_fit_predict(layer, dev_scores, Y_dev, seed=config.seed)
-    return classifier, layer, Decided(Y_dev, dev_pred, years_dev, maybe=dev_maybe)
+    return classifier, layer, Decided(Y_dev, dev_pred, years_dev, maybe=dev_maybe), text_view
 
 
 def decide_splits(
-    classifier: GenreClassifier, layer: DecisionLayer, features: FeatureSets, splits: list[str]
+    classifier: GenreClassifier,
+    layer: DecisionLayer,
+    features: FeatureSets,
+    splits: list[str],
+    text_view: TextView | None = None,
 ) -> dict[str, Decided]:
     """Decisions on held-out splits, without and with the posters' release years."""
     decided = {}
@@ -148,6 +218,8 @@ def decide_splits(
         if not len(features.Y.get(split, [])):
             continue
         scores = classifier.predict_scores(features.X[split])
+        if text_view is not None:
+            scores = text_view.fused_scores(scores, features.texts[split])
         years = features.years[split]
         with_year = layer.predict(scores, years) if layer.decade_prevalence_ else None
         _, genres, maybe = layer.predict_tiers(scores)

@@ -16,7 +16,7 @@ from posterml.data.dataset import PosterDataset
 from posterml.data.sources import load_dataset
 from posterml.data.splits import Splits, make_splits
 from posterml.modeling.families import Family
-from posterml.modeling.settings import ExperimentConfig
+from posterml.modeling.settings import IMAGE_VIEW, OCR_VIEWS, ExperimentConfig
 
 
 @dataclass
@@ -30,6 +30,8 @@ class FeatureSets:
     failures: list[tuple[str, str]]
     featurizer: object
     seconds: float
+    texts: dict[str, np.ndarray] | None = None  # what OCR read per poster, with the words view
+    reader: object = None  # the OcrReader that read them
 
 
 def load_data(config: ExperimentConfig) -> tuple[PosterDataset, Splits]:
@@ -42,8 +44,11 @@ def load_data(config: ExperimentConfig) -> tuple[PosterDataset, Splits]:
     return dataset, splits
 
 
-def build_features(family: Family, dataset: PosterDataset, splits: Splits) -> FeatureSets:
-    """Fit the featurizer on train images, transform every split, skip unreadable images."""
+def build_features(
+    family: Family, dataset: PosterDataset, splits: Splits, views: str = IMAGE_VIEW
+) -> FeatureSets:
+    """Fit the featurizer on train images, transform every split, skip unreadable images;
+    with ``views`` = ``image+ocr`` also read the words on every poster (cached)."""
     start = time.perf_counter()
     featurizer = family.featurizer()
     by_id = dataset.frame.set_index("poster_id")["image"]
@@ -64,6 +69,25 @@ def build_features(family: Family, dataset: PosterDataset, splits: Splits) -> Fe
             if len(kept)
             else np.zeros((0, dataset.labels.shape[1]), np.uint8)
         )
+    texts, reader = None, None
+    if views == OCR_VIEWS:
+        from posterml.features.ocr import OcrReader
+
+        reader = OcrReader()
+        found, _ = reader.read_paths([by_id[i] for i in all_ids[result.ok]])
+        text_of = dict(zip(all_ids[result.ok], found, strict=True))
+        texts = {
+            name: np.array([text_of[i] or "" for i in kept], dtype=str).reshape(-1)
+            for name, kept in ids.items()
+        }
     return FeatureSets(
-        X, Y, ids, years, list(result.failures), featurizer, time.perf_counter() - start
+        X,
+        Y,
+        ids,
+        years,
+        list(result.failures),
+        featurizer,
+        time.perf_counter() - start,
+        texts,
+        reader,
     )

@@ -26,7 +26,7 @@ from posterml.modeling.report import (
     log_reports,
     run_description,
 )
-from posterml.modeling.settings import ExperimentConfig
+from posterml.modeling.settings import IMAGE_VIEW, OCR_VIEWS, ExperimentConfig
 from posterml.modeling.study import (
     create_study,
     default_storage,
@@ -69,11 +69,13 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
         log_new_params(config.params())
         log_dataset(dataset, splits)
 
-        features = build_features(family, dataset, splits)
+        features = build_features(family, dataset, splits, config.views)
         log_failures(features.failures)
         mlflow.log_metric("featurize_seconds", features.seconds)
         mlflow.log_params({f"featurizer_{k}": v for k, v in features.featurizer.params().items()})
         mlflow.log_metrics(features.featurizer.summary())
+        if features.reader is not None:
+            mlflow.log_params(features.reader.params())
 
         storage = config.storage or default_storage(tracking_uri)
         study = create_study(config, run_id, storage)
@@ -92,9 +94,9 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
 
         fitted = kept["classifier"] if kept and kept["params"] == params else None
         start = time.perf_counter()
-        classifier, layer, dev = fit_and_decide(family, params, config, features, fitted)
+        classifier, layer, dev, text_view = fit_and_decide(family, params, config, features, fitted)
         mlflow.log_metric("refit_seconds", time.perf_counter() - start)
-        held_out = decide_splits(classifier, layer, features, ["test", "cross_period"])
+        held_out = decide_splits(classifier, layer, features, ["test", "cross_period"], text_view)
         decided = {"val": dev, **held_out}
         metrics, tags = {}, {}
         for split, result in decided.items():
@@ -110,7 +112,7 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
         mlflow.set_tag("mlflow.note.content", description)
 
         if config.log_model:
-            log_model(family, params, dataset, features, classifier, layer, run_id)
+            log_model(family, params, dataset, features, classifier, layer, run_id, text_view)
         summary = {
             k: round(v, 4)
             for k, v in metrics.items()
@@ -128,6 +130,7 @@ def log_model(
     classifier,
     layer,
     run_id: str,
+    text_view=None,
 ) -> None:
     """Log featurizer + classifier + decision rule as the served pyfunc model."""
     from posterml.serving.pyfunc import log_pipeline
@@ -139,7 +142,8 @@ def log_model(
         "dataset": dataset.name,
         "dataset_hash": dataset.content_hash,
         "parent_run_id": run_id,
+        "views": IMAGE_VIEW if text_view is None else OCR_VIEWS,
     }
-    pipeline = PosterPipeline(features.featurizer, classifier, layer, meta)
+    pipeline = PosterPipeline(features.featurizer, classifier, layer, meta, text_view)
     info = log_pipeline(pipeline, name=family.name)  # the models list names each family
     mlflow.set_tags({MODEL_ID_TAG: info.model_id, MODEL_URI_TAG: info.model_uri})

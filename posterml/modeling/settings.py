@@ -21,6 +21,10 @@ from posterml.tracking import redacted_url
 
 # Optuna's sentinel for a knob it should choose: class_weight=search lets the study decide.
 SEARCHED = "search"
+# What a model looks at: the picture alone, or the picture and the words OCR reads on it.
+IMAGE_VIEW = "image"
+OCR_VIEWS = "image+ocr"
+VIEWS = (IMAGE_VIEW, OCR_VIEWS)
 
 
 @dataclass
@@ -110,8 +114,13 @@ class ExperimentConfig:
     maybe_per_poster: float = DEFAULT_MAYBE_PER_POSTER  # maybe genres per poster on average
     cv_folds: int = 5  # out-of-fold scores over train+val; 0: decide from validation scores
     max_posters: int = 0  # 0 = all; a cap for quick looks at big folders
+    views: str = IMAGE_VIEW  # image, or image+ocr: the words on the poster fused in
     experiment: str = ""  # empty: the active/default MLflow experiment
     log_model: bool = True
+
+    def __post_init__(self) -> None:
+        if self.views not in VIEWS:
+            raise ValueError(f"views {self.views!r}: use one of {', '.join(VIEWS)}")
 
     def params(self) -> dict:
         """What is logged as MLflow params: the shared knobs and the family's own."""

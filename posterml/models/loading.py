@@ -12,6 +12,7 @@ from posterml.models import (  # noqa: F401  (importing registers their kinds)
     finetune,
     keras_models,
     svm,
+    text,
 )
 from posterml.models.base import load_classifier, registered_kinds
 

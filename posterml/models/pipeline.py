@@ -1,5 +1,9 @@
 """The deployable pipeline: featurizer + classifier + decision layer, saved as one folder.
 
+With a text view (``posterml.models.fusion.TextView``) the pipeline also reads the words on
+each poster and fuses their genre scores with the picture's; ``read_text = False`` switches
+that off (cheaper, image-only answers decided by the picture's own decision layer).
+
 It is a model-layer object: the runner builds it, ``posterml predict`` and the benchmarks use
 it in-process, and serving only wraps it (``posterml.serving.pyfunc``). Every part is saved
 in its own safe format (JSON and arrays, a safe-mode Keras file): loading runs no code from
@@ -10,16 +14,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from posterml.evaluation.decision import DecisionLayer
 from posterml.genres import GENRES, genre_slug
+from posterml.models.fusion import TextView
 from posterml.names import DECISION_RULE_FILE
 
 # The per-genre probability columns of a prediction, in GENRES order.
 SCORE_COLUMNS = [f"score_{genre_slug(g)}" for g in GENRES]
+TEXT_COLUMN = "text"  # what OCR read, when the pipeline reads the words
+TEXT_VIEW_DIR = "text_view"
+
+
+class Prepared(NamedTuple):
+    """One decoded poster as the pipeline keeps it: the featurizer's small pixel array and,
+    when it reads the words, the grayscale page OCR will read (``None`` otherwise)."""
+
+    pixels: object
+    page: object = None
 
 
 def ranked_genres(proba: np.ndarray, y_pred: np.ndarray) -> list[list[str]]:
@@ -34,34 +50,82 @@ def ranked_genres(proba: np.ndarray, y_pred: np.ndarray) -> list[list[str]]:
 class PosterPipeline:
     """Featurizer + classifier + decision layer, usable in-process (batch prediction, tests)."""
 
-    def __init__(self, featurizer, classifier, layer: DecisionLayer, meta: dict) -> None:
+    def __init__(
+        self, featurizer, classifier, layer: DecisionLayer, meta: dict, text: TextView | None = None
+    ) -> None:
         self.featurizer = featurizer
         self.classifier = classifier
         self.layer = layer
         self.meta = meta
+        self.text = text
+        self.read_text = text is not None
+
+    @property
+    def decision(self) -> DecisionLayer:
+        """The decision layer in use: the fused one, or the picture's own with OCR off."""
+        if self.text is not None and not self.read_text:
+            return self.text.image_layer
+        return self.layer
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """What the decoder may shrink a poster towards: the featurizer's size, or OCR's
+        (larger) when the pipeline reads the words."""
+        size = self.featurizer.image_size
+        if self.read_text:
+            page = self.text.reader.min_size
+            size = (max(size[0], page[0]), max(size[1], page[1]))
+        return size
+
+    def prepare_image(self, image) -> Prepared:
+        """What the pipeline keeps of a decoded poster (a server keeps this, not the image)."""
+        page = self.text.reader.page(image) if self.read_text else None
+        return Prepared(self.featurizer.prepare_image(image), page)
+
+    def texts(self, images: list) -> list[str]:
+        """What OCR reads on each poster (decoded images or ``Prepared``)."""
+        pages = [im.page if isinstance(im, Prepared) else im for im in images]
+        return self.text.reader.read_images(pages)
 
     def features(self, images: list) -> np.ndarray | None:
         """The classifier's inputs for ``images`` (None for none)."""
-        return self.featurizer.transform_images(images) if images else None
+        pixels = [im.pixels if isinstance(im, Prepared) else im for im in images]
+        return self.featurizer.transform_images(pixels) if pixels else None
 
-    def scores(self, images: list, features: np.ndarray | None = None) -> np.ndarray:
-        """The classifier's raw scores (before calibration); ``features`` if already made."""
+    def scores(
+        self, images: list, features: np.ndarray | None = None, texts: list[str] | None = None
+    ) -> np.ndarray:
+        """Raw scores before calibration: the classifier's, fused with the words' when the
+        pipeline reads them (``texts`` if already read); ``features`` if already made."""
         if features is None:
             features = self.features(images)
         if features is None:
             return np.zeros((0, len(GENRES)))
-        return self.classifier.predict_scores(features)
+        scores = self.classifier.predict_scores(features)
+        if self.read_text:
+            texts = self.texts(images) if texts is None else texts
+            scores = self.text.fused_scores(scores, texts)
+        return scores
 
     def predict_frame(
-        self, images: list, years: np.ndarray | None = None, features: np.ndarray | None = None
+        self,
+        images: list,
+        years: np.ndarray | None = None,
+        features: np.ndarray | None = None,
+        texts: list[str] | None = None,
     ) -> pd.DataFrame:
         """``genres`` (asserted) and ``maybe`` (worth a look; empty for a model saved before
-        the tiers), most probable first, and one calibrated probability per genre."""
-        scores = self.scores(images, features)
-        proba, genres, maybe = self.layer.predict_tiers(scores, years)
+        the tiers), most probable first, ``text`` (what OCR read) when the pipeline reads the
+        words, and one calibrated probability per genre."""
+        if self.read_text and texts is None:
+            texts = self.texts(images)
+        scores = self.scores(images, features, texts)
+        proba, genres, maybe = self.decision.predict_tiers(scores, years)
         out = pd.DataFrame(proba, columns=SCORE_COLUMNS)
         out.insert(0, "genres", ranked_genres(proba, genres))
         out.insert(1, "maybe", ranked_genres(proba, maybe))
+        if self.read_text:
+            out.insert(2, TEXT_COLUMN, list(texts))
         return out
 
     def save(self, directory: Path) -> None:
@@ -70,6 +134,8 @@ class PosterPipeline:
         self.classifier.save(directory / "classifier")
         rule = json.dumps(self.layer.to_dict(), indent=2)
         (directory / DECISION_RULE_FILE).write_text(rule)
+        if self.text is not None:
+            self.text.save(directory / TEXT_VIEW_DIR)
         (directory / "meta.json").write_text(
             json.dumps({**self.meta, "genres": list(GENRES)}, indent=2)
         )
@@ -88,6 +154,7 @@ class PosterPipeline:
             load_classifier(directory / "classifier"),
             DecisionLayer.from_dict(json.loads(_decision_rule(directory).read_text())),
             meta,
+            TextView.load(text_dir) if (text_dir := directory / TEXT_VIEW_DIR).exists() else None,
         )
 
 

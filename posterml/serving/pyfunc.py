@@ -13,12 +13,16 @@ most probable first), ``maybe`` (genres worth a look, same format, at most two, 
 ``genres``) and ``score_<genre>`` columns holding calibrated probabilities; a genre is in
 ``genres`` exactly when its probability clears its threshold, a cut whose out-of-fold
 precision cleared the layer's floor (at most five; at least one where one can be asserted).
+A model that reads the words (``views`` ``image+ocr``) also answers ``text``, what OCR read;
+it needs the ``tesseract`` binary, checked when the model loads, unless ``POSTERML_OCR=off``
+switches the words off (image-only answers, decided by the picture's own thresholds).
 The model only ever decodes the bytes it is given: it never opens paths or URLs.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -33,9 +37,31 @@ from mlflow.protos.databricks_pb2 import (
     TEMPORARILY_UNAVAILABLE,
 )
 
-from posterml.models.pipeline import SCORE_COLUMNS, PosterPipeline
+from posterml.models.pipeline import SCORE_COLUMNS, TEXT_COLUMN, PosterPipeline
 from posterml.serving.limits import Deadline, LimitExceeded, RequestSlots, ServingLimits
 from posterml.serving.rows import InvalidPosterInput, decode_images, request_years
+
+# Set to off to serve a model that reads the words without OCR (cheaper, image-only).
+ENV_OCR = "POSTERML_OCR"
+OFF_VALUES = ("0", "off", "false", "no")
+
+
+def ocr_switched_off() -> bool:
+    """Whether ``POSTERML_OCR`` asks for image-only answers."""
+    return os.environ.get(ENV_OCR, "").strip().lower() in OFF_VALUES
+
+
+def apply_ocr_switch(pipeline: PosterPipeline, read_text: bool | None = None) -> PosterPipeline:
+    """Switch the pipeline's words view on or off (``None``: as ``POSTERML_OCR`` says) and,
+    when on, check now that the OCR engine exists: a clear error at load, never an
+    image-only answer that pretends to have read the poster."""
+    if pipeline.text is None:
+        return pipeline
+    pipeline.read_text = (not ocr_switched_off()) if read_text is None else read_text
+    if pipeline.read_text:
+        pipeline.text.reader.check()
+    return pipeline
+
 
 # Rows per model call when scoring a request: features of one chunk exist at a time, and the
 # deadline is checked between chunks (64 EfficientNet-Lite0 posters: ~0.5 s on 2 cores).
@@ -55,7 +81,7 @@ class PosterGenreModel(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context) -> None:
-        self.pipeline = PosterPipeline.load(Path(context.artifacts["pipeline"]))
+        self.pipeline = apply_ocr_switch(PosterPipeline.load(Path(context.artifacts["pipeline"])))
         self.limits = ServingLimits.from_env()
         self.slots = RequestSlots(self.limits.max_concurrent)
 
@@ -63,7 +89,7 @@ class PosterGenreModel(mlflow.pyfunc.PythonModel):
         deadline = Deadline(self.limits.timeout_s)
         try:
             with self.slots.hold(deadline):
-                images = decode_images(model_input, self.limits, self.pipeline.featurizer, deadline)
+                images = decode_images(model_input, self.limits, self.pipeline, deadline)
                 years = request_years(model_input)
                 frames = []
                 for start in range(0, len(images), SCORE_CHUNK_ROWS):
@@ -82,14 +108,17 @@ class PosterGenreModel(mlflow.pyfunc.PythonModel):
         return pd.concat(frames, ignore_index=True)
 
 
-def _signature():
-    """Base64 strings in (plus optional year); genres, maybe and one score per genre out."""
+def _signature(reads_text: bool = False):
+    """Base64 strings in (plus optional year); genres, maybe, what OCR read (for a model that
+    reads the words; absent when switched off) and one score per genre out."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Array, ColSpec, Schema
 
     inputs = Schema([ColSpec("string", "image"), ColSpec("long", "year", required=False)])
+    text = [ColSpec("string", TEXT_COLUMN, required=False)] if reads_text else []
     outputs = Schema(
         [ColSpec(Array("string"), "genres"), ColSpec(Array("string"), "maybe")]
+        + text
         + [ColSpec("double", c) for c in SCORE_COLUMNS]
     )
     return ModelSignature(inputs=inputs, outputs=outputs)
@@ -150,18 +179,20 @@ def log_pipeline(pipeline: PosterPipeline, name: str = "model"):
                 name=name,
                 python_model=str(Path(__file__).with_name("model_code.py")),
                 artifacts={"pipeline": str(directory)},
-                signature=_signature(),
+                signature=_signature(pipeline.text is not None),
                 input_example=example,
                 pip_requirements=runtime_requirements(),
                 code_paths=[str(Path(__file__).resolve().parents[1])],
             )
 
 
-def load_pipeline(model_uri: str) -> PosterPipeline:
-    """The in-process pipeline of a logged model (for batch prediction without a server).
+def load_pipeline(model_uri: str, read_text: bool | None = None) -> PosterPipeline:
+    """The in-process pipeline of a logged model (for batch prediction without a server);
+    ``read_text`` switches its words view on or off (``apply_ocr_switch``).
 
     Every part is read into memory on load, so the downloaded copy is removed afterwards.
     """
     with tempfile.TemporaryDirectory(prefix="posterml-model-") as tmp:
         local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=tmp))
-        return PosterPipeline.load(next(local.rglob("meta.json")).parent)
+        pipeline = PosterPipeline.load(next(local.rglob("meta.json")).parent)
+    return apply_ocr_switch(pipeline, read_text)

@@ -75,7 +75,7 @@ def _raise_row_errors(errors: list[str], n_rows: int) -> None:
 def decode_images(
     frame: pd.DataFrame,
     limits: ServingLimits | None = None,
-    featurizer=None,
+    preparer=None,
     deadline: Deadline | None = None,
 ) -> list:
     """Decode every row's ``image``; one ``InvalidPosterInput`` lists all bad rows.
@@ -83,8 +83,9 @@ def decode_images(
     Everything that can be known without decoding is checked first, from the request and
     the image headers: the column, the number of rows, each row's base64, format and pixels,
     and the pixels of the whole request (``limits``, default ``ServingLimits()``). Only then
-    are images decoded, one at a time. With a ``featurizer``, each is decoded towards its
-    ``image_size`` and only ``featurizer.prepare_image`` of it is kept (a small array, the
+    are images decoded, one at a time. With a ``preparer`` (a featurizer, or a
+    ``PosterPipeline``, which also keeps the page its OCR reads), each is decoded towards
+    its ``image_size`` and only ``preparer.prepare_image`` of it is kept (small arrays, the
     same features): full-size pixels of one image at most exist at any time. Without, the
     full-size RGB images are returned. ``deadline`` is checked between rows.
     """
@@ -97,7 +98,7 @@ def decode_images(
             f"request ({ENV_MAX_ROWS}): send smaller batches"
         )
     # Pixels are counted as they will be decoded: a baseline JPEG at reduced scale.
-    min_size = featurizer.image_size if featurizer is not None else None
+    min_size = preparer.image_size if preparer is not None else None
     opened, errors = [], []
     total_pixels, over_from = 0, None
     for row, value in enumerate(frame["image"].tolist()):
@@ -132,7 +133,7 @@ def decode_images(
         except ImageDecodeError as exc:
             errors.append(f"row {row}: {exc.reason}")
             continue
-        images.append(decoded if featurizer is None else featurizer.prepare_image(decoded))
+        images.append(decoded if preparer is None else preparer.prepare_image(decoded))
     _raise_row_errors(errors, len(frame))
     return images
 

@@ -1,0 +1,124 @@
+"""Late fusion of the picture and the words: per-genre stacking learnt on out-of-fold scores.
+
+Each view (the picture's classifier, the OCR text's classifier) scores every genre on its
+own. ``LateFusion`` learns, genre by genre, how much each view's log-odds count: a
+two-input logistic regression fitted on out-of-fold scores of the training posters, so a
+view that says nothing about a genre gets a weight near zero there, and a view whose
+scores are sharp where the picture is vague gets more. The decision layer then calibrates
+and cuts the fused scores exactly as it does a single classifier's.
+
+``TextView`` is what a pipeline needs to use the words: the OCR reader's settings, the text
+classifier, the fusion, and the decision layer of the picture alone (used when OCR is
+switched off, so an image-only answer is decided by thresholds fitted for image-only
+scores). Saved as data: JSON and ``.npz`` arrays, the classifier in its own folder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.special import expit, logit
+from sklearn.linear_model import LogisticRegression
+
+from posterml.arrays import load_arrays, read_json_object, save_arrays
+from posterml.evaluation.decision import DecisionLayer
+from posterml.features.ocr import OcrReader
+from posterml.models.base import GenreClassifier
+
+# Scores are clipped before logit so a 0 or 1 from a view stays finite.
+_EPS = 1e-6
+FUSION_FILE = "fusion.npz"
+READER_FILE = "reader.json"
+IMAGE_LAYER_FILE = "image_decision_rule.json"
+
+
+def _log_odds(scores: np.ndarray) -> np.ndarray:
+    return logit(np.clip(np.asarray(scores, dtype=np.float64), _EPS, 1 - _EPS))
+
+
+class LateFusion:
+    """Per-genre logistic regression on the views' log-odds (``C``: inverse regularisation)."""
+
+    def __init__(self, C: float = 1.0) -> None:
+        self.C = C
+
+    def fit(self, views: list[np.ndarray], Y: np.ndarray) -> LateFusion:
+        """``views``: one (n, genres) score matrix per view, out-of-fold; ``Y`` the labels."""
+        Y = np.asarray(Y)
+        stacked = np.stack([_log_odds(v) for v in views], axis=-1)  # (n, genres, views)
+        n_genres, n_views = Y.shape[1], len(views)
+        # A genre no fold could learn keeps the first view's scores (weight 1, no shift).
+        self.weights_ = np.zeros((n_genres, n_views))
+        self.weights_[:, 0] = 1.0
+        self.bias_ = np.zeros(n_genres)
+        for j in range(n_genres):
+            if Y[:, j].min() == Y[:, j].max():
+                continue
+            model = LogisticRegression(C=self.C, max_iter=1000)
+            model.fit(stacked[:, j, :], Y[:, j])
+            self.weights_[j] = model.coef_[0]
+            self.bias_[j] = model.intercept_[0]
+        return self
+
+    def predict_scores(self, views: list[np.ndarray]) -> np.ndarray:
+        stacked = np.stack([_log_odds(v) for v in views], axis=-1)
+        return expit(np.einsum("ngv,gv->ng", stacked, self.weights_) + self.bias_)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"weights": self.weights_, "bias": self.bias_, "C": np.asarray(self.C)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LateFusion:
+        fusion = cls(float(arrays["C"]))
+        fusion.weights_ = arrays["weights"].astype(np.float64)
+        fusion.bias_ = arrays["bias"].astype(np.float64)
+        if fusion.weights_.ndim != 2 or fusion.bias_.shape != (len(fusion.weights_),):
+            raise ValueError("fusion: one weight row and one bias per genre expected")
+        return fusion
+
+
+@dataclass
+class TextView:
+    """The words view of a pipeline: reader, text classifier, fusion, image-only layer."""
+
+    reader: OcrReader
+    classifier: GenreClassifier
+    fusion: LateFusion
+    image_layer: DecisionLayer
+
+    def fused_scores(self, image_scores: np.ndarray, texts) -> np.ndarray:
+        """The picture's scores fused with the scores of ``texts`` (one per poster)."""
+        text_scores = self.classifier.predict_scores(np.asarray(texts, dtype=str))
+        return self.fusion.predict_scores([image_scores, text_scores])
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.classifier.save(directory / "classifier")
+        save_arrays(directory / FUSION_FILE, self.fusion.to_arrays())
+        (directory / IMAGE_LAYER_FILE).write_text(json.dumps(self.image_layer.to_dict()))
+        # Written last: a folder with reader.json holds a whole text view.
+        (directory / READER_FILE).write_text(json.dumps(asdict(self.reader), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> TextView:
+        from posterml.models.loading import load_classifier
+
+        directory = Path(directory)
+        spec = read_json_object(directory / READER_FILE, "no saved text view here")
+        fields = {"height", "psm", "language", "timeout_s", "max_chars"}
+        if set(spec) != fields:
+            raise ValueError(f"{directory / READER_FILE}: expected the fields {sorted(fields)}")
+        reader = OcrReader(**spec)
+        layer = DecisionLayer.from_dict(
+            read_json_object(directory / IMAGE_LAYER_FILE, "no image-only decision rule")
+        )
+        return cls(
+            reader,
+            load_classifier(directory / "classifier"),
+            LateFusion.from_arrays(load_arrays(directory / FUSION_FILE)),
+            layer,
+        )
