@@ -44,6 +44,7 @@ EXPECTED = {
     "served": "all, without year",
     "serving": "throughput",
     "training": "| training posters |",
+    "views": "Per-genre test average precision",
 }
 SMOKE_PARAMS = [
     pytest.param(

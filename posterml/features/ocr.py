@@ -170,7 +170,10 @@ class OcrReader:
         store = FeatureCache(self.namespace, root=cache_root or cache_dir() / "ocr")
         keys = hash_files(paths) if cache else [None] * len(paths)
         cached = store.get_many([k for k in keys if k]) if cache else {}
-        texts: list[str | None] = [str(cached[k]) if k in cached else None for k in keys]
+        # A text is stored as a one-element unicode array (the feature cache's .npy files).
+        texts: list[str | None] = [
+            str(cached[k].reshape(-1)[0]) if k in cached else None for k in keys
+        ]
         todo = [i for i, k in enumerate(keys) if k not in cached]
         failures: list[tuple[str, str]] = []
         if todo:

@@ -1,0 +1,233 @@
+"""The words view: Tesseract on real generated posters, the text classifier, the fusion, and a
+model that reads the words end to end (a run, the in-process pipeline, a live scoring server).
+
+Tesseract is a Debian package that ``.ci/run`` installs like PostgreSQL: these tests never
+skip, a machine without it fails them with the install line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from model_fixture import ScoringServer, tracking_store
+from PIL import Image, ImageDraw, ImageFont
+
+from posterml.features import ocr
+from posterml.features.ocr import OcrReader, OcrUnavailable, clean_text
+from posterml.genres import GENRES
+from posterml.models.fusion import LateFusion
+from posterml.models.loading import load_classifier
+from posterml.models.text import TfidfLogisticClassifier
+
+WORDS = ("HAUNTED", "MIDNIGHT", "COWBOY", "GALAXY", "LOVERS", "BATTLE")
+
+
+def titled_poster(title: str, size: tuple[int, int] = (200, 300), tagline: str = "") -> Image.Image:
+    """A generated 2:3 poster: dark, the title in large light letters, a yellow tagline."""
+    width, height = size
+    image = Image.new("RGB", (width, height), (40, 40, 40))
+    draw = ImageDraw.Draw(image)
+    draw.text((12, height // 6), title, font=ImageFont.load_default(size=width // 7), fill="white")
+    if tagline:
+        font = ImageFont.load_default(size=width // 11)
+        draw.text((12, height * 3 // 4), tagline, font=font, fill=(250, 210, 0))
+    return image
+
+
+# --------------------------------------------------------------------------- OCR
+def test_ocr_reads_the_title_of_a_generated_poster() -> None:
+    text = OcrReader().read(titled_poster("HAUNTED", tagline="a true story"))
+    assert "HAUNTED" in text
+    assert "true story" in text
+
+
+def test_ocr_is_bounded_in_pixels_text_and_time(caplog: pytest.LogCaptureFixture) -> None:
+    reader = OcrReader(height=120, max_chars=60)
+    # A very wide image is cut to three times the page height, whatever its size.
+    page = reader.page(Image.new("RGB", (20_000, 100), "white"))
+    assert page.shape == (120, 360)
+    assert reader.page(page).shape == page.shape  # a page is its own page
+    # A poster of many words: what comes back is cut at a word boundary.
+    many = " ".join(["WORD"] * 400)
+    assert len(clean_text(many, 60)) <= 60 and clean_text(many, 60).endswith("WORD")
+    assert clean_text("a\x00b\n\n  c\td", 100) == "ab c d"
+    # The engine is stopped at its timeout: the text is empty and the reason logged.
+    with caplog.at_level(logging.WARNING, logger="posterml.features.ocr"):
+        assert OcrReader(timeout_s=0.001).read(titled_poster("HAUNTED")) == ""
+    assert "ran past" in caplog.text
+
+
+def test_a_missing_engine_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    ocr.engine_version.cache_clear()
+    monkeypatch.setenv("PATH", "/nonexistent")
+    try:
+        with pytest.raises(OcrUnavailable, match="apt-get install tesseract-ocr"):
+            OcrReader().check()
+    finally:
+        monkeypatch.undo()
+        ocr.engine_version.cache_clear()
+    assert OcrReader().namespace.startswith("tesseract-")
+
+
+def test_read_paths_skips_bad_files_and_reads_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = []
+    for k, word in enumerate(WORDS[:2]):
+        paths.append(tmp_path / f"{k}.png")
+        titled_poster(word).save(paths[-1])
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    paths.append(tmp_path / "bad.jpg")
+    reader = OcrReader()
+    texts, failures = reader.read_paths([str(p) for p in paths], cache_root=tmp_path / "c")
+    assert "HAUNTED" in texts[0] and "MIDNIGHT" in texts[1] and texts[2] is None
+    assert [Path(p).name for p, _ in failures] == ["bad.jpg"]
+
+    def never(self, image):  # the second pass must not reach the engine
+        raise AssertionError("OCR ran on a cached poster")
+
+    monkeypatch.setattr(OcrReader, "read", never)
+    again, failures_again = reader.read_paths(
+        [str(p) for p in paths[:2]], cache_root=tmp_path / "c"
+    )
+    assert again == texts[:2] and not failures_again
+
+
+# --------------------------------------------------------------------------- text model
+def worded_texts(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Texts where word k marks genre k (and noise words), with some empty texts."""
+    rng = np.random.default_rng(seed)
+    Y = np.zeros((n, len(GENRES)), np.uint8)
+    texts = []
+    for i in range(n):
+        genres = rng.choice(len(WORDS), size=rng.integers(1, 3), replace=False)
+        Y[i, genres] = 1
+        noise = " ".join(rng.choice(["the", "and", "starring", "xqz"], 3))
+        texts.append("" if i % 10 == 0 else " ".join([WORDS[g].lower() for g in genres] + [noise]))
+    return np.array(texts, dtype=str), Y
+
+
+def test_text_classifier_learns_words_and_round_trips_as_data(tmp_path: Path) -> None:
+    texts, Y = worded_texts(300)
+    model = TfidfLogisticClassifier().fit(texts[:240], Y[:240])
+    scores = model.predict_scores(texts[240:])
+    held = Y[240:]
+    for g in range(len(WORDS)):
+        assert scores[held[:, g] == 1, g].mean() > scores[held[:, g] == 0, g].mean() + 0.3
+    model.save(tmp_path / "m")
+    assert not any(tmp_path.glob("m/*.pkl"))
+    np.testing.assert_allclose(
+        load_classifier(tmp_path / "m").predict_scores(texts), model.predict_scores(texts)
+    )
+    # A saved vocabulary that is not text is refused with the array's name.
+    arrays = dict(np.load(tmp_path / "m" / "arrays.npz"))
+    arrays["words_terms"] = np.arange(len(arrays["words_terms"]))
+    np.savez(tmp_path / "m" / "arrays.npz", **arrays)
+    with pytest.raises(ValueError, match="words: terms must be strings"):
+        load_classifier(tmp_path / "m")
+
+
+def test_text_classifier_fits_when_no_poster_has_words() -> None:
+    Y = worded_texts(40)[1]
+    model = TfidfLogisticClassifier().fit(np.array([""] * 40), Y)
+    scores = model.predict_scores(np.array(["", "anything"]))
+    assert scores.shape == (2, len(GENRES)) and np.isfinite(scores).all()
+
+
+def test_fusion_listens_to_the_view_that_knows() -> None:
+    rng = np.random.default_rng(1)
+    Y = (rng.random((600, len(GENRES))) < 0.3).astype(np.uint8)
+    knows = np.clip(0.5 + (Y - 0.5) * 0.6 + rng.normal(0, 0.1, Y.shape), 0.01, 0.99)
+    noise = rng.uniform(0.01, 0.99, Y.shape)
+    fusion = LateFusion().fit([noise, knows], Y)
+    assert (np.abs(fusion.weights_[:, 1]) > 5 * np.abs(fusion.weights_[:, 0])).all()
+    fused = fusion.predict_scores([noise, knows])
+    assert ((fused > 0.5) == Y.astype(bool)).mean() > 0.95
+    again = LateFusion.from_arrays(fusion.to_arrays())
+    np.testing.assert_allclose(again.predict_scores([noise, knows]), fused)
+
+
+# --------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def ocr_model(tmp_path_factory: pytest.TempPathFactory):
+    """A recipe run with views=image+ocr on a slice of the synthetic set, logged."""
+    import mlflow
+
+    from posterml.modeling.cli import experiment_config
+    from posterml.modeling.run import run_experiment
+
+    root = tmp_path_factory.mktemp("ocr-model")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with tracking_store(uri, cwd=root):
+        run_id = run_experiment(
+            experiment_config(
+                "resnet_svm",
+                data="synthetic",
+                backbone="efficientnet_lite0",
+                class_weight="balanced",
+                n_trials=1,
+                max_posters=120,
+                views="image+ocr",
+                storage=f"sqlite:///{root}/optuna.db",
+            )
+        )
+        run = mlflow.get_run(run_id)
+    return uri, run, root
+
+
+@pytest.mark.slow
+def test_a_run_that_reads_the_words_serves_them(ocr_model, monkeypatch: pytest.MonkeyPatch) -> None:
+    from posterml.serving.pyfunc import encode_image_file, load_pipeline
+    from posterml.serving.rows import decode_images
+
+    uri, run, root = ocr_model
+    assert run.data.params["views"] == "image+ocr" and run.data.params["ocr_engine"] == "tesseract"
+    poster = root / "haunted.png"
+    titled_poster("HAUNTED", tagline="the true story").save(poster)
+    frame = pd.DataFrame({"image": [encode_image_file(poster)]})
+    with tracking_store(uri):
+        pipeline = load_pipeline(run.data.tags["model_uri"])
+        prepared = decode_images(frame, preparer=pipeline)
+        answer = pipeline.predict_frame(prepared)
+        assert "HAUNTED" in answer["text"][0]
+        assert answer.columns[:3].tolist() == ["genres", "maybe", "text"]
+        # The switch: image-only answers, decided by the picture's own layer.
+        monkeypatch.setenv("POSTERML_OCR", "off")
+        image_only = load_pipeline(run.data.tags["model_uri"])
+        assert image_only.decision is image_only.text.image_layer
+        assert "text" not in image_only.predict_frame(decode_images(frame, preparer=image_only))
+        # Without the engine, loading a model that reads the words fails; it says why.
+        monkeypatch.delenv("POSTERML_OCR")
+        ocr.engine_version.cache_clear()
+        monkeypatch.setenv("PATH", "/nonexistent")
+        try:
+            with pytest.raises(OcrUnavailable, match="tesseract"):
+                load_pipeline(run.data.tags["model_uri"])
+        finally:
+            monkeypatch.setenv("PATH", os.environ["PATH"])
+            monkeypatch.undo()
+            ocr.engine_version.cache_clear()
+
+
+@pytest.mark.slow
+def test_the_scoring_server_answers_what_ocr_read(ocr_model, tmp_path: Path) -> None:
+    from posterml.serving.pyfunc import encode_image_file
+
+    uri, run, _ = ocr_model
+    titled_poster("GALAXY").save(tmp_path / "p.png")
+    server = ScoringServer(run.data.tags["model_uri"], uri, tmp_path)
+    try:
+        server.wait_ready()
+        payload = {"dataframe_records": [{"image": encode_image_file(tmp_path / "p.png")}]}
+        response = requests.post(f"{server.url}/invocations", json=payload, timeout=120)
+    finally:
+        server.stop()
+    assert response.status_code == 200, response.text
+    answer = response.json()["predictions"][0]
+    assert "GALAXY" in answer["text"] and set(answer["genres"]) <= set(GENRES)
