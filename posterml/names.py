@@ -29,6 +29,7 @@ PREVIOUS_CHAMPION_TAG = "previous_champion"  # on a version: the champion it rep
 # Columns of the csv files a dealer edits (predict, audit): a row is his label once
 # "reviewed" says yes; "review_priority" orders what to look at first.
 REVIEWED_COLUMN = "reviewed"
+TEXT_COLUMN = "text"  # what OCR read on a poster, for a model that reads the words
 PRIORITY_COLUMN = "review_priority"
 
 # The decision layer as JSON: inside a saved model, and beside it in its run.

@@ -100,6 +100,7 @@ def test_cli_predict_writes_good_rows_and_lists_skipped(
         "maybe",
         "year",
         "review_priority",
+        "text",
         *SCORE_COLUMNS,
     ]
     assert table["file"].tolist() == [str(p) for p in sorted(good)]
@@ -266,6 +267,7 @@ def test_spreadsheet_lists_every_file_with_names_and_percentages(
         "reviewed",
         "review_priority",
         "error",
+        "text",
         *GENRES,
     ]
     assert table["file"].tolist() == [str(p) for p in collect_files([folder])]

@@ -231,3 +231,24 @@ def test_the_scoring_server_answers_what_ocr_read(ocr_model, tmp_path: Path) -> 
     assert response.status_code == 200, response.text
     answer = response.json()["predictions"][0]
     assert "GALAXY" in answer["text"] and set(answer["genres"]) <= set(GENRES)
+
+
+@pytest.mark.slow
+def test_predict_writes_what_ocr_read_and_can_skip_it(ocr_model, tmp_path: Path) -> None:
+    from posterml.cli import main
+
+    uri, run, _ = ocr_model
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    titled_poster("COWBOY").save(folder / "a.png")
+    titled_poster("LOVERS").save(folder / "b.png")
+    model = ["--model", run.data.tags["model_uri"], "--no-progress"]
+    with tracking_store(uri):
+        assert main(["predict", str(folder), "--out", str(tmp_path / "g.csv"), *model]) == 0
+        fast = ["predict", str(folder), "--out", str(tmp_path / "f.csv"), "--no-ocr", *model]
+        assert main(fast) == 0
+    read = pd.read_csv(tmp_path / "g.csv", encoding="utf-8-sig", keep_default_na=False)
+    assert ["COWBOY" in t for t in read["text"]] == [True, False]
+    assert "LOVERS" in read["text"][1]
+    skipped = pd.read_csv(tmp_path / "f.csv", encoding="utf-8-sig", keep_default_na=False)
+    assert skipped["text"].tolist() == ["", ""] and skipped["genres"].str.len().gt(0).all()

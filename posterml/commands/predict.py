@@ -41,6 +41,7 @@ def _handle_predict(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             years_csv=args.years,
             review=args.review,
+            read_text=False if args.no_ocr else None,
         )
     except (ModelSourceError, PredictInputError, YearsError) as exc:
         print(f"posterml predict: {exc}", file=sys.stderr)
@@ -111,6 +112,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="N",
         help="also write the N posters whose labels would teach the model most (uncertain "
         "and unlike each other) to <out>.review.csv",
+    )
+    parser.add_argument(
+        "--no-ocr",
+        action="store_true",
+        help="for a model that reads the words on posters: skip OCR (several times faster, "
+        "image-only answers decided by the picture's own thresholds; see the README)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(handler=_handle_predict)

@@ -22,11 +22,10 @@ import pandas as pd
 from posterml.evaluation.decision import DecisionLayer
 from posterml.genres import GENRES, genre_slug
 from posterml.models.fusion import TextView
-from posterml.names import DECISION_RULE_FILE
+from posterml.names import DECISION_RULE_FILE, TEXT_COLUMN
 
 # The per-genre probability columns of a prediction, in GENRES order.
 SCORE_COLUMNS = [f"score_{genre_slug(g)}" for g in GENRES]
-TEXT_COLUMN = "text"  # what OCR read, when the pipeline reads the words
 TEXT_VIEW_DIR = "text_view"
 
 

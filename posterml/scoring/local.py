@@ -14,12 +14,13 @@ Two output formats:
   way; never one of ``genres``), ``year`` (when given), ``reviewed`` (empty: the dealer
   writes ``yes`` once he has checked and corrected a row, and ``posterml add`` takes only
   those rows), ``review_priority``, ``error`` (why a file could not be read; its row is
-  otherwise empty) and one column per genre, headed by its name, holding the probability in
+  otherwise empty), ``text`` (what OCR read, for a model that reads the words; empty
+  otherwise) and one column per genre, headed by its name, holding the probability in
   whole percent ("87%", which spreadsheets read as the number 0.87). Every input file has a
   row, in input order. UTF-8 with a byte-order mark, so Excel shows accented file names
   right.
 * ``machine``: ``file``, ``genres`` and ``maybe`` joined by ``|``, ``year``,
-  ``review_priority`` and the ``score_<genre>`` columns at full precision, as the scoring
+  ``review_priority``, ``text`` and the ``score_<genre>`` columns at full precision, as the scoring
   server names them; readable files only.
 
 Release years (``--years``, or a ``year`` column of an input csv) reach the model as the
@@ -48,7 +49,7 @@ import numpy as np
 from posterml.features.extract import map_decoded
 from posterml.genres import GENRES
 from posterml.io import atomic_write
-from posterml.names import CHAMPION_URI, PRIORITY_COLUMN, REVIEWED_COLUMN
+from posterml.names import CHAMPION_URI, PRIORITY_COLUMN, REVIEWED_COLUMN, TEXT_COLUMN
 from posterml.progress import progress_bar
 from posterml.registry.model_source import check_model_source
 
@@ -180,9 +181,10 @@ def header(output_format: str) -> list[str]:
     from posterml.serving.pyfunc import SCORE_COLUMNS
 
     if output_format == "machine":
-        return ["file", "genres", "maybe", "year", PRIORITY_COLUMN, *SCORE_COLUMNS]
+        return ["file", "genres", "maybe", "year", PRIORITY_COLUMN, TEXT_COLUMN, *SCORE_COLUMNS]
     if output_format == "spreadsheet":
         leading = ["file", "genres", "maybe", "year", REVIEWED_COLUMN, PRIORITY_COLUMN, "error"]
+        leading.append(TEXT_COLUMN)
         return [*leading, *GENRES]
     raise ValueError(f"output format {output_format!r}: use one of {OUTPUT_FORMATS}")
 
@@ -195,14 +197,14 @@ def _row(path: str, tiers: _Tiers, year: float, priority: float, scores, output_
     """One prediction's csv row; ``scores`` in ``SCORE_COLUMNS`` order."""
     if output_format == "machine":  # repr: the shortest text that reads back exactly
         cells = [path, "|".join(tiers.genres), "|".join(tiers.maybe), _year_text(year)]
-        return [*cells, f"{priority:.4f}"] + [repr(float(p)) for p in scores]
+        return [*cells, f"{priority:.4f}", tiers.text] + [repr(float(p)) for p in scores]
     cells = [path, ", ".join(tiers.genres), ", ".join(tiers.maybe), _year_text(year)]
-    return [*cells, "", f"{priority:.3f}", ""] + [f"{p:.0%}" for p in scores]
+    return [*cells, "", f"{priority:.3f}", "", tiers.text] + [f"{p:.0%}" for p in scores]
 
 
 def _error_row(path: str, reason: str, year: float) -> list[str]:
     """A spreadsheet row for a file that could not be read."""
-    return [path, "", "", _year_text(year), "", "", reason, *([""] * len(GENRES))]
+    return [path, "", "", _year_text(year), "", "", reason, "", *([""] * len(GENRES))]
 
 
 def expand_inputs(
@@ -228,10 +230,12 @@ def expand_inputs(
 # --------------------------------------------------------------------------- prediction
 @dataclass
 class _Tiers:
-    """One poster's asserted genres and its maybe genres, most probable first."""
+    """One poster's asserted genres and its maybe genres, most probable first, and what OCR
+    read on it (empty for a model that does not read the words)."""
 
     genres: list[str]
     maybe: list[str]
+    text: str = ""
 
 
 @dataclass
@@ -251,7 +255,7 @@ def _score_files(pipeline, files, batch_size: int, year_table: dict, bar) -> _Sc
     from posterml.serving.pyfunc import SCORE_COLUMNS
 
     predicted, proba, cuts, features, skipped = [], [], [], [], []
-    min_size = pipeline.featurizer.image_size
+    min_size = pipeline.image_size
     for ok_paths, images, bad in iter_decoded(files, batch_size, min_size=min_size):
         for path, reason in bad:
             bar.write(f"skipped {path}: {reason}", file=sys.stderr)
@@ -262,10 +266,11 @@ def _score_files(pipeline, files, batch_size: int, year_table: dict, bar) -> _Sc
             X = pipeline.features(images)
             frame = pipeline.predict_frame(images, known, X)
             proba.append(frame[SCORE_COLUMNS].to_numpy(dtype=float))
-            cuts.append(pipeline.layer.thresholds_for(len(images), known))
+            cuts.append(pipeline.decision.thresholds_for(len(images), known))
             if REVIEW_DIVERSITY > 0:  # the diversity term needs every poster's features
                 features.append(X)
-            tiers = map(_Tiers, frame["genres"], frame["maybe"])
+            texts = frame[TEXT_COLUMN] if TEXT_COLUMN in frame else [""] * len(frame)
+            tiers = map(_Tiers, frame["genres"], frame["maybe"], texts)
             predicted += zip(map(str, ok_paths), tiers, years, strict=True)
         bar.update(len(ok_paths) + len(bad))
     empty = np.zeros((0, len(SCORE_COLUMNS)))
@@ -288,6 +293,7 @@ def predict_files(
     progress: bool = True,
     years_csv: str | Path | None = None,
     review: int = 0,
+    read_text: bool | None = None,
 ) -> PredictReport:
     """Predict genres for image files and folders into the csv ``out``.
 
@@ -295,9 +301,11 @@ def predict_files(
     are printed and listed in ``<out stem>.skipped.csv``. Release years from a csv input or
     ``years_csv`` are used as the server uses them. Each row carries its review priority
     (``posterml.evaluation.review``); ``review`` > 0 also writes that many rows, highest
-    priority first, to ``<out stem>.review.csv``. Tracking/registry URIs must already be
-    configured for ``models:/`` and ``runs:/`` URIs (the CLI does it); a store that does not
-    exist or lacks the model raises :class:`ModelSourceError` and is never created.
+    priority first, to ``<out stem>.review.csv``. ``read_text`` False scores a model that
+    reads the words from the picture alone (``posterml.serving.pyfunc.apply_ocr_switch``).
+    Tracking/registry URIs must already be configured for ``models:/`` and ``runs:/`` URIs
+    (the CLI does it); a store that does not exist or lacks the model raises
+    :class:`ModelSourceError` and is never created.
     """
     from posterml.evaluation.review import review_priority
     from posterml.scoring.years import years_of
@@ -312,7 +320,7 @@ def predict_files(
     check_inputs(paths, files, out)
     check_model_source(model_uri)
     order = {str(path): i for i, path in enumerate(files)}
-    pipeline = load_pipeline(model_uri)
+    pipeline = load_pipeline(model_uri, read_text)
     start = time.perf_counter()
     # A spreadsheet is opened by Excel, which reads UTF-8 only after a byte-order mark.
     encoding = "utf-8-sig" if output_format == "spreadsheet" else "utf-8"

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from posterml.names import CHAMPION_URI
+from posterml.names import CHAMPION_URI, TEXT_COLUMN
 from posterml.scoring.spark_io import (
     count_rows,
     output_format,
@@ -110,13 +110,19 @@ def model_image_size(model_dir: Path) -> tuple[int, int]:
     return saved_image_size(pipeline_dir / "featurizer")
 
 
-def model_has_maybe(model_dir: Path) -> bool:
-    """Does the downloaded model answer a ``maybe`` column? (Models logged before the tiers
-    run their own older posterml, which does not.) Read from its signature."""
+def model_answers(model_dir: Path, column: str) -> bool:
+    """Does the downloaded model answer ``column``? Read from its signature: models logged
+    before the tiers have no ``maybe``, models that do not read the words no ``text``."""
     from mlflow.models import Model
 
     signature = Model.load(str(model_dir)).signature
-    return signature is not None and "maybe" in signature.outputs.input_names()
+    return signature is not None and column in signature.outputs.input_names()
+
+
+def model_has_maybe(model_dir: Path) -> bool:
+    """Does the downloaded model answer a ``maybe`` column? (Models logged before the tiers
+    run their own older posterml, which does not.)"""
+    return model_answers(model_dir, "maybe")
 
 
 def score_frame(
@@ -126,13 +132,15 @@ def score_frame(
     *,
     with_year: bool = False,
     with_maybe: bool = True,
+    with_text: bool = False,
     batch_rows: int = SCORE_CHUNK_ROWS,
     env_manager: str = "local",
     limits: ServingLimits | None = None,
 ) -> DataFrame:
     """The predictions for ``read_sources`` rows, lazily: ``file``, (``year``), ``genres``,
-    ``maybe`` (empty when the model has none: ``with_maybe`` False), the ``score_*`` columns
-    and ``error``.
+    ``maybe`` (empty when the model has none: ``with_maybe`` False), ``text`` (what OCR
+    read, for a model that reads the words: ``with_text``), the ``score_*`` columns and
+    ``error``.
 
     ``batch_rows`` is the number of images per model call (the Arrow batch size); the model's
     per-request limits are raised to fit it (``extra_env``), its per-image limit is kept.
@@ -149,6 +157,7 @@ def score_frame(
         result_type=", ".join(
             ["genres array<string>"]
             + (["maybe array<string>"] if with_maybe else [])
+            + ([f"{TEXT_COLUMN} string"] if with_text else [])
             + [f"{c} double" for c in SCORE_COLUMNS]
         ),
         env_manager=env_manager,
@@ -178,6 +187,8 @@ def score_frame(
     columns.append(F.when(ok, F.col("_out.genres")).otherwise(none).alias("genres"))
     maybe = F.when(ok, F.col("_out.maybe")).otherwise(none) if with_maybe else none
     columns.append(maybe.alias("maybe"))
+    if with_text:
+        columns.append(F.when(ok, F.col(f"_out.{TEXT_COLUMN}")).alias(TEXT_COLUMN))
     columns += [F.when(ok, F.col(f"_out.{c}")).alias(c) for c in SCORE_COLUMNS]
     columns.append(F.col("_in.error").alias("error"))
     return scored.select(*columns)
@@ -219,6 +230,7 @@ def batch_score(
             model_image_size(local),
             with_year=year_column is not None,
             with_maybe=model_has_maybe(local),
+            with_text=model_answers(local, TEXT_COLUMN),
             batch_rows=batch_rows,
             env_manager=env_manager,
         )
