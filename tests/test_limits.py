@@ -60,7 +60,8 @@ def test_limits_come_from_the_environment_with_defaults() -> None:
 
 
 def test_the_model_reads_its_limits_when_it_loads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(PosterPipeline, "load", classmethod(lambda cls, directory: "pipeline"))
+    image_only = SimpleNamespace(text=None)  # a pipeline that does not read the words
+    monkeypatch.setattr(PosterPipeline, "load", classmethod(lambda cls, directory: image_only))
     monkeypatch.setenv("POSTERML_MAX_ROWS", "3")
     monkeypatch.setenv("POSTERML_MAX_CONCURRENT_REQUESTS", "4")
     model = PosterGenreModel()
@@ -131,6 +132,8 @@ class SlowPipeline:
         self.featurizer = PixelFeaturizer((9, 6))
         self.seconds = seconds
         self.calls: list[int] = []
+        self.image_size = self.featurizer.image_size
+        self.prepare_image = self.featurizer.prepare_image
 
     def predict_frame(self, images: list, years=None) -> pd.DataFrame:
         self.calls.append(len(images))

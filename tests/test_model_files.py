@@ -290,6 +290,7 @@ def test_every_registered_kind_is_a_known_family(tmp_path: Path) -> None:
         "mlp",
         "rbf_svm",
         "scratch_cnn",
+        "tfidf_logistic",
     ]
 
     class Unregistered(RBFSVMClassifier):
