@@ -5,9 +5,22 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
-.PHONY: install demo test lint format clean mlproject
+.PHONY: install demo test lint format clean mlproject ocr-engine
 
 install: $(STAMP)
+
+# The recipe reads the words on posters with Debian's Tesseract (not a pip package): as root
+# it is installed, otherwise the line to run is printed.
+ocr-engine:
+	@command -v tesseract >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends tesseract-ocr tesseract-ocr-eng; \
+	  else \
+	    echo "posterml reads the words on posters with Tesseract OCR: run"; \
+	    echo "  sudo apt-get install tesseract-ocr   (macOS: brew install tesseract)"; \
+	    exit 1; \
+	  fi; }
 
 # Reinstall only when the dependency list changes; an editable install picks up code edits.
 $(STAMP): pyproject.toml
@@ -17,7 +30,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The demo runs the recipe we ship (entry point `main`), whose backbone works offline.
-demo: install
+demo: install ocr-engine
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . --experiment-name posterml \
 		-P n_trials=5 --env-manager local
 	@$(BIN)/python -m posterml.cli where
