@@ -26,8 +26,9 @@ BENCHMARKS = sorted(
     for module in pkgutil.iter_modules([str(REPO / "benchmarks")])
     if not module.name.startswith("_")
 )
-# Smoke runs that start a scoring server, a tracking server or Spark (10-40 s each).
-SLOW = {"batch", "load", "served", "serving", "screenshots"}
+# Smoke runs quick enough for `make test` (a few seconds on 2 busy cores); every other one
+# trains models or starts a server, a tracking server or Spark (10-100 s each) and is slow.
+QUICK_SMOKE = {"training"}
 SPARK = {"batch"}
 # A line each smoke run prints when it measured something; a new benchmark gets the
 # generic check (some output with a number in it) until it is listed here.
@@ -47,7 +48,9 @@ EXPECTED = {
 }
 SMOKE_PARAMS = [
     pytest.param(
-        name, marks=[pytest.mark.slow] * (name in SLOW) + [pytest.mark.spark] * (name in SPARK)
+        name,
+        marks=[pytest.mark.slow] * (name not in QUICK_SMOKE)
+        + [pytest.mark.spark] * (name in SPARK),
     )
     for name in BENCHMARKS
 ]

@@ -224,6 +224,7 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     assert first != second, sequences
 
 
+@pytest.mark.slow
 def test_unreadable_images_are_reported_and_skipped_not_fatal(tracking_uri, tmp_path):
     from posterml.data.synthetic import write_synthetic
     from posterml.modeling.cli import experiment_config
