@@ -30,6 +30,8 @@ BENCHMARKS = sorted(
 # trains models or starts a server, a tracking server or Spark (10-100 s each) and is slow.
 QUICK_SMOKE = {"training"}
 SPARK = {"batch"}
+# Benchmarks whose smoke run has its own test, checking more than the output (files, runs).
+OWN_SMOKE_TEST = {"vintage_curve": "test_vintage_curve.py"}
 # A line each smoke run prints when it measured something; a new benchmark gets the
 # generic check (some output with a number in it) until it is listed here.
 EXPECTED = {
@@ -53,6 +55,7 @@ SMOKE_PARAMS = [
         + [pytest.mark.spark] * (name in SPARK),
     )
     for name in BENCHMARKS
+    if name not in OWN_SMOKE_TEST
 ]
 HELP_TIMEOUT_S = 120
 SMOKE_TIMEOUT_S = 300  # slowest: Spark, first to train the smoke model, 40-85 s (2 busy cores)
@@ -99,6 +102,8 @@ def run_benchmark(name: str, tmp_path: Path, *args: str, timeout: float) -> str:
 def test_benchmarks_found() -> None:
     """Discovery works (an empty list would make every other test here vacuous)."""
     assert {"training", "batch", "serving"} <= set(BENCHMARKS)
+    for name, test_file in OWN_SMOKE_TEST.items():
+        assert name in BENCHMARKS and (REPO / "tests" / test_file).is_file(), name
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)
