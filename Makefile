@@ -1,11 +1,12 @@
-# posterml: `make demo` runs the main job, `make test` runs the tests; both install first.
+# posterml: `make demo` runs the main job, `make test` the fast tests (no `slow` marker),
+# `make test-all` every test (what CI runs); all install first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
-.PHONY: install demo test lint format clean mlproject ocr-engine
+.PHONY: install demo test test-all lint format clean mlproject ocr-engine
 
 install: $(STAMP)
 
@@ -35,7 +36,12 @@ demo: install ocr-engine
 		-P n_trials=5 --env-manager local
 	@$(BIN)/python -m posterml.cli where
 
-test: install
+# The fast lane: tests marked slow (servers, TensorFlow training, benchmark smoke runs) are left
+# to test-all.
+test: install ocr-engine
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: install ocr-engine
 	$(BIN)/python -m pytest -q
 
 lint:

@@ -8,11 +8,16 @@ working directory) so every entry point, test and the UI agree on where runs liv
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
+import pandas as pd
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.pandas_dataset import PandasDataset
+from mlflow.types.schema import ColSpec, Schema
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -89,3 +94,34 @@ def redacted_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:  # not a database URL ("memory"): nothing secret in it
         return url
+
+
+class PosterTable(PandasDataset):
+    """A dataset's posters as an MLflow dataset input (``poster_id, year, genres``).
+
+    Its schema is declared: MLflow would infer one from the frame and, finding the integer
+    ``year``, warn that integers cannot hold missing values (a hint meant for model inputs;
+    a dataset's years are never missing).
+    """
+
+    schema = Schema(
+        [ColSpec("string", "poster_id"), ColSpec("long", "year"), ColSpec("string", "genres")]
+    )
+
+
+def poster_table(frame: pd.DataFrame, source: str, name: str, digest: str) -> PosterTable:
+    """The MLflow dataset input of ``frame``'s posters (its ``poster_id``, ``year`` and
+    ``genres`` lists, joined with ``|``), read from ``source`` and identified by ``digest``."""
+    table = pd.DataFrame(
+        {
+            "poster_id": frame["poster_id"].astype(str),
+            "year": frame["year"].astype("int64"),
+            "genres": frame["genres"].map("|".join),
+        }
+    )
+    with warnings.catch_warnings():
+        # MLflow registers its local-file source twice (schemes "" and "file"), so every local
+        # path "can be interpreted in multiple ways"; both are the same kind of source.
+        warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
+        resolved = resolve_dataset_source(source)
+    return PosterTable(table, resolved, name=name, digest=digest)

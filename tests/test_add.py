@@ -259,3 +259,25 @@ def test_undo_takes_one_addition_back(tmp_path):
         undo_batch(shop, added.batch)
     log = pd.read_csv(shop / ADDITIONS_LOG, dtype=str)
     assert (log["action"] == "undone").sum() == 4
+
+
+def test_an_empty_dataset_is_a_target_like_a_missing_one(tmp_path, capsys):
+    """A labels.csv with only its header (a new shop, or its only addition undone) takes
+    posters from `add` and the review page; only training refuses it."""
+    from posterml.data.dataset import DatasetError
+    from posterml.review.queue import ReviewQueue
+
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    (shop / "labels.csv").write_text("poster_id,title,year,genres,image\n")
+    assert ReviewQueue(tmp_path, [], shop).saved == {}  # what `posterml review --to` opens
+    with pytest.raises(DatasetError, match="no poster rows"):
+        load_folder(shop)
+    source = vintage(tmp_path, n=2)
+    assert main(["add", str(source), "--to", str(shop)]) == 0, capsys.readouterr().err
+    assert sorted(load_folder(shop).frame["poster_id"]) == ["100", "101"]
+    (batch,) = pd.read_csv(shop / ADDITIONS_LOG, dtype=str)["batch"].unique()
+    assert undo_batch(shop, batch) == ["100", "101"]  # header only again
+    assert len(load_folder(shop, allow_empty=True).frame) == 0
+    assert main(["add", str(source), "--to", str(shop)]) == 0, capsys.readouterr().err
+    assert len(load_folder(shop).frame) == 2

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import re
 import socket
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -308,11 +309,13 @@ def test_resnet50_fails_fast_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     url = "https://weights.invalid/" + backbone_registry.RESNET50_WEIGHTS_FILE
     monkeypatch.setattr(backbone_registry, "RESNET50_WEIGHTS_URL", url)
-    start = time.monotonic()
     with pytest.raises(BackboneUnavailableError) as info:
         get_backbone("resnet50").build()
-    assert time.monotonic() - start < 6.0
+    # Refused by the probe, before Keras' own download (its retries) was ever started: that
+    # failure would be Keras' "URL fetch failure", chained as the cause.
+    assert info.value.__cause__ is None
     message = str(info.value)
+    assert "URL fetch failure" not in message
     assert url in message
     assert str(tmp_path / "models" / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5") in (
         message
@@ -330,10 +333,22 @@ def test_resnet50_probe_never_hangs(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         silent.listen()
         url = f"https://127.0.0.1:{silent.getsockname()[1]}/weights.h5"
         monkeypatch.setattr(backbone_registry, "RESNET50_WEIGHTS_URL", url)
-        start = time.monotonic()
-        with pytest.raises(BackboneUnavailableError, match="timed out|no answer"):
-            backbone_registry.build_resnet50()
-    assert time.monotonic() - start < 3.0
+        raised: list[BaseException] = []
+
+        def build() -> None:
+            try:
+                backbone_registry.build_resnet50()
+            except BaseException as exc:
+                raised.append(exc)
+
+        # Only a guard against hanging the suite: the probe's 0.5 s deadline ends it.
+        thread = threading.Thread(target=build, daemon=True)
+        thread.start()
+        thread.join(120)
+    assert not thread.is_alive(), "the probe ignored its deadline"
+    (error,) = raised
+    assert isinstance(error, BackboneUnavailableError), error
+    assert re.search("timed out|no answer", str(error)) and error.__cause__ is None, error
 
 
 # --- the Keras model (imports TensorFlow) -----------------------------------------------------

@@ -26,9 +26,12 @@ BENCHMARKS = sorted(
     for module in pkgutil.iter_modules([str(REPO / "benchmarks")])
     if not module.name.startswith("_")
 )
-# Smoke runs that start a scoring server, a tracking server or Spark (10-40 s each).
-SLOW = {"batch", "load", "served", "serving", "screenshots"}
+# Smoke runs quick enough for `make test` (a few seconds on 2 busy cores); every other one
+# trains models or starts a server, a tracking server or Spark (10-100 s each) and is slow.
+QUICK_SMOKE = {"training"}
 SPARK = {"batch"}
+# Benchmarks whose smoke run has its own test, checking more than the output (files, runs).
+OWN_SMOKE_TEST = {"vintage_curve": "test_vintage_curve.py"}
 # A line each smoke run prints when it measured something; a new benchmark gets the
 # generic check (some output with a number in it) until it is listed here.
 EXPECTED = {
@@ -48,9 +51,12 @@ EXPECTED = {
 }
 SMOKE_PARAMS = [
     pytest.param(
-        name, marks=[pytest.mark.slow] * (name in SLOW) + [pytest.mark.spark] * (name in SPARK)
+        name,
+        marks=[pytest.mark.slow] * (name not in QUICK_SMOKE)
+        + [pytest.mark.spark] * (name in SPARK),
     )
     for name in BENCHMARKS
+    if name not in OWN_SMOKE_TEST
 ]
 HELP_TIMEOUT_S = 120
 SMOKE_TIMEOUT_S = 300  # slowest: Spark, first to train the smoke model, 40-85 s (2 busy cores)
@@ -97,6 +103,8 @@ def run_benchmark(name: str, tmp_path: Path, *args: str, timeout: float) -> str:
 def test_benchmarks_found() -> None:
     """Discovery works (an empty list would make every other test here vacuous)."""
     assert {"training", "batch", "serving"} <= set(BENCHMARKS)
+    for name, test_file in OWN_SMOKE_TEST.items():
+        assert name in BENCHMARKS and (REPO / "tests" / test_file).is_file(), name
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)

@@ -134,6 +134,7 @@ def artifacts(run_id: str) -> set[str]:
     return {a.path for a in mlflow.MlflowClient().list_artifacts(run_id)}
 
 
+@pytest.mark.slow
 def test_run_color_study_on_synthetic_logs_figures(tracking_uri: str) -> None:
     run_id = run_color_study("synthetic", max_posters=40, seed=1, progress=False)
     run = mlflow.get_run(run_id)

@@ -220,6 +220,7 @@ def _fill_cache(paths: list[str], root: str) -> None:
     ).transform_paths(paths)
 
 
+@pytest.mark.slow
 def test_two_processes_fill_one_cache(tmp_path: Path, posters: list[str]) -> None:
     context = multiprocessing.get_context("spawn")
     workers = [
@@ -245,6 +246,7 @@ def _hammer(root: str, keys: list[str], rounds: int) -> None:
         cache.put_many({k: np.full(2048, i, dtype=np.float32) for i, k in enumerate(keys)})
 
 
+@pytest.mark.slow
 def test_concurrent_writers_never_expose_torn_entries(tmp_path: Path) -> None:
     """Readers racing two rewriting processes always see whole entries: a torn or truncated
     file would read as a miss (or wrong values), and every key exists before they start."""

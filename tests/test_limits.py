@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
-from bad_inputs import LARGE_SIDE, b64, bad_image, one_bit_png, poster_jpeg
+from bad_inputs import (
+    BAD_IMAGES,
+    LARGE_SIDE,
+    b64,
+    bad_image,
+    expected_words,
+    one_bit_png,
+    poster_jpeg,
+)
 from mlflow.exceptions import MlflowException
 
 from posterml.data.images import decode_image
@@ -94,6 +103,43 @@ def test_a_request_over_the_pixel_budget_is_refused_naming_the_row(no_decoding) 
         decode_images(frame(values))
     message = str(err.value)
     assert "POSTERML_MAX_REQUEST_PIXELS" in message and "crossed at row 7" in message
+
+
+# Every corpus entry but the truncated JPEG is refused from its header (that one is found
+# by decoding it, within the per-image limit).
+FROM_THE_HEADER = [name for name in BAD_IMAGES if name != "truncated-jpeg"]
+
+
+@pytest.mark.parametrize("case", FROM_THE_HEADER)
+def test_a_bad_image_is_refused_before_anything_is_decoded(no_decoding, case: str) -> None:
+    """What the server's 400 for each corpus entry rests on: no pixel of the request is
+    decoded, the good row included (a 6324x6324 bomb costs nothing to refuse)."""
+    with pytest.raises(InvalidPosterInput) as err:
+        decode_images(frame([b64(poster_jpeg()), b64(bad_image(case))]))
+    message = str(err.value)
+    assert message.startswith("1 of 2 image(s) unusable: row 1: "), message
+    assert any(word in message for word in expected_words(case)), message
+
+
+def test_a_large_request_holds_one_full_size_image_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """6 images of 15 Mpx (each within the limit): each is decoded, shrunk to the model's
+    input and let go before the next is decoded; only the small arrays are kept."""
+    alive: list[weakref.ref] = []
+    real_decode = rows.decode_image
+
+    def decode_one(*args, **kwargs):
+        assert all(ref() is None for ref in alive), "an earlier full-size image is alive"
+        image = real_decode(*args, **kwargs)
+        alive.append(weakref.ref(image))
+        return image
+
+    monkeypatch.setattr(rows, "decode_image", decode_one)
+    featurizer = PixelFeaturizer((30, 20))
+    prepared = decode_images(frame([b64(one_bit_png(LARGE_SIDE))] * 6), preparer=featurizer)
+    assert len(alive) == 6 and all(ref() is None for ref in alive)
+    assert [p.shape for p in prepared] == [(30, 20, 3)] * 6
 
 
 def test_null_and_non_string_rows_are_named() -> None:

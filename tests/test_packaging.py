@@ -93,6 +93,38 @@ def test_mlflow_substitutes_values_the_scripts_read_back():
     assert config.options.class_weight == "search"  # the entry point's default
 
 
+def test_whole_numbers_reach_the_command_as_whole_numbers():
+    """``-P n_trials=5`` runs ``--n-trials 5``, and the default of every whole-number flag is
+    substituted without a decimal point: MLflow has no integer type, so none is ``float``."""
+    import shlex
+
+    from mlflow.projects._project_spec import load_project
+
+    from posterml.modeling.mlproject import entry_points
+
+    project = load_project(str(ROOT))
+    argv = shlex.split(project.get_entry_point("main").compute_command({"n_trials": "5"}, None))
+    assert argv[argv.index("--n-trials") + 1] == "5"
+    spec = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"]
+    whole = 0
+    for entry in entry_points():
+        parser = entry.parser()
+        for action in parser._actions:
+            default = action.default
+            if action.dest not in spec[entry.name]["parameters"] or isinstance(default, bool):
+                continue
+            if isinstance(default, int) and action.type is not float:
+                whole += 1
+                declared = spec[entry.name]["parameters"][action.dest]
+                assert declared == {"type": "string", "default": default}, (entry.name, declared)
+                command = project.get_entry_point(entry.name).compute_command(
+                    {"source": "posters/"} if entry.name == "batch_score" else {}, None
+                )
+                argv = shlex.split(command)
+                assert argv[argv.index(action.option_strings[-1]) + 1] == str(default)
+    assert whole >= 10  # seeds, trials, folds, epochs...
+
+
 def test_experiment_parameters_match_the_config():
     """Every experiment entry point takes the shared knobs and its family's, with the
     dataclasses' defaults unless ``ENTRY_POINT_DEFAULTS`` says otherwise (``main`` is the

@@ -52,6 +52,7 @@ def experiment(tracking_uri):
     return "registry-test"
 
 
+@pytest.mark.slow
 def test_picks_the_best_balanced_run_and_is_idempotent(experiment):
     _parent_run("unbalanced-but-higher", 0.9, balanced=False)
     good = _parent_run("balanced", 0.6, balanced=True)
@@ -76,6 +77,7 @@ def test_picks_the_best_balanced_run_and_is_idempotent(experiment):
     assert len(client.search_model_versions("name='poster-genre-classifier'")) == 1
 
 
+@pytest.mark.slow
 def test_a_better_run_takes_champion_and_keeps_previous(experiment):
     first = _parent_run("first", 0.6, balanced=True)
     register_best(experiment)
@@ -87,6 +89,7 @@ def test_a_better_run_takes_champion_and_keeps_previous(experiment):
     assert client.get_model_version_by_alias("poster-genre-classifier", "previous").run_id == first
 
 
+@pytest.mark.slow
 def test_nothing_to_register_says_what_to_do(experiment):
     _parent_run("unbalanced", 0.9, balanced=False)
     result = register_best(experiment)
@@ -100,6 +103,7 @@ def test_unknown_experiment_is_a_clear_error(tracking_uri):
         register_best("nope")
 
 
+@pytest.mark.slow
 def test_untrustworthy_runs_are_passed_over_with_their_reason(experiment):
     """The served model that called 46% of posters "TV Movie" had the best weighted F1."""
     _parent_run(
@@ -121,6 +125,7 @@ def test_untrustworthy_runs_are_passed_over_with_their_reason(experiment):
     assert "TV Movie 40.0x" in result.message
 
 
+@pytest.mark.slow
 def test_only_runs_on_the_latest_runs_data_compete(experiment):
     """Validation F1 on the synthetic set says nothing next to F1 on real posters."""
     _parent_run("synthetic-high", 0.95, balanced=True, dataset="synthetic")
@@ -130,6 +135,7 @@ def test_only_runs_on_the_latest_runs_data_compete(experiment):
     assert register_best(experiment, any_dataset=True).run_id != real
 
 
+@pytest.mark.slow
 def test_register_finds_the_experiment_of_the_latest_run(tracking_uri, monkeypatch):
     """`posterml register` after `mlflow run . --experiment-name posterml` needs no flag."""
     mlflow.set_experiment("posterml")

@@ -12,8 +12,6 @@ import base64
 import io
 import shutil
 import string
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -210,15 +208,11 @@ BAD_VALUES = {
 @pytest.mark.parametrize("case", list(BAD_VALUES))
 def test_bad_image_gets_400_naming_the_problem(server, image_files, images_b64, case):
     make, expected = BAD_VALUES[case]
-    payload = split_payload([images_b64[0], make(image_files)])
-    start = time.perf_counter()
-    response = invoke(server, payload)
-    elapsed = time.perf_counter() - start
+    response = invoke(server, split_payload([images_b64[0], make(image_files)]))
     assert response.status_code == 400, response.text[:2000]
     message = response.json()["message"]
     expected = (expected,) if isinstance(expected, str) else expected
     assert "row 1" in message and any(e in message for e in expected), message[-1000:]
-    assert elapsed < 3, f"a bad image took {elapsed:.1f} s to refuse (was it decoded?)"
     assert_still_serving(server, images_b64[0])
 
 
@@ -249,15 +243,13 @@ def test_server_never_opens_a_path_even_if_it_is_valid_base64(server, images_b64
 # --------------------------------------------------------------------------- the corpus
 @pytest.mark.parametrize("case", list(BAD_IMAGES))
 def test_corpus_bad_image_gets_400_naming_row_and_problem(server, images_b64, case):
-    """tests/bad_inputs.py: each refused quickly, from its header where it can be."""
-    start = time.perf_counter()
+    """tests/bad_inputs.py: each refused naming its row (from its header where it can be:
+    test_limits.py shows nothing is decoded then)."""
     response = invoke(server, split_payload([images_b64[0], b64(bad_image(case))]))
-    elapsed = time.perf_counter() - start
     assert response.status_code == 400, response.text[:2000]
     message = model_message(response)
     assert message.startswith("1 of 2 image(s) unusable: row 1: "), message[:500]
     assert any(word in message for word in expected_words(case)), message[:500]
-    assert elapsed < 3, f"{case} took {elapsed:.1f} s to refuse"
     assert_still_serving(server, images_b64[0])
 
 
@@ -300,13 +292,11 @@ def test_rows_and_pixels_per_request_are_limited_before_decoding(server, images_
     assert response.status_code == 400, response.text[:2000]
     assert "513 rows" in model_message(response) and "POSTERML_MAX_ROWS" in model_message(response)
     # 7 images of 15 Mpx (each under the per-image limit): 105 Mpx > 100 Mpx per request.
-    start = time.perf_counter()
+    # test_limits.py: refused from the headers, nothing decoded.
     response = invoke(server, split_payload([images_b64[0]] + [b64(one_bit_png(LARGE_SIDE))] * 7))
-    elapsed = time.perf_counter() - start
     assert response.status_code == 400, response.text[:2000]
     message = model_message(response)
     assert "POSTERML_MAX_REQUEST_PIXELS" in message and "crossed at row 7" in message, message
-    assert elapsed < 3, f"refusing took {elapsed:.1f} s (was it decoded?)"
     assert_still_serving(server, images_b64[0])
 
 
@@ -339,32 +329,12 @@ def test_null_image_and_wrong_or_extra_columns(server, images_b64):
     assert extra.json()["predictions"] == plain.json()["predictions"]
 
 
-def test_memory_returns_after_a_large_request(server, images_b64):
-    """6 images of 15 Mpx (within every limit): decoded one at a time, each shrunk at once.
-
-    Before bounded decoding, this request took the server from ~500 MB to ~870 MB (each image
-    kept as 60 MB of RGB) and it stayed ~40 MB higher afterwards.
-    """
+def test_a_large_request_within_every_limit_is_scored(server, images_b64):
+    """6 images of 15 Mpx (90 Mpx, within every limit) get their answer; that they are
+    decoded one at a time is checked in process (test_limits.py), the server's memory by
+    ``benchmarks.load --bomb``."""
     values = [b64(one_bit_png(LARGE_SIDE))] * 6
-    assert_still_serving(server, images_b64[0])
-    before, peak, done = server.rss_bytes(), [0], threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], server.rss_bytes())
-            done.wait(0.02)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        response = invoke(server, split_payload(values))
-    finally:
-        done.set()
-        sampler.join()
+    response = invoke(server, split_payload(values))
     assert response.status_code == 200, model_message(response)[:2000]
-    time.sleep(1)
-    after = server.rss_bytes()
-    mib = 2**20
-    assert before > 100 * mib  # really measured the server
-    assert peak[0] - before < 150 * mib, f"peak +{(peak[0] - before) / mib:.0f} MB"
-    assert after - before < 40 * mib, f"after +{(after - before) / mib:.0f} MB"
+    assert len(response.json()["predictions"]) == 6
+    assert_still_serving(server, images_b64[0])

@@ -310,6 +310,7 @@ def mlflow_tmp(tracking_uri, tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_cli_bad_key_exits_nonzero_with_clear_message(server, mlflow_tmp, capfd):
     bad_key = "BADKEY-ffff0000"
     argv = [
@@ -327,12 +328,10 @@ def test_cli_bad_key_exits_nonzero_with_clear_message(server, mlflow_tmp, capfd)
         server.image_base_url,
     ]
 
-    started = time.monotonic()
     code = cli_main(argv)
 
     assert code != 0
-    assert time.monotonic() - started < 20  # no retry loop on 401 (MLflow setup dominates)
-    assert len(server.state.requests) == 1
+    assert len(server.state.requests) == 1  # no retry on 401
     out, err = capfd.readouterr()
     assert "TMDb rejected the API key (HTTP 401): check TMDB_API_KEY" in err
     assert bad_key not in out + err
@@ -343,6 +342,7 @@ def test_cli_without_key_exits_2(mlflow_tmp, capfd):
     assert "TMDB_API_KEY" in capfd.readouterr().err
 
 
+@pytest.mark.slow
 def test_secret_never_leaks(mlflow_tmp, capfd, caplog):
     caplog.set_level(logging.DEBUG)  # urllib3 logs every request URL at DEBUG
     with FakeTMDbServer(api_key=SECRET) as srv:
@@ -402,6 +402,7 @@ def test_fetch_tmdb_is_a_posterml_subcommand_sharing_the_script_parser():
         posterml_parser().parse_args(["fetch-tmdb", "--decades", "1975"])  # not a decade
 
 
+@pytest.mark.slow
 def test_posterml_fetch_tmdb_with_token_logs_flags_but_no_secret(
     mlflow_tmp, monkeypatch, capfd, caplog
 ):

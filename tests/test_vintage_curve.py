@@ -1,4 +1,5 @@
-"""``python -m benchmarks.vintage_curve``: the smoke run end to end, and its helpers."""
+"""``python -m benchmarks.vintage_curve``: the smoke run end to end (test_benchmarks.py runs
+its ``--help`` and leaves its ``--smoke`` to this file), and its helpers."""
 
 from __future__ import annotations
 
@@ -26,18 +27,6 @@ def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=600,
     )
-
-
-def test_help():
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.vintage_curve", "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "--smoke" in done.stdout and "vintage reference" in done.stdout
 
 
 @pytest.mark.slow

@@ -165,12 +165,12 @@ def _existing(root: Path) -> tuple[pd.DataFrame, list[str]]:
     if not (root / LABELS).exists():
         return pd.DataFrame(columns=list(REQUIRED_COLUMNS), dtype=object), []
     try:
-        hashes = load_folder(root).frame["image_sha256"].tolist()  # checks it is usable
+        hashes = load_folder(root, allow_empty=True).frame["image_sha256"].tolist()  # usable?
     except DatasetError as exc:
         raise AddError(
             f"{root}: the dataset itself has problems; fix them first", [str(exc)]
         ) from None
-    raw = read_labels(root / LABELS).fillna("").reset_index(drop=True)
+    raw = read_labels(root / LABELS, allow_empty=True).fillna("").reset_index(drop=True)
     return raw, hashes
 
 
@@ -330,7 +330,7 @@ def _undo_locked(root: Path, batch: str) -> list[str]:
         raise AddError(f"{root}: no addition {batch!r} in {ADDITIONS_LOG}")
     if (mine["action"] == "undone").any():
         raise AddError(f"{root}: addition {batch!r} was already undone")
-    raw = read_labels(root / LABELS).fillna("").reset_index(drop=True)
+    raw = read_labels(root / LABELS, allow_empty=True).fillna("").reset_index(drop=True)
     added = set(mine.loc[mine["action"] == "added", "poster_id"])
     gone = raw.loc[raw["poster_id"].isin(added), "image"].tolist()
     raw = raw[~raw["poster_id"].isin(added)].reset_index(drop=True)

@@ -289,12 +289,12 @@ def _parse_labels(text: str, labels_path: Path) -> tuple[list[str], list[list[st
     return header, records, starts
 
 
-def read_labels(labels_path: str | Path) -> pd.DataFrame:
+def read_labels(labels_path: str | Path, *, allow_empty: bool = False) -> pd.DataFrame:
     """A folder's ``labels.csv`` as text columns, indexed by each row's line in the file.
 
     Any unreadable file (not UTF-8, empty, ragged rows, unclosed quotes, missing or
-    repeated columns, no rows) raises one ``DatasetError`` naming the file and the problem.
-    Empty cells are NaN.
+    repeated columns, no rows unless ``allow_empty``) raises one ``DatasetError`` naming the
+    file and the problem. Empty cells are NaN.
     """
     labels_path = Path(labels_path)
     try:
@@ -309,13 +309,15 @@ def read_labels(labels_path: str | Path) -> pd.DataFrame:
     missing_cols = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing_cols:
         raise DatasetError(f"{labels_path}: missing column(s) {', '.join(missing_cols)}")
-    if not records:
+    if not records and not allow_empty:
         raise DatasetError(f"{labels_path}: no poster rows (only the header line)")
     raw = pd.DataFrame(records, columns=header, index=starts, dtype=object)
     return raw.mask(raw.eq(""))
 
 
-def load_folder(root: str | Path, name: str | None = None) -> PosterDataset:
+def load_folder(
+    root: str | Path, name: str | None = None, *, allow_empty: bool = False
+) -> PosterDataset:
     """Load a folder holding ``labels.csv`` and images, in the format of ``../shared/posters``.
 
     ``labels.csv`` is UTF-8 (a byte order mark is fine). Columns ``poster_id, title, year,
@@ -324,13 +326,15 @@ def load_folder(root: str | Path, name: str | None = None) -> PosterDataset:
     that must stay inside it: absolute paths, ``..`` and symlinks leading out are refused.
     All row problems are reported together in one ``DatasetError``. Image *contents* are
     checked later, when features are computed, so one bad JPEG is skipped rather than
-    failing the load. ``frame["image"]`` holds the resolved paths.
+    failing the load. ``frame["image"]`` holds the resolved paths. ``allow_empty`` accepts
+    a ``labels.csv`` with only its header: a dataset that posters are added to may be empty
+    (a new one, or its only addition undone); one to train on may not.
     """
     root = Path(root).expanduser().resolve()
     labels_path = root / "labels.csv"
     if not labels_path.is_file():
         raise DatasetError(f"{root}: no labels.csv (expected a folder like ../shared/posters)")
-    raw = read_labels(labels_path)
+    raw = read_labels(labels_path, allow_empty=allow_empty)
     problems, images = _validate(raw, root)
     if problems:
         raise DatasetError(

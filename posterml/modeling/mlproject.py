@@ -109,6 +109,17 @@ def _value(value: object) -> str:
     return json.dumps(str(value))
 
 
+def _kind(action: argparse.Action, default: object) -> str:
+    """The MLproject type of a flag: ``float`` for a real number, ``string`` for everything
+    else, whole numbers included.
+
+    MLflow's types are string, float, path and uri; it substitutes the text given to ``-P``
+    unchanged. ``float`` on a whole number would tell a reader that 2.5 trials is fine, so a
+    whole number is a string with a bare integer default (the parser checks it is whole).
+    """
+    return "float" if action.type is float or isinstance(default, float) else "string"
+
+
 def parameters(entry: EntryPoint) -> list[tuple[str, str, str]]:
     """``(name, MLproject spec, command part)`` per parameter: every flag of the parser that
     takes a value and has a default (or is required), the positional first."""
@@ -122,12 +133,7 @@ def parameters(entry: EntryPoint) -> list[tuple[str, str, str]]:
         default = entry.defaults.get(action.dest, action.default)
         if default is None:
             continue  # "not given" has no MLproject spelling
-        kind = (
-            "float"
-            if isinstance(default, int | float) and not isinstance(default, bool)
-            else "string"
-        )
-        spec = f"{{type: {kind}, default: {_value(default)}}}"
+        spec = f"{{type: {_kind(action, default)}, default: {_value(default)}}}"
         out.append((action.dest, spec, f"{action.option_strings[-1]} {{{action.dest}}}"))
     return out
 

@@ -9,7 +9,6 @@ import logging
 import random
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import mlflow
@@ -35,6 +34,7 @@ from posterml.names import (
     DATASET_TAG,
     SPLIT_IDS_ARTIFACT,
 )
+from posterml.tracking import poster_table
 
 log = logging.getLogger("posterml")
 
@@ -68,20 +68,16 @@ def log_dataset(dataset: PosterDataset, splits: Splits) -> None:
     the dataset's content hash and the split's ids, so a capped or re-split run is a
     different input), and the split ids."""
     mlflow.set_tags(dataset_tags(dataset))
-    table = dataset.frame[["poster_id", "year"]].assign(
-        genres=dataset.frame["genres"].map("|".join)
-    )
+    frame = dataset.frame
     for name, ids in splits.items():
         digest = hashlib.sha256(dataset.content_hash.encode())
         digest.update("\n".join(sorted(map(str, ids))).encode())
-        with warnings.catch_warnings():  # MLflow's schema hints about int columns: noise here
-            warnings.simplefilter("ignore", UserWarning)
-            source = mlflow.data.from_pandas(
-                table[table["poster_id"].isin(set(ids))],
-                source=str(dataset.root),
-                name=f"{dataset.name} ({name})",
-                digest=digest.hexdigest()[:16],
-            )
+        source = poster_table(
+            frame[frame["poster_id"].isin(set(ids))],
+            str(dataset.root),
+            name=f"{dataset.name} ({name})",
+            digest=digest.hexdigest()[:16],
+        )
         for attempt in range(3):
             try:
                 mlflow.log_input(source, context=SPLIT_CONTEXTS.get(name, name))

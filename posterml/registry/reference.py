@@ -10,10 +10,8 @@ per poster against the truth.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
-import mlflow
 import numpy as np
 import pandas as pd
 
@@ -29,6 +27,7 @@ from posterml.evaluation.metrics import (
 from posterml.genres import GENRE_INDEX, to_matrix
 from posterml.serving.limits import RequestSlots, ServingLimits
 from posterml.serving.pyfunc import PosterGenreModel, encode_image_file, load_pipeline
+from posterml.tracking import poster_table
 
 PREFIX = "reference"
 BASELINE_GENRES = ("Drama", "Comedy")
@@ -158,14 +157,9 @@ def score_reference(model_uri: str, reference: PosterDataset) -> ReferenceScore:
 
 def reference_input(reference: PosterDataset):
     """The reference set as an MLflow dataset whose digest is its content hash."""
-    table = reference.frame[["poster_id", "year"]].assign(
-        genres=reference.frame["genres"].map("|".join)
+    return poster_table(
+        reference.frame,
+        str(reference.root),
+        name=f"{reference.name} (reference)",
+        digest=reference.content_hash[:16],
     )
-    with warnings.catch_warnings():  # MLflow's schema hints about int columns: noise here
-        warnings.simplefilter("ignore", UserWarning)
-        return mlflow.data.from_pandas(
-            table,
-            source=str(reference.root),
-            name=f"{reference.name} (reference)",
-            digest=reference.content_hash[:16],
-        )

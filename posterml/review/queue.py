@@ -73,7 +73,7 @@ class ReviewQueue:
         if not (self.dataset / LABELS).is_file():
             self.saved = {}
             return
-        frame = load_folder(self.dataset).frame
+        frame = load_folder(self.dataset, allow_empty=True).frame
         self.saved = {
             sha: Saved(list(genres), int(year))
             for sha, genres, year in zip(

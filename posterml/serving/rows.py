@@ -134,6 +134,7 @@ def decode_images(
             errors.append(f"row {row}: {exc.reason}")
             continue
         images.append(decoded if preparer is None else preparer.prepare_image(decoded))
+        del decoded  # else this row's full-size image lives on while the next one is decoded
     _raise_row_errors(errors, len(frame))
     return images
 
