@@ -9,9 +9,10 @@
 Starts ``mlflow models serve`` (local env, 127.0.0.1, a free port; ``--url`` uses a server
 already running on this machine instead), then either
 
-* load: ``--clients`` threads post ``--rows``-poster requests back to back for ``--seconds``
-  (and at most ``--max-requests`` in all), and prints req/s, images/s, p50/p95 latency, the
-  errors, and the server's resident memory before, at its peak and after; or
+* load: one client, then ``--clients`` threads, post ``--rows``-poster requests back to back
+  for ``--seconds`` each (and at most ``--max-requests``), and prints req/s, images/s, p50/p95
+  latency, the errors, and the server's resident memory before, at its peak and after; the
+  last line holds the figures, ``p50_ratio`` = the clients' p50 / one client's p50; or
 * ``--bomb``: posts one request of ``--bomb-rows`` (8) one-bit PNGs of ``--bomb-side``
   squared pixels (6324x6324: ~12 kB each, ~160 MB each once decoded to RGB; the request is
   the issue's 129 kB of JSON), prints the answer and the server's memory before, at its peak
@@ -323,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
 
             for body in bodies[: args.warmup]:
                 requests.post(f"{url}/invocations", data=body, headers=HEADERS, timeout=120)
+            # One client first, on the same warm server: the baseline of p50_ratio.
+            alone = run_load(url, bodies, 1, args.seconds, args.max_requests)
             rss: dict[str, int | None] = {"before": process_group_rss(pgid) if pgid else None}
             with PeakSampler(pgid) as sampler:
                 results = run_load(url, bodies, args.clients, args.seconds, args.max_requests)
@@ -339,7 +342,25 @@ def main(argv: list[str] | None = None) -> int:
     print(load_table(args, results, rss))
     if bomb:
         print(bomb)
+    print(summary_line(args, results, alone))
     return 0
+
+
+def summary_line(args, results: LoadResults, alone: LoadResults) -> str:
+    """This run's figures on one line, last: the ``--clients`` load and ``p50_ratio``, its
+    p50 over the one-client p50 measured just before on the same server."""
+    p50, p50_alone = (
+        float(np.percentile(r.latencies_ms, 50)) if r.latencies_ms else float("nan")
+        for r in (results, alone)
+    )
+    n_ok = len(results.latencies_ms)
+    return (
+        f"clients={args.clients} rows={args.rows} req_s={n_ok / results.seconds:.1f} "
+        f"images_s={n_ok * args.rows / results.seconds:.1f} p50_ms={p50:.1f} "
+        f"p95_ms={np.percentile(results.latencies_ms or [np.nan], 95):.1f} "
+        f"p50_1client_ms={p50_alone:.1f} p50_ratio={p50 / p50_alone:.2f} "
+        f"errors={sum(results.errors.values()) + sum(alone.errors.values())}"
+    )
 
 
 if __name__ == "__main__":

@@ -43,11 +43,17 @@ EXPECTED = {
     "priors": "EM-estimated rates",
     "quality": "baseline: 2 most frequent genres",
     "representations": "Differences from the SVM with the same decision data",
+    "scale_training": "fit process:",
     "screenshots": "screenshots: all checks passed",
     "served": "all, without year",
     "serving": "throughput",
     "training": "| training posters |",
     "views": "Per-genre test average precision",
+}
+# The last line, for benchmarks whose last line is their figures (scripts read it).
+LAST_LINE = {
+    "load": r"^clients=\d+ .*p50_ms=\S+ .*p50_ratio=\d+\.\d+ errors=0$",
+    "scale_training": r"^n=\d+ fit_s=\d+\.\d peak_rss_gib=\d+\.\d\d$",
 }
 SMOKE_PARAMS = [
     pytest.param(
@@ -120,5 +126,8 @@ def test_smoke(name: str, tmp_path: Path) -> None:
     assert re.search(r"\d", out), f"benchmarks.{name} --smoke printed no numbers:\n{out}"
     if name in EXPECTED:
         assert EXPECTED[name] in out, f"no {EXPECTED[name]!r} in:\n{out[-TAIL_CHARS:]}"
+    if name in LAST_LINE:
+        last = out.strip().splitlines()[-1]
+        assert re.match(LAST_LINE[name], last), f"last line {last!r} is not {LAST_LINE[name]}"
     # Outputs go to temp folders and the throwaway store, never the working tree.
     assert set(REPO.iterdir()) == before

@@ -23,6 +23,7 @@ from posterml.models.base import ARRAYS_FILE, META_FILE
 from posterml.models.classic import ClassicClassifier, ForestArrays
 from posterml.models.keras_models import MLPClassifier, ScratchCNNClassifier
 from posterml.models.loading import load_classifier, registered_kinds
+from posterml.models.nystroem import NystroemSVMClassifier
 from posterml.models.svm import RBFSVMClassifier
 
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
@@ -63,6 +64,9 @@ FITTED = {
         "random_forest", n_estimators=10, max_depth=3, class_weight="balanced"
     ),
     "rbf_svm": lambda: RBFSVMClassifier(C=3.0, gamma_scale=0.7, class_weight="balanced"),
+    "nystroem_svm": lambda: NystroemSVMClassifier(
+        C=3.0, gamma_scale=0.7, class_weight="balanced", n_components=100, random_state=5
+    ),
 }
 
 
@@ -252,6 +256,16 @@ def test_inconsistent_arrays_are_a_clear_error(tmp_path: Path) -> None:
         load_classifier(directory)
 
 
+def test_nystroem_arrays_that_disagree_are_refused(tmp_path: Path) -> None:
+    X, Y = _toy(n=80)
+    FITTED["nystroem_svm"]().fit(X, Y).save(tmp_path)
+    arrays = dict(np.load(tmp_path / ARRAYS_FILE))
+    arrays["normalisation"] = arrays["normalisation"][:-1]
+    np.savez(tmp_path / ARRAYS_FILE, **arrays)
+    with pytest.raises(ValueError, match="disagree on the number of landmarks"):
+        load_classifier(tmp_path)
+
+
 def test_forest_with_a_cycle_is_refused(tmp_path: Path) -> None:
     """A tampered tree must not make prediction loop forever."""
     X, Y = _toy(n=60)
@@ -288,6 +302,7 @@ def test_every_registered_kind_is_a_known_family(tmp_path: Path) -> None:
         "ensemble",
         "finetune_top",
         "mlp",
+        "nystroem_svm",
         "rbf_svm",
         "scratch_cnn",
         "tfidf_logistic",

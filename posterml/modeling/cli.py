@@ -108,17 +108,18 @@ def experiment_config(family: str, **knobs) -> ExperimentConfig:
 def main(family: str, argv: list[str] | None = None, entry_point: str | None = None) -> int:
     """Command-line entry for one family: a user mistake is one clear line, not a traceback.
 
-    An unavailable backbone or an unusable dataset exits with status 2 and the message;
-    anything else keeps its traceback.
+    An unavailable backbone, an unusable dataset or one too large for this machine's memory
+    exits with status 2 and the message; anything else keeps its traceback.
     """
     from posterml.data.dataset import DatasetError
     from posterml.features.backbone_registry import BackboneUnavailableError
     from posterml.modeling.run import run_experiment
+    from posterml.modeling.scale import TooLargeError
 
     name = entry_point or family
     try:
         run_experiment(parse_config(family, argv, entry_point))
-    except (BackboneUnavailableError, DatasetError) as exc:
+    except (BackboneUnavailableError, DatasetError, TooLargeError) as exc:
         print(f"posterml {name}: {exc}", file=sys.stderr)
         return 2
     return 0

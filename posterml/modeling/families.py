@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
+from posterml.modeling.scale import HeadPlan, plan_head
 from posterml.modeling.settings import (
     SEARCHED,
     BackboneMLPOptions,
@@ -25,6 +26,7 @@ from posterml.modeling.settings import (
 from posterml.models.base import GenreClassifier
 from posterml.models.classic import CLASSIC_KINDS, ClassicClassifier
 from posterml.models.keras_models import POSITIVE_WEIGHTINGS, MLPClassifier, ScratchCNNClassifier
+from posterml.models.nystroem import NystroemSVMClassifier
 from posterml.models.svm import DistanceCache, RBFSVMClassifier
 
 if TYPE_CHECKING:
@@ -61,6 +63,12 @@ class Family(ABC):
     @abstractmethod
     def classifier(self, params: dict, seed: int) -> GenreClassifier:
         """An unfitted classifier for these hyperparameters."""
+
+    def plan(self, n_dev: int, n_total: int) -> HeadPlan | None:
+        """Check, before any feature is extracted, that ``n_dev`` train+val posters (of
+        ``n_total``) can be trained on here; a family that adapts its model to the size says
+        how in a ``HeadPlan``. Most families have nothing to plan."""
+        return None
 
     def is_balanced(self, params: dict) -> bool:
         """Does the classifier reweight rare genres (the study's "balanced" model)?"""
@@ -150,6 +158,22 @@ class BackboneSVM(Family):
         super().__init__(options)
         # Distances between feature matrices are reused by every trial of a run.
         self.distances = DistanceCache()
+        # What ``plan`` chose for this run's size; unplanned (benchmarks): as pinned, or exact.
+        self.head = "nystroem" if self.options.svm_head == "nystroem" else "exact"
+
+    def plan(self, n_dev: int, n_total: int) -> HeadPlan:
+        from posterml.features.backbone_registry import get_backbone
+
+        plan = plan_head(
+            n_dev,
+            n_total,
+            get_backbone(self.options.backbone).feature_dim,
+            head=self.options.svm_head,
+            max_exact_posters=self.options.max_exact_posters,
+            memory_gib=self.options.memory_gib,
+        )
+        self.head = plan.head
+        return plan
 
     def featurizer(self):
         from posterml.features.backbone import BackboneFeaturizer
@@ -166,6 +190,8 @@ class BackboneSVM(Family):
         }
 
     def classifier(self, params, seed):
+        if self.head == "nystroem":
+            return NystroemSVMClassifier(random_state=seed, **params)
         return RBFSVMClassifier(distance_cache=self.distances, **params)
 
 

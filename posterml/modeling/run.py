@@ -9,6 +9,7 @@ featurize, what to search and how to build a classifier (``posterml.modeling.fam
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 
@@ -46,6 +47,8 @@ from posterml.names import (
 )
 from posterml.tracking import configure_tracking, log_new_params, redacted_url
 
+log = logging.getLogger("posterml")
+
 
 def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
     """Run one family's search and final evaluation; returns the parent run id."""
@@ -56,6 +59,8 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
         mlflow.set_experiment(config.experiment)
     family = get_family(config.family, config.options)
     dataset, splits = load_data(config)
+    # Before the hour of feature extraction: a data set too large for memory stops here.
+    plan = family.plan(len(splits.train) + len(splits.val), sum(len(i) for _, i in splits.items()))
 
     with mlflow.start_run(nested=nested) as parent:
         run_id = parent.info.run_id
@@ -68,6 +73,9 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
         mlflow.set_tags({"train_period": splits.train_period, "test_period": splits.test_period})
         log_new_params(config.params())
         log_dataset(dataset, splits)
+        if plan is not None:
+            mlflow.set_tags(plan.tags())
+            (log.warning if plan.switched else log.info)("%s head: %s", plan.head, plan.reason)
 
         features = build_features(family, dataset, splits, config.views)
         log_failures(features.failures)

@@ -16,6 +16,7 @@ from posterml.evaluation.decision import (
     DEFAULT_PRECISION_FLOOR,
     DEFAULT_RATE_CAP,
 )
+from posterml.modeling.scale import EXACT_MAX_POSTERS
 from posterml.names import DEFAULT_OBJECTIVE
 from posterml.tracking import redacted_url
 
@@ -50,6 +51,11 @@ class ScratchCNNOptions(FamilyOptions):
 class BackboneSVMOptions(FamilyOptions):
     backbone: str = "resnet50"
     class_weight: str = SEARCHED  # search, none or balanced
+    # auto: the exact RBF SVM up to max_exact_posters train+val posters, Nystroem above
+    # (posterml.modeling.scale); exact or nystroem pins one.
+    svm_head: str = "auto"
+    max_exact_posters: int = EXACT_MAX_POSTERS
+    memory_gib: float = 0.0  # the memory a run may plan for; 0: what is available at start
 
 
 @dataclass

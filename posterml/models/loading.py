@@ -11,6 +11,7 @@ from posterml.models import (  # noqa: F401  (importing registers their kinds)
     ensemble,
     finetune,
     keras_models,
+    nystroem,
     svm,
     text,
 )
