@@ -283,7 +283,11 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         )
         print("\nDecisions on test (the recipe's decision layer on each model's scores):")
         print(table.fillna("").to_string(index=False, float_format="{:.3f}".format))
-    log_to_mlflow(ap, table, args)
+    if args.smoke:  # artifacts beside a throwaway store, never ./mlruns
+        with _smoke.scratch_store(EXPERIMENT):
+            log_to_mlflow(ap, table, args)
+    else:
+        log_to_mlflow(ap, table, args)
     return ap, table
 
 

@@ -175,6 +175,7 @@ def ocr_model(tmp_path_factory: pytest.TempPathFactory):
                 max_posters=120,
                 views="image+ocr",
                 storage=f"sqlite:///{root}/optuna.db",
+                experiment="reads-the-words",  # this store's own, whatever another test set
             )
         )
         run = mlflow.get_run(run_id)
