@@ -399,7 +399,7 @@ def test_cli_predict_decodes_like_the_server(model_store, tmp_path):
 
 def test_years_reach_the_model_as_the_server_takes_them(model_store, poster_folder, tmp_path):
     """A csv input with years gives the server's answers for the same images and years; a
-    --years csv beside a folder does the same; a bad year names its row."""
+    --years csv beside a folder does the same; a bad year is not used and is listed."""
     import base64
 
     import mlflow
@@ -437,8 +437,17 @@ def test_years_reach_the_model_as_the_server_takes_them(model_store, poster_fold
         first[SCORE_COLUMNS].to_numpy()[0], table[SCORE_COLUMNS].to_numpy()[0], atol=1e-6
     )
 
+    # A year that is no release year is not used, and is listed with its row.
     years.write_text(f"file,year\n{good[0]},1948\n{good[1]},19x\n")
-    assert main(["predict", str(folder), "--years", str(years), "--out", str(again), *args]) == 2
+    assert main(["predict", str(folder), "--years", str(years), "--out", str(again), *args]) == 0
+    used = pd.read_csv(again, keep_default_na=False, dtype={"year": str})
+    assert dict(zip(used["file"], used["year"], strict=True)) == {
+        str(good[0]): "1948",
+        str(good[1]): "",
+        str(good[2]): "",
+    }
+    listed = pd.read_csv(tmp_path / "again.year-problems.csv", dtype=str).values.tolist()
+    assert [str(good[1]), "years.csv line 3: year '19x' is not a number"] in listed
 
 
 def test_review_queue_then_add_closes_the_loop(model_store, poster_folder, tmp_path, capsys):

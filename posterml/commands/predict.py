@@ -56,6 +56,8 @@ def _handle_predict(args: argparse.Namespace) -> int:
     )
     if report.skipped:
         print(f"skipped {len(report.skipped)} unreadable file(s), listed in {report.skipped_out}")
+    if report.years:
+        print(report.years.summary(report.years_out))
     if args.review and report.n_predicted:
         print(
             f"the {min(args.review, report.n_predicted)} to label first: {review_path(report.out)}"
@@ -102,8 +104,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--years",
         metavar="CSV",
-        help="release years: a csv with file and year columns (an input csv may carry a year "
-        "column itself); the model then uses the genre rates of each poster's decade",
+        help="release years: a csv with file and year columns, each file its path, its path "
+        "inside the scanned folder or its file name (an input csv may carry a year column "
+        "itself); the model then uses the genre rates of each poster's decade. Years not used "
+        "are counted and listed in <out>.year-problems.csv",
     )
     parser.add_argument(
         "--review",

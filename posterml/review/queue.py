@@ -15,6 +15,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -23,6 +24,9 @@ from posterml.data.candidates import LABELS, AddError, Candidate, parse_genre_li
 from posterml.data.content import hash_files
 from posterml.data.dataset import DatasetError, load_folder, read_spreadsheet
 from posterml.names import PRIORITY_COLUMN
+
+if TYPE_CHECKING:
+    from posterml.scoring.years import PosterYears
 
 
 @dataclass
@@ -55,12 +59,16 @@ class ReviewQueue:
         dataset: Path,
         reference: Path | None = None,
         note: str = "",
+        model_years: bool = False,
     ) -> None:
         self.root = root
         self.posters = posters
         self.dataset = dataset
         self.reference = reference
         self.note = note
+        # True when each poster's year is the one the model predicted it with.
+        self.model_years = model_years
+        self.years: PosterYears | None = None  # the --years match, for the command to report
         self.skipped: set[int] = set()
         self._undo: list[tuple[str, int]] = []  # (batch, poster index) of this session's saves
         self._lock = threading.Lock()
@@ -198,12 +206,18 @@ def queue_from_folder(
     reference: Path | None = None,
 ) -> tuple[ReviewQueue, list[str]]:
     """Predict a folder with the model at ``model_uri`` and queue it by review priority; with
-    no model reachable, queue every poster with no genre ticked and say so."""
-    from posterml.scoring.local import collect_files, predict_files
-    from posterml.scoring.years import read_year_table, years_of
+    no model reachable, queue every poster with no genre ticked and say so.
+
+    ``years_csv`` is matched to the posters as ``posterml predict`` matches it
+    (``posterml.scoring.years``), before any model is looked for: its ``YearsError`` stops
+    the page, and the match is left on the queue's ``years`` for the command to report.
+    """
+    from posterml.scoring.local import collect_files, expand_inputs, predict_files
     from posterml.team.refusals import refusal_reason
 
     root = folder.resolve()
+    _, years = expand_inputs([folder], years_csv)  # as given: the names the report shows
+    scored = True
     with tempfile.TemporaryDirectory(prefix="posterml-review-") as tmp:
         out = Path(tmp) / "genres.csv"
         try:
@@ -220,11 +234,13 @@ def queue_from_folder(
         except Exception as exc:  # no store, no model, a model that fails to load, refused
             reason = refusal_reason(exc, model_uri) or f"{type(exc).__name__}: {exc}"
             files = collect_files([root])
-            years = years_of(files, read_year_table(years_csv)[1]) if years_csv else None
             table = pd.DataFrame({"file": [str(f) for f in files]})
             if years is not None:
-                table["year"] = ["" if y != y else str(int(y)) for y in years]
+                table["year"] = ["" if y != y else str(int(y)) for y in years.of(files)]
             note = f"No model could be used ({reason}); every genre starts unticked."
+            scored = False
     table["file"] = [os.path.relpath(Path(f).absolute(), root) for f in table["file"]]
     posters, left_out = _posters(root, table)
-    return ReviewQueue(root, posters, dataset, reference, note), left_out
+    queue = ReviewQueue(root, posters, dataset, reference, note, model_years=scored)
+    queue.years = years
+    return queue, left_out

@@ -24,9 +24,11 @@ Two output formats:
   server names them; readable files only.
 
 Release years (``--years``, or a ``year`` column of an input csv) reach the model as the
-server takes them. ``review_priority`` (``posterml.evaluation.review``) ranks all posters of
-a call together, so the csv is written once all are scored; ``--review N`` writes the N
-first to ``<out stem>.review.csv``.
+server takes them, each ``--years`` row matched to its poster by ``posterml.scoring.years``;
+rows matching no poster, years that are no release year and posters left without one are
+counted in one line and listed in ``<out stem>.year-problems.csv``. ``review_priority``
+(``posterml.evaluation.review``) ranks all posters of a call together, so the csv is written
+once all are scored; ``--review N`` writes the N first to ``<out stem>.review.csv``.
 
 Either way an unreadable file (truncated JPEG, text named ``.jpg``, missing path) is never
 fatal: it is printed with its reason and listed in ``<out stem>.skipped.csv`` next to the
@@ -42,7 +44,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,6 +54,9 @@ from posterml.io import atomic_write
 from posterml.names import CHAMPION_URI, PRIORITY_COLUMN, REVIEWED_COLUMN, TEXT_COLUMN
 from posterml.progress import progress_bar
 from posterml.registry.model_source import check_model_source
+
+if TYPE_CHECKING:
+    from posterml.scoring.years import PosterYears
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")  # the decoder's ACCEPTED_FORMATS
 DEFAULT_MODEL_URI = CHAMPION_URI
@@ -70,6 +75,8 @@ class PredictReport:
     n_predicted: int
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    years: PosterYears | None = None
+    years_out: Path | None = None
 
     @property
     def images_per_second(self) -> float:
@@ -125,6 +132,11 @@ def skipped_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}.skipped{out.suffix or '.csv'}")
 
 
+def year_problems_path(out: Path) -> Path:
+    """``genres.csv`` -> ``genres.year-problems.csv``: the years that were not used."""
+    return out.with_name(f"{out.stem}.year-problems{out.suffix or '.csv'}")
+
+
 def iter_decoded(
     files: Sequence[Path],
     batch_size: int,
@@ -165,9 +177,12 @@ def atomic_csv(path: Path, header: Sequence[str], encoding: str = "utf-8") -> It
         yield writer
 
 
-def _write_skipped(out: Path, skipped: list[tuple[str, str]]) -> Path | None:
-    """Write ``<out>.skipped.csv`` (file, reason); remove a stale one when nothing failed."""
-    target = skipped_path(out)
+def _write_skipped(
+    out: Path, skipped: list[tuple[str, str]], target: Path | None = None
+) -> Path | None:
+    """Write ``<out>.skipped.csv`` (or ``target``: file, reason); remove a stale one when
+    nothing failed."""
+    target = target or skipped_path(out)
     if not skipped:
         target.unlink(missing_ok=True)
         return None
@@ -209,22 +224,25 @@ def _error_row(path: str, reason: str, year: float) -> list[str]:
 
 def expand_inputs(
     paths: Sequence[str | Path], years_csv: str | Path | None = None
-) -> tuple[list[Path], dict[Path, float]]:
-    """The files to predict (a ``.csv`` input lists them) and the years known for them, from
-    csv inputs and ``years_csv`` (``posterml.scoring.years``)."""
-    from posterml.scoring.years import read_year_table
+) -> tuple[list[Path], PosterYears | None]:
+    """The files to predict (a ``.csv`` input lists them) and their years, from csv inputs
+    and ``years_csv`` matched to them (``posterml.scoring.years.match_years``; its
+    ``YearsError`` when a row is ambiguous or none matches). No files: no years read."""
+    from posterml.scoring.years import match_years, read_listing
 
-    listed, years = [], {}
+    listed, rows = [], {}
     for path in map(Path, paths):
         if path.suffix.lower() == ".csv" and path.is_file():
-            files, found = read_year_table(path)
+            files, found = read_listing(path)
             listed += files
-            years.update(found)
+            rows.update(found)
         else:
             listed.append(path)
-    if years_csv:
-        years.update(read_year_table(years_csv)[1])
-    return collect_files(listed), years
+    files = collect_files(listed)
+    if not files:  # check_inputs says so; a years csv cannot match nothing
+        return files, None
+    folders = [Path(p) for p in paths if Path(p).is_dir()]
+    return files, match_years(files, folders, years_csv or None, rows)
 
 
 # --------------------------------------------------------------------------- prediction
@@ -249,9 +267,12 @@ class _Scored:
     skipped: list[tuple[str, str]]
 
 
-def _score_files(pipeline, files, batch_size: int, year_table: dict, bar) -> _Scored:
+def _years_of(files: Sequence[str | Path], years: PosterYears | None) -> np.ndarray:
+    return years.of(files) if years else np.full(len(files), np.nan)
+
+
+def _score_files(pipeline, files, batch_size: int, years_given, bar) -> _Scored:
     """Decode and predict ``files`` batch by batch, as the server would with their years."""
-    from posterml.scoring.years import years_of
     from posterml.serving.pyfunc import SCORE_COLUMNS
 
     predicted, proba, cuts, features, skipped = [], [], [], [], []
@@ -261,7 +282,7 @@ def _score_files(pipeline, files, batch_size: int, year_table: dict, bar) -> _Sc
             bar.write(f"skipped {path}: {reason}", file=sys.stderr)
         skipped.extend(bad)
         if images:
-            years = years_of(ok_paths, year_table)
+            years = _years_of(ok_paths, years_given)
             known = None if np.isnan(years).all() else years  # none: the server's path
             X = pipeline.features(images)
             frame = pipeline.predict_frame(images, known, X)
@@ -299,7 +320,8 @@ def predict_files(
 
     ``output_format`` is ``spreadsheet`` or ``machine`` (module docstring); unreadable files
     are printed and listed in ``<out stem>.skipped.csv``. Release years from a csv input or
-    ``years_csv`` are used as the server uses them. Each row carries its review priority
+    ``years_csv`` are used as the server uses them; the years not used are listed in
+    ``<out stem>.year-problems.csv``. Each row carries its review priority
     (``posterml.evaluation.review``); ``review`` > 0 also writes that many rows, highest
     priority first, to ``<out stem>.review.csv``. ``read_text`` False scores a model that
     reads the words from the picture alone (``posterml.serving.pyfunc.apply_ocr_switch``).
@@ -308,7 +330,6 @@ def predict_files(
     :class:`ModelSourceError` and is never created.
     """
     from posterml.evaluation.review import review_priority
-    from posterml.scoring.years import years_of
     from posterml.serving.pyfunc import load_pipeline
 
     if batch_size < 1:
@@ -316,7 +337,7 @@ def predict_files(
     columns = header(output_format)
     out = Path(out)
     paths = list(paths)
-    files, year_table = expand_inputs(paths, years_csv)
+    files, years = expand_inputs(paths, years_csv)
     check_inputs(paths, files, out)
     check_model_source(model_uri)
     order = {str(path): i for i, path in enumerate(files)}
@@ -328,7 +349,7 @@ def predict_files(
         progress_bar(len(files), "predicting", progress) as bar,
         atomic_csv(out, columns, encoding) as writer,
     ):
-        scored = _score_files(pipeline, files, batch_size, year_table, bar)
+        scored = _score_files(pipeline, files, batch_size, years, bar)
         skipped = scored.skipped
         priority = review_priority(
             scored.proba, scored.cuts, scored.features, diversity=REVIEW_DIVERSITY
@@ -340,7 +361,7 @@ def predict_files(
             )
         ]
         if output_format == "spreadsheet":  # every input gets its row, in input order
-            year_list = years_of([Path(p) for p, _ in skipped], year_table)
+            year_list = _years_of([p for p, _ in skipped], years)
             rows += [
                 (p, _error_row(p, r, y), -1.0) for (p, r), y in zip(skipped, year_list, strict=True)
             ]
@@ -350,7 +371,16 @@ def predict_files(
         best = sorted((item for item in rows if item[2] >= 0), key=lambda item: -item[2])
         with atomic_csv(review_path(out), columns, encoding) as writer:
             writer.writerows(row for _, row, _ in best[:review])
+    problems = years.problems() if years else []
+    years_out = _write_skipped(out, problems, year_problems_path(out))
     seconds = time.perf_counter() - start
     return PredictReport(
-        out, _write_skipped(out, skipped), len(files), len(scored.predicted), skipped, seconds
+        out,
+        _write_skipped(out, skipped),
+        len(files),
+        len(scored.predicted),
+        skipped,
+        seconds,
+        years,
+        years_out,
     )
