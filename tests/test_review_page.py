@@ -221,6 +221,49 @@ def test_with_the_champion_the_page_shows_its_genres(model_store, tmp_path, serv
     assert image.headers["content-type"] == "image/jpeg" and image.content[:2] == b"\xff\xd8"
 
 
+def test_review_years_match_as_predict_matches_them_and_the_page_shows_the_year_used(
+    model_store, tmp_path, server, capsys
+):
+    """`posterml review scans --years years.csv` with bare names: the model's year is in
+    the page, the years not used are counted in one line; an unmatchable csv opens no page."""
+    from posterml.cli import main
+
+    scans(tmp_path / "scans", 4)
+    years = tmp_path / "years.csv"
+    years.write_text("file,year\np001.jpg,1995\np002.jpg,1800\nx.jpg,1990\n")
+    env = {"MLFLOW_TRACKING_URI": model_store.tracking_uri}
+    site = server("scans", "--to", str(tmp_path / "shop"), "--years", "years.csv", env=env)
+    names = {}
+    for index in range(4):
+        page = requests.get(f"{site.url}/poster/{index}").text
+        names[page.split('<h1 id="file-name">')[1].split("<")[0]] = page
+    assert 'value="1995"' in names["p001.jpg"] and "the model used 1995" in names["p001.jpg"]
+    for name in ("p000.jpg", "p002.jpg", "p003.jpg"):
+        assert 'id="year" value=""' in names[name] and "the model had no year" in names[name]
+    printed = site.stop()
+    assert (
+        "years from years.csv: 1 of 4 poster(s) have one; 1 row(s) match no poster (x.jpg); "
+        "1 year(s) are no release year (scans/p002.jpg); 2 poster(s) have none "
+        "(scans/p000.jpg, scans/p003.jpg)\n"
+    ) in printed
+    assert "year not used: scans/p002.jpg: years.csv line 3: year 1800 is not a release" in printed
+
+    years.write_text("file,year\nposters/p001.jpg,1995\n")
+    argv = ["review", str(tmp_path / "scans"), "--to", str(tmp_path / "shop"), "--years"]
+    assert main([*argv, str(years), "--model", model_store.model_uri]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"posterml review: {years}: none of its 1 row(s) matches a scanned")
+    assert err.count("\n") == 1 and not (tmp_path / "shop").exists()
+    # A predict csv carries the years its genres were predicted with: --years is refused.
+    listing = tmp_path / "genres.csv"
+    listing.write_text("file,genres,year\nscans/p001.jpg,Drama,1995\n")
+    argv = ["review", str(listing), "--to", str(tmp_path / "shop"), "--years", str(years)]
+    assert main(argv) == 1
+    assert capsys.readouterr().err == (
+        f"posterml review: --years is for a folder: {listing} carries its years already\n"
+    )
+
+
 @pytest.mark.browser
 def test_a_broken_or_huge_image_is_shown_as_such_and_never_saved(tmp_path, server):
     from bad_inputs import bad_image

@@ -48,6 +48,8 @@ def run_review(args: argparse.Namespace) -> int:
         if source.is_dir():
             queue, left_out = queue_from_folder(source, dataset, args.model, args.years, reference)
         elif source.is_file():
+            if args.years:  # the csv's year column is what its genres were predicted with
+                raise AddError(f"--years is for a folder: {source} carries its years already")
             queue, left_out = queue_from_csv(source, dataset, reference)
         else:
             raise AddError(f"{source}: no such folder or csv")
@@ -56,6 +58,10 @@ def run_review(args: argparse.Namespace) -> int:
         return 1
     for reason in left_out:
         print(f"left out {reason}", file=sys.stderr)
+    if queue.years:  # no --out to list them in: each year not used gets its line
+        for file, reason in queue.years.problems():
+            print(f"year not used: {file}: {reason}", file=sys.stderr)
+        print(queue.years.summary())
     loopback = is_loopback(args.host)
     token = None if loopback else (args.token or secrets.token_urlsafe(24))
     shown = f"[{args.host}]" if ":" in args.host else args.host
@@ -87,7 +93,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--token", default="", help="the token to require off loopback")
     parser.add_argument("--model", default=CHAMPION_URI, help="the model that ticks genres")
-    parser.add_argument("--years", metavar="CSV", help="release years (file,year columns)")
+    parser.add_argument(
+        "--years",
+        metavar="CSV",
+        help="a folder's release years (file,year columns), matched as posterml predict "
+        "matches them; the page shows the year the model used",
+    )
     parser.add_argument(
         "--reference",
         default=os.environ.get(REFERENCE_ENV, ""),

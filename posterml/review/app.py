@@ -130,6 +130,7 @@ def build_app(queue: ReviewQueue, token: str | None = None, loopback: bool = Tru
             ticked=set(genres),
             maybe=set(poster.maybe) - set(genres),
             year="" if year is None else year,
+            model_years=queue.model_years,
             keys=GENRE_KEYS,
             note=queue.note,
             message=message,
