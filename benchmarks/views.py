@@ -40,12 +40,12 @@ from posterml.genres import GENRES
 from posterml.modeling.cli import experiment_config
 from posterml.modeling.families import get_family
 from posterml.modeling.fitting import (
-    cross_fitted_scores,
     decision_layer,
     fit_classifier,
     fit_text_view,
     out_of_fold_scores,
     text_classifier,
+    text_scores,
 )
 from posterml.modeling.inputs import build_features, load_data
 from posterml.modeling.settings import OCR_VIEWS
@@ -147,16 +147,12 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
         texts_dev, texts_test = joined(features.texts), features.texts[test]
         read = np.mean([bool(t) for t in texts_dev])
         print(f"OCR read something on {read:.0%} of dev posters", flush=True)
-
-        def fit_rows(rows: np.ndarray):
-            return text_classifier().fit(texts_dev[rows], Y_dev[rows])
-
-        text_dev = cross_fitted_scores(fit_rows, texts_dev, Y_dev, config)
+        text_dev = text_scores(config, texts_dev, Y_dev, cross_fitted=True)
         text_test = text_classifier().fit(texts_dev, Y_dev).predict_scores(texts_test)
         scores["ocr"] = (text_dev, text_test)
         # The shipped mechanism, end to end: what a run with views=image+ocr fits.
         view, fused_dev = fit_text_view(
-            config, texts_dev, Y_dev, years_dev, image_dev, features.reader, True
+            config, texts_dev, Y_dev, years_dev, image_dev, text_dev, features.reader
         )
         fused["image+ocr"] = (fused_dev, view.fused_scores(scores["image"][1], texts_test))
         cpu["ocr"] = time.process_time() - start

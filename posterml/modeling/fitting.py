@@ -129,36 +129,40 @@ def text_classifier() -> GenreClassifier:
     return TfidfLogisticClassifier()
 
 
+def text_scores(
+    config: ExperimentConfig, texts: np.ndarray, Y: np.ndarray, cross_fitted: bool
+) -> np.ndarray:
+    """The text classifier's scores of ``texts``: cross-fitted on the same folds as the
+    picture's (``cross_fitted``), else in-sample, which flatters the words: prefer folds."""
+    if not cross_fitted:
+        return text_classifier().fit(texts, Y).predict_scores(texts)
+
+    def fit_rows(rows: np.ndarray) -> GenreClassifier:
+        return text_classifier().fit(texts[rows], Y[rows])
+
+    return cross_fitted_scores(fit_rows, texts, Y, config)
+
+
 def fit_text_view(
     config: ExperimentConfig,
     texts: np.ndarray,
     Y: np.ndarray,
     years: np.ndarray,
     image_scores: np.ndarray,
+    words_scores: np.ndarray,
     reader,
-    cross_fitted: bool,
 ) -> tuple[TextView, np.ndarray]:
     """The words view and the fused scores the decision layer learns from.
 
-    ``image_scores`` are the picture's scores of the same posters (out-of-fold when
-    ``cross_fitted``). The text classifier's scores are cross-fitted on the same folds (or,
-    without folds, the fusion learns on these posters' in-sample text scores, which flatter
-    the words: prefer folds). The fusion's two weights and bias per genre are fitted on
-    those scores, then applied to them: that is the one in-sample step, small next to
-    thousands of posters. The picture's own decision layer is fitted too, for OCR off.
+    ``image_scores`` and ``words_scores`` (``text_scores``) are the two views' scores of the
+    same posters. The fusion's two weights and bias per genre are fitted on them, then
+    applied to them: that is the one in-sample step, small next to thousands of posters.
+    The picture's own decision layer is fitted too, for OCR off.
     """
-    if cross_fitted:
-
-        def fit_rows(rows: np.ndarray) -> GenreClassifier:
-            return text_classifier().fit(texts[rows], Y[rows])
-
-        text_scores = cross_fitted_scores(fit_rows, texts, Y, config)
-    else:
-        text_scores = text_classifier().fit(texts, Y).predict_scores(texts)
-    fusion = LateFusion().fit([image_scores, text_scores], Y)
+    fusion = LateFusion().fit([image_scores, words_scores], Y)
     image_layer = decision_layer(config).fit(image_scores, Y, years)
     view = TextView(reader, text_classifier().fit(texts, Y), fusion, image_layer)
-    return view, fusion.predict_scores([image_scores, text_scores])
+    return view, fusion.predict_scores([image_scores, words_scores])
 
 
 def fit_and_decide(
@@ -197,8 +201,9 @@ def fit_and_decide(
         dev_texts = (
             np.concatenate([texts["train"], texts["val"]]) if config.cv_folds >= 2 else texts["val"]
         )
+        words = text_scores(config, dev_texts, Y_dev, config.cv_folds >= 2)
         text_view, dev_scores = fit_text_view(
-            config, dev_texts, Y_dev, years_dev, dev_scores, features.reader, config.cv_folds >= 2
+            config, dev_texts, Y_dev, years_dev, dev_scores, words, features.reader
         )
     layer = decision_layer(config).fit(dev_scores, Y_dev, years_dev)
     _, dev_pred, dev_maybe = cross_fit_predict(layer, dev_scores, Y_dev, seed=config.seed)
