@@ -1,5 +1,6 @@
-"""The words view: Tesseract on real generated posters, the text classifier, the fusion, and a
-model that reads the words end to end (a run, the in-process pipeline, a live scoring server).
+"""The views beside the picture: Tesseract on real generated posters, the text classifier, the
+detail crops, the fusion, and a model that reads the words and the detail end to end (a run,
+the in-process pipeline, a live scoring server).
 
 Tesseract is a Debian package that ``.ci/run`` installs like PostgreSQL: these tests never
 skip, a machine without it fails them with the install line.
@@ -21,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 from posterml.features import ocr
 from posterml.features.ocr import OcrReader, OcrUnavailable, clean_text
 from posterml.genres import GENRES
-from posterml.models.fusion import LateFusion
+from posterml.models.fusion import DetailView, LateFusion
 from posterml.models.loading import load_classifier
 from posterml.models.text import TfidfLogisticClassifier
 
@@ -153,10 +154,89 @@ def test_fusion_listens_to_the_view_that_knows() -> None:
     np.testing.assert_allclose(again.predict_scores([noise, knows]), fused)
 
 
+# --------------------------------------------------------------------------- detail
+def test_square_crops_cover_the_long_side_without_squashing() -> None:
+    from posterml.features.crops import square_crops
+
+    upright = square_crops(Image.new("RGB", (200, 300)))
+    assert [c.size for c in upright] == [(200, 200)] * 3
+    wide = square_crops(Image.new("RGB", (301, 100)))
+    assert [c.size for c in wide] == [(100, 100)] * 3
+    assert len(square_crops(Image.new("RGB", (64, 64)))) == 1  # a square is its own crop
+    # Top, middle and bottom: each crop sees its own third of a striped poster.
+    striped = Image.new("RGB", (200, 600), "red")
+    striped.paste((0, 0, 255), (0, 400, 200, 600))
+    colours = [c.getpixel((100, 100)) for c in square_crops(striped)]
+    assert colours[0] == (255, 0, 0) and colours[-1] == (0, 0, 255)
+
+
+def test_crop_features_are_one_mean_vector_per_poster_and_cached(tmp_path: Path) -> None:
+    from posterml.features.backbone import BackboneFeaturizer
+    from posterml.features.crops import CropFeatures
+
+    featurizer = BackboneFeaturizer(
+        "efficientnet_lite0", batch_size=4, cache_root=tmp_path, progress=False
+    )
+    crops = CropFeatures(featurizer)
+    posters = [titled_poster(w) for w in WORDS[:3]]
+    prepared = [crops.prepare_image(p) for p in posters]
+    assert prepared[0].shape == (3, 224, 224, 3) and prepared[0].dtype == np.uint8
+    vectors = crops.transform_prepared(prepared)
+    assert vectors.shape == (3, featurizer.feature_dim)
+    one = featurizer.transform_images(list(prepared[1])).mean(axis=0)
+    np.testing.assert_allclose(vectors[1], one, rtol=1e-4, atol=1e-5)
+    # From files: the same vectors, the bad file reported, the second pass from the cache.
+    paths = []
+    for k, poster in enumerate(posters):
+        poster.save(tmp_path / f"p{k}.png")
+        paths.append(str(tmp_path / f"p{k}.png"))
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    result = crops.transform_paths([paths[0], str(tmp_path / "bad.jpg"), *paths[1:]])
+    assert result.ok.tolist() == [True, False, True, True] and len(result.failures) == 1
+    np.testing.assert_allclose(result.features, vectors, rtol=1e-4, atol=1e-5)
+    again = crops.transform_paths(paths)
+    assert again.n_cached == 3 and again.n_computed == 0
+
+
+def test_a_detail_view_round_trips_as_data_and_refuses_other_crops(tmp_path: Path) -> None:
+    from posterml.models.classic import ClassicClassifier
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(80, 6)), (rng.random((80, len(GENRES))) < 0.3).astype(np.uint8)
+    Y[:, 0] = X[:, 0] > 0
+    classifier = ClassicClassifier("logreg").fit(X, Y)
+    image_scores = rng.random(Y.shape)
+    view = DetailView(classifier, LateFusion().fit([image_scores, classifier.predict_scores(X)], Y))
+    view.save(tmp_path / "detail")
+    again = DetailView.load(tmp_path / "detail")
+    np.testing.assert_allclose(
+        again.fused_scores(image_scores, X), view.fused_scores(image_scores, X)
+    )
+    (tmp_path / "detail" / "crops.json").write_text('{"crops": 5, "version": 1}')
+    with pytest.raises(ValueError, match="5"):
+        DetailView.load(tmp_path / "detail")
+
+
+def test_views_are_spelt_one_way_and_detail_needs_backbone_features() -> None:
+    from posterml.modeling.cli import experiment_config
+    from posterml.modeling.families import get_family
+    from posterml.modeling.inputs import build_features, load_data
+
+    assert experiment_config("resnet_svm", views="detail+image+ocr").views == "image+ocr+detail"
+    with pytest.raises(ValueError, match="views 'ocr'"):
+        experiment_config("resnet_svm", views="ocr")
+    with pytest.raises(ValueError, match="faces"):
+        experiment_config("resnet_svm", views="image+faces")
+    config = experiment_config("pca_classic", max_posters=40, views="image+detail")
+    dataset, splits = load_data(config)
+    with pytest.raises(ValueError, match="detail view needs pooled"):
+        build_features(get_family("pca_classic", config.options), dataset, splits, config.views)
+
+
 # --------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def ocr_model(tmp_path_factory: pytest.TempPathFactory):
-    """A recipe run with views=image+ocr on a slice of the synthetic set, logged."""
+    """A recipe run with every view (image+ocr+detail) on a slice of the synthetic set."""
     import mlflow
 
     from posterml.modeling.cli import experiment_config
@@ -173,7 +253,7 @@ def ocr_model(tmp_path_factory: pytest.TempPathFactory):
                 class_weight="balanced",
                 n_trials=1,
                 max_posters=120,
-                views="image+ocr",
+                views="image+ocr+detail",
                 storage=f"sqlite:///{root}/optuna.db",
                 experiment="reads-the-words",  # this store's own, whatever another test set
             )
@@ -188,15 +268,22 @@ def test_a_run_that_reads_the_words_serves_them(ocr_model, monkeypatch: pytest.M
     from posterml.serving.rows import decode_images
 
     uri, run, root = ocr_model
-    assert run.data.params["views"] == "image+ocr" and run.data.params["ocr_engine"] == "tesseract"
+    assert run.data.params["views"] == "image+ocr+detail"
+    assert run.data.params["ocr_engine"] == "tesseract"
     poster = root / "haunted.png"
     titled_poster("HAUNTED", tagline="the true story").save(poster)
     frame = pd.DataFrame({"image": [encode_image_file(poster)]})
     with tracking_store(uri):
         pipeline = load_pipeline(run.data.tags["model_uri"])
         prepared = decode_images(frame, preparer=pipeline)
+        assert prepared[0].crops.shape == (3, 224, 224, 3)  # the detail view's input
         answer = pipeline.predict_frame(prepared)
         assert "HAUNTED" in answer["text"][0]
+        # The picture is the whole poster fused with its detail, before the words.
+        whole = pipeline.classifier.predict_scores(pipeline.features(prepared))
+        picture = pipeline.detail.fused_scores(whole, pipeline.detail_features(prepared))
+        fused = pipeline.text.fused_scores(picture, answer["text"].tolist())
+        np.testing.assert_allclose(pipeline.scores(prepared), fused)
         assert answer.columns[:3].tolist() == ["genres", "maybe", "text"]
         # The switch: image-only answers, decided by the picture's own layer.
         monkeypatch.setenv("POSTERML_OCR", "off")

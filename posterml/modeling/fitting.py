@@ -17,9 +17,35 @@ from posterml.modeling.families import Family
 from posterml.modeling.inputs import FeatureSets
 from posterml.modeling.settings import ExperimentConfig
 from posterml.models.base import GenreClassifier
-from posterml.models.fusion import LateFusion, TextView
+from posterml.models.fusion import DetailView, LateFusion, TextView
 
 log = logging.getLogger("posterml")
+
+
+@dataclass
+class Views:
+    """The views a final model fuses with the whole poster's scores (``None``: not read)."""
+
+    detail: DetailView | None = None
+    text: TextView | None = None
+
+    @property
+    def name(self) -> str:
+        """``image``, ``image+ocr``, ``image+detail`` or ``image+ocr+detail``."""
+        from posterml.modeling.settings import DETAIL_VIEW, IMAGE_VIEW, OCR_VIEW, views_name
+
+        parts = {IMAGE_VIEW}
+        if self.text is not None:
+            parts.add(OCR_VIEW)
+        if self.detail is not None:
+            parts.add(DETAIL_VIEW)
+        return views_name(parts)
+
+    def picture_scores(self, image_scores: np.ndarray, crops: np.ndarray | None) -> np.ndarray:
+        """The whole poster's scores, fused with its detail's when there is a detail view."""
+        if self.detail is None:
+            return image_scores
+        return self.detail.fused_scores(image_scores, crops)
 
 
 @dataclass
@@ -165,15 +191,28 @@ def fit_text_view(
     return view, fusion.predict_scores([image_scores, words_scores])
 
 
+def fit_detail_view(
+    classifier: GenreClassifier, image_scores: np.ndarray, detail_scores: np.ndarray, Y
+) -> tuple[DetailView, np.ndarray]:
+    """The detail view (``classifier`` fitted on the crops' features) and the picture's
+    scores fused with it. ``image_scores`` and ``detail_scores`` are the two views' scores
+    of the same posters, out-of-fold where the run has folds; the fusion is fitted on them
+    and applied to them, as ``fit_text_view`` does."""
+    fusion = LateFusion().fit([image_scores, detail_scores], Y)
+    return DetailView(classifier, fusion), fusion.predict_scores([image_scores, detail_scores])
+
+
 def fit_and_decide(
     family: Family,
     params: dict,
     config: ExperimentConfig,
     features: FeatureSets,
     fitted: GenreClassifier | None = None,
-) -> tuple[GenreClassifier, DecisionLayer, Decided, TextView | None]:
+) -> tuple[GenreClassifier, DecisionLayer, Decided, Views]:
     """The final model: classifier, fitted decision layer, honest validation decisions, and
-    the words view when the features hold texts (``fit_text_view``).
+    the views fused with the picture: the detail view when the features hold crop features
+    (the same family and params on them, ``fit_detail_view``), then the words view when they
+    hold texts (``fit_text_view``, on the picture's scores with its detail).
 
     With ``cv_folds`` >= 2 the decision layer is fitted on out-of-fold scores over train+val
     and the classifier is refitted on all of train+val (the ``CalibratedClassifierCV(...,
@@ -195,19 +234,31 @@ def fit_and_decide(
             family, params, config.seed, X["train"], Y["train"], X["val"], Y["val"]
         )
         dev_scores = classifier.predict_scores(X["val"])
-    text_view = None
+    views = Views()
+    if features.crops is not None:
+        crops = features.crops
+        if config.cv_folds >= 2:
+            crops_dev = np.concatenate([crops["train"], crops["val"]])
+            detail_scores = out_of_fold_scores(family, params, config, crops_dev, Y_dev)
+            detail = fit_classifier(family, params, config.seed, crops_dev, Y_dev)
+        else:
+            detail = fit_classifier(
+                family, params, config.seed, crops["train"], Y["train"], crops["val"], Y["val"]
+            )
+            detail_scores = detail.predict_scores(crops["val"])
+        views.detail, dev_scores = fit_detail_view(detail, dev_scores, detail_scores, Y_dev)
     if features.texts is not None:
         texts = features.texts
         dev_texts = (
             np.concatenate([texts["train"], texts["val"]]) if config.cv_folds >= 2 else texts["val"]
         )
         words = text_scores(config, dev_texts, Y_dev, config.cv_folds >= 2)
-        text_view, dev_scores = fit_text_view(
+        views.text, dev_scores = fit_text_view(
             config, dev_texts, Y_dev, years_dev, dev_scores, words, features.reader
         )
     layer = decision_layer(config).fit(dev_scores, Y_dev, years_dev)
     _, dev_pred, dev_maybe = cross_fit_predict(layer, dev_scores, Y_dev, seed=config.seed)
-    return classifier, layer, Decided(Y_dev, dev_pred, years_dev, maybe=dev_maybe), text_view
+    return classifier, layer, Decided(Y_dev, dev_pred, years_dev, maybe=dev_maybe), views
 
 
 def decide_splits(
@@ -215,16 +266,19 @@ def decide_splits(
     layer: DecisionLayer,
     features: FeatureSets,
     splits: list[str],
-    text_view: TextView | None = None,
+    views: Views | None = None,
 ) -> dict[str, Decided]:
     """Decisions on held-out splits, without and with the posters' release years."""
+    views = views or Views()
     decided = {}
     for split in splits:
         if not len(features.Y.get(split, [])):
             continue
         scores = classifier.predict_scores(features.X[split])
-        if text_view is not None:
-            scores = text_view.fused_scores(scores, features.texts[split])
+        crops = features.crops[split] if features.crops is not None else None
+        scores = views.picture_scores(scores, crops)
+        if views.text is not None:
+            scores = views.text.fused_scores(scores, features.texts[split])
         years = features.years[split]
         with_year = layer.predict(scores, years) if layer.decade_prevalence_ else None
         _, genres, maybe = layer.predict_tiers(scores)

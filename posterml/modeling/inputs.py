@@ -6,6 +6,7 @@ posters that have features.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -16,7 +17,15 @@ from posterml.data.dataset import PosterDataset
 from posterml.data.sources import load_dataset
 from posterml.data.splits import Splits, make_splits
 from posterml.modeling.families import Family
-from posterml.modeling.settings import IMAGE_VIEW, OCR_VIEWS, ExperimentConfig
+from posterml.modeling.settings import (
+    DETAIL_VIEW,
+    IMAGE_VIEW,
+    OCR_VIEW,
+    ExperimentConfig,
+    view_parts,
+)
+
+log = logging.getLogger("posterml")
 
 
 @dataclass
@@ -32,6 +41,7 @@ class FeatureSets:
     seconds: float
     texts: dict[str, np.ndarray] | None = None  # what OCR read per poster, with the words view
     reader: object = None  # the OcrReader that read them
+    crops: dict[str, np.ndarray] | None = None  # mean crop features, with the detail view
 
 
 def load_data(config: ExperimentConfig) -> tuple[PosterDataset, Splits]:
@@ -48,9 +58,18 @@ def build_features(
     family: Family, dataset: PosterDataset, splits: Splits, views: str = IMAGE_VIEW
 ) -> FeatureSets:
     """Fit the featurizer on train images, transform every split, skip unreadable images;
-    with ``views`` = ``image+ocr`` also read the words on every poster (cached)."""
+    with ``ocr`` in ``views`` also read the words on every poster, with ``detail`` the
+    features of its square crops (both cached)."""
     start = time.perf_counter()
+    parts = view_parts(views)
     featurizer = family.featurizer()
+    if DETAIL_VIEW in parts and (
+        getattr(featurizer, "kind", "") != "backbone" or getattr(featurizer, "cut", "")
+    ):
+        raise ValueError(
+            f"views {views!r}: the detail view needs pooled pretrained-backbone features; "
+            f"the {family.name} family has none (use resnet_svm or resnet_mlp)"
+        )
     by_id = dataset.frame.set_index("poster_id")["image"]
     featurizer.fit([by_id[i] for i in splits.train])
     all_ids = np.concatenate([ids for _, ids in splits.items()])
@@ -69,17 +88,21 @@ def build_features(
             if len(kept)
             else np.zeros((0, dataset.labels.shape[1]), np.uint8)
         )
-    texts, reader = None, None
-    if views == OCR_VIEWS:
+    read_ids = all_ids[result.ok]
+    read_paths = [by_id[i] for i in read_ids]
+    texts, reader, crops = None, None, None
+    if OCR_VIEW in parts:
         from posterml.features.ocr import OcrReader
 
         reader = OcrReader()
-        found, _ = reader.read_paths([by_id[i] for i in all_ids[result.ok]])
-        text_of = dict(zip(all_ids[result.ok], found, strict=True))
+        found, _ = reader.read_paths(read_paths)
+        text_of = dict(zip(read_ids, found, strict=True))
         texts = {
             name: np.array([text_of[i] or "" for i in kept], dtype=str).reshape(-1)
             for name, kept in ids.items()
         }
+    if DETAIL_VIEW in parts:
+        crops = _crop_features(featurizer, read_ids, read_paths, row_of, result.features, ids)
     return FeatureSets(
         X,
         Y,
@@ -90,4 +113,24 @@ def build_features(
         time.perf_counter() - start,
         texts,
         reader,
+        crops,
     )
+
+
+def _crop_features(featurizer, read_ids, read_paths, row_of, whole, ids) -> dict[str, np.ndarray]:
+    """Mean crop features per split (``posterml.features.crops``). A poster whose crops
+    cannot be read though its whole picture was (the file changed in between) keeps its
+    whole-poster features, in the same space, with a warning."""
+    from posterml.features.crops import CropFeatures
+
+    found = CropFeatures(featurizer).transform_paths(read_paths)
+    vectors = whole[[row_of[i] for i in read_ids]].copy()
+    vectors[found.ok] = found.features
+    for path, reason in found.failures:
+        log.warning("detail view: %s kept its whole picture (%s)", path, reason)
+    crop_of = dict(zip(read_ids, vectors, strict=True))
+    dim = whole.shape[1:]
+    return {
+        name: np.stack([crop_of[i] for i in kept]) if len(kept) else np.zeros((0, *dim), np.float32)
+        for name, kept in ids.items()
+    }

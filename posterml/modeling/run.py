@@ -18,7 +18,7 @@ import mlflow
 from posterml.evaluation.metrics import AVERAGES
 from posterml.modeling.evaluate import check_against_baseline, headline, split_metrics
 from posterml.modeling.families import Family, get_family
-from posterml.modeling.fitting import decide_splits, fit_and_decide
+from posterml.modeling.fitting import Views, decide_splits, fit_and_decide
 from posterml.modeling.inputs import FeatureSets, build_features, load_data
 from posterml.modeling.report import (
     log_dataset,
@@ -27,7 +27,7 @@ from posterml.modeling.report import (
     log_reports,
     run_description,
 )
-from posterml.modeling.settings import IMAGE_VIEW, OCR_VIEWS, ExperimentConfig
+from posterml.modeling.settings import ExperimentConfig
 from posterml.modeling.study import (
     create_study,
     default_storage,
@@ -102,9 +102,9 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
 
         fitted = kept["classifier"] if kept and kept["params"] == params else None
         start = time.perf_counter()
-        classifier, layer, dev, text_view = fit_and_decide(family, params, config, features, fitted)
+        classifier, layer, dev, views = fit_and_decide(family, params, config, features, fitted)
         mlflow.log_metric("refit_seconds", time.perf_counter() - start)
-        held_out = decide_splits(classifier, layer, features, ["test", "cross_period"], text_view)
+        held_out = decide_splits(classifier, layer, features, ["test", "cross_period"], views)
         decided = {"val": dev, **held_out}
         metrics, tags = {}, {}
         for split, result in decided.items():
@@ -120,7 +120,7 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
         mlflow.set_tag("mlflow.note.content", description)
 
         if config.log_model:
-            log_model(family, params, dataset, features, classifier, layer, run_id, text_view)
+            log_model(family, params, dataset, features, classifier, layer, run_id, views)
         summary = {
             k: round(v, 4)
             for k, v in metrics.items()
@@ -138,7 +138,7 @@ def log_model(
     classifier,
     layer,
     run_id: str,
-    text_view=None,
+    views: Views | None = None,
 ) -> None:
     """Log featurizer + classifier + decision rule as the served pyfunc model."""
     from posterml.serving.pyfunc import log_pipeline
@@ -150,8 +150,9 @@ def log_model(
         "dataset": dataset.name,
         "dataset_hash": dataset.content_hash,
         "parent_run_id": run_id,
-        "views": IMAGE_VIEW if text_view is None else OCR_VIEWS,
+        "views": views.name if views is not None else "image",
     }
-    pipeline = PosterPipeline(features.featurizer, classifier, layer, meta, text_view)
+    text, detail = (views.text, views.detail) if views is not None else (None, None)
+    pipeline = PosterPipeline(features.featurizer, classifier, layer, meta, text, detail)
     info = log_pipeline(pipeline, name=family.name)  # the models list names each family
     mlflow.set_tags({MODEL_ID_TAG: info.model_id, MODEL_URI_TAG: info.model_uri})

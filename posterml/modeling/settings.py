@@ -22,10 +22,27 @@ from posterml.tracking import redacted_url
 
 # Optuna's sentinel for a knob it should choose: class_weight=search lets the study decide.
 SEARCHED = "search"
-# What a model looks at: the picture alone, or the picture and the words OCR reads on it.
+# What a model looks at: the picture always; beside it, optionally, the words OCR reads on it
+# (``ocr``) and the detail of three full-resolution square crops (``detail``).
 IMAGE_VIEW = "image"
-OCR_VIEWS = "image+ocr"
-VIEWS = (IMAGE_VIEW, OCR_VIEWS)
+OCR_VIEW = "ocr"
+DETAIL_VIEW = "detail"
+VIEWS = ("image", "image+ocr", "image+detail", "image+ocr+detail")
+
+
+def view_parts(views: str) -> frozenset[str]:
+    """The views named in ``views`` (``image+ocr+detail``, any order, ``image`` first or
+    implied); a ``ValueError`` names an unknown one."""
+    parts = [p.strip() for p in str(views).split("+") if p.strip()]
+    unknown = set(parts) - {IMAGE_VIEW, OCR_VIEW, DETAIL_VIEW}
+    if unknown or IMAGE_VIEW not in parts:
+        raise ValueError(f"views {views!r}: use one of {', '.join(VIEWS)}")
+    return frozenset(parts)
+
+
+def views_name(parts: frozenset[str] | set[str]) -> str:
+    """The canonical spelling of a set of views: ``image``, then ``ocr``, then ``detail``."""
+    return "+".join(p for p in (IMAGE_VIEW, OCR_VIEW, DETAIL_VIEW) if p in parts)
 
 
 @dataclass
@@ -120,13 +137,12 @@ class ExperimentConfig:
     maybe_per_poster: float = DEFAULT_MAYBE_PER_POSTER  # maybe genres per poster on average
     cv_folds: int = 5  # out-of-fold scores over train+val; 0: decide from validation scores
     max_posters: int = 0  # 0 = all; a cap for quick looks at big folders
-    views: str = IMAGE_VIEW  # image, or image+ocr: the words on the poster fused in
+    views: str = IMAGE_VIEW  # image, plus +ocr (the words) and/or +detail (crops) fused in
     experiment: str = ""  # empty: the active/default MLflow experiment
     log_model: bool = True
 
     def __post_init__(self) -> None:
-        if self.views not in VIEWS:
-            raise ValueError(f"views {self.views!r}: use one of {', '.join(VIEWS)}")
+        self.views = views_name(view_parts(self.views))
 
     def params(self) -> dict:
         """What is logged as MLflow params: the shared knobs and the family's own."""
@@ -172,13 +188,15 @@ def shared_knobs() -> list[dataclasses.Field]:
 
 # The recipe we ship: what `python -m benchmarks.quality` found best on ../shared/posters
 # (EfficientNet-Lite0 features, which work offline, + balanced RBF SVMs behind the decision
-# layer), trained on every decade so the decision layer knows each decade's genre rates.
+# layer), trained on every decade so the decision layer knows each decade's genre rates, and
+# every view `python -m benchmarks.views` found to beat the picture alone fused in.
 # `mlflow run . -P data=FOLDER` runs it (the MLproject's `main` entry point).
 RECOMMENDED = {
     "family": "resnet_svm",
     "backbone": "efficientnet_lite0",
     "class_weight": "balanced",
     "n_trials": 20,
+    "views": "image+ocr+detail",
 }
 
 # Shared knobs an entry point sets differently from ExperimentConfig's defaults.

@@ -1,16 +1,19 @@
-"""Late fusion of the picture and the words: per-genre stacking learnt on out-of-fold scores.
+"""Late fusion of the views of a poster: per-genre stacking learnt on out-of-fold scores.
 
-Each view (the picture's classifier, the OCR text's classifier) scores every genre on its
-own. ``LateFusion`` learns, genre by genre, how much each view's log-odds count: a
-two-input logistic regression fitted on out-of-fold scores of the training posters, so a
-view that says nothing about a genre gets a weight near zero there, and a view whose
-scores are sharp where the picture is vague gets more. The decision layer then calibrates
-and cuts the fused scores exactly as it does a single classifier's.
+Each view (the picture's classifier, the detail crops' classifier, the OCR text's
+classifier) scores every genre on its own. ``LateFusion`` learns, genre by genre, how much
+each view's log-odds count: a small logistic regression fitted on out-of-fold scores of the
+training posters, so a view that says nothing about a genre gets a weight near zero there,
+and a view whose scores are sharp where the picture is vague gets more. The decision layer
+then calibrates and cuts the fused scores exactly as it does a single classifier's.
 
-``TextView`` is what a pipeline needs to use the words: the OCR reader's settings, the text
-classifier, the fusion, and the decision layer of the picture alone (used when OCR is
-switched off, so an image-only answer is decided by thresholds fitted for image-only
-scores). Saved as data: JSON and ``.npz`` arrays, the classifier in its own folder.
+``DetailView`` is what a pipeline needs to use the detail: the classifier of the crops'
+features (``posterml.features.crops``) and its fusion with the whole poster's scores; the
+fused scores are "the picture" from then on. ``TextView`` is what a pipeline needs to use
+the words: the OCR reader's settings, the text classifier, the fusion, and the decision
+layer of the picture alone (used when OCR is switched off, so an answer without the words
+is decided by thresholds fitted for the picture's scores). Saved as data: JSON and ``.npz``
+arrays, the classifiers in their own folders.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 
 from posterml.arrays import load_arrays, read_json_object, save_arrays
 from posterml.evaluation.decision import DecisionLayer
+from posterml.features.crops import CROPS_VERSION, N_CROPS
 from posterml.features.ocr import OcrReader
 from posterml.models.base import GenreClassifier
 
@@ -33,6 +37,7 @@ _EPS = 1e-6
 FUSION_FILE = "fusion.npz"
 READER_FILE = "reader.json"
 IMAGE_LAYER_FILE = "image_decision_rule.json"
+CROPS_FILE = "crops.json"
 
 
 def _log_odds(scores: np.ndarray) -> np.ndarray:
@@ -81,16 +86,55 @@ class LateFusion:
 
 
 @dataclass
+class DetailView:
+    """The detail view of a pipeline: the crops' classifier and its fusion with the picture."""
+
+    classifier: GenreClassifier
+    fusion: LateFusion
+
+    def fused_scores(self, image_scores: np.ndarray, crop_features: np.ndarray) -> np.ndarray:
+        """The whole poster's scores fused with those of its crops' mean features."""
+        detail_scores = self.classifier.predict_scores(crop_features)
+        return self.fusion.predict_scores([image_scores, detail_scores])
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.classifier.save(directory / "classifier")
+        save_arrays(directory / FUSION_FILE, self.fusion.to_arrays())
+        # Written last: a folder with crops.json holds a whole detail view.
+        spec = {"crops": N_CROPS, "version": CROPS_VERSION}
+        (directory / CROPS_FILE).write_text(json.dumps(spec) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> DetailView:
+        from posterml.models.loading import load_classifier
+
+        directory = Path(directory)
+        spec = read_json_object(directory / CROPS_FILE, "no saved detail view here")
+        if spec != {"crops": N_CROPS, "version": CROPS_VERSION}:
+            raise ValueError(
+                f"{directory / CROPS_FILE}: crops {spec} are not the ones this posterml cuts "
+                f"({N_CROPS} crops, version {CROPS_VERSION})"
+            )
+        return cls(
+            load_classifier(directory / "classifier"),
+            LateFusion.from_arrays(load_arrays(directory / FUSION_FILE)),
+        )
+
+
+@dataclass
 class TextView:
     """The words view of a pipeline: reader, text classifier, fusion, image-only layer."""
 
     reader: OcrReader
     classifier: GenreClassifier
     fusion: LateFusion
-    image_layer: DecisionLayer
+    image_layer: DecisionLayer  # decides the picture's scores (with its detail) alone
 
     def fused_scores(self, image_scores: np.ndarray, texts) -> np.ndarray:
-        """The picture's scores fused with the scores of ``texts`` (one per poster)."""
+        """The picture's scores (with its detail, when the pipeline has it) fused with the
+        scores of ``texts`` (one per poster)."""
         text_scores = self.classifier.predict_scores(np.asarray(texts, dtype=str))
         return self.fusion.predict_scores([image_scores, text_scores])
 

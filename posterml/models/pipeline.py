@@ -1,8 +1,11 @@
 """The deployable pipeline: featurizer + classifier + decision layer, saved as one folder.
 
-With a text view (``posterml.models.fusion.TextView``) the pipeline also reads the words on
-each poster and fuses their genre scores with the picture's; ``read_text = False`` switches
-that off (cheaper, image-only answers decided by the picture's own decision layer).
+With a detail view (``posterml.models.fusion.DetailView``) the pipeline also scores three
+square crops of each poster (``posterml.features.crops``) and fuses them with the whole
+poster's scores: that is "the picture" from then on. With a text view (``TextView``) it also
+reads the words on each poster and fuses their genre scores with the picture's;
+``read_text = False`` switches that off (cheaper answers from the picture alone, decided by
+the picture's own decision layer).
 
 It is a model-layer object: the runner builds it, ``posterml predict`` and the benchmarks use
 it in-process, and serving only wraps it (``posterml.serving.pyfunc``). Every part is saved
@@ -21,20 +24,23 @@ import pandas as pd
 
 from posterml.evaluation.decision import DecisionLayer
 from posterml.genres import GENRES, genre_slug
-from posterml.models.fusion import TextView
+from posterml.models.fusion import DetailView, TextView
 from posterml.names import DECISION_RULE_FILE, TEXT_COLUMN
 
 # The per-genre probability columns of a prediction, in GENRES order.
 SCORE_COLUMNS = [f"score_{genre_slug(g)}" for g in GENRES]
 TEXT_VIEW_DIR = "text_view"
+DETAIL_VIEW_DIR = "detail_view"
 
 
 class Prepared(NamedTuple):
-    """One decoded poster as the pipeline keeps it: the featurizer's small pixel array and,
-    when it reads the words, the grayscale page OCR will read (``None`` otherwise)."""
+    """One decoded poster as the pipeline keeps it: the featurizer's small pixel array,
+    the grayscale page OCR will read when it reads the words, and the resized square crops
+    with a detail view (``None`` otherwise)."""
 
     pixels: object
     page: object = None
+    crops: object = None
 
 
 def ranked_genres(proba: np.ndarray, y_pred: np.ndarray) -> list[list[str]]:
@@ -50,14 +56,28 @@ class PosterPipeline:
     """Featurizer + classifier + decision layer, usable in-process (batch prediction, tests)."""
 
     def __init__(
-        self, featurizer, classifier, layer: DecisionLayer, meta: dict, text: TextView | None = None
+        self,
+        featurizer,
+        classifier,
+        layer: DecisionLayer,
+        meta: dict,
+        text: TextView | None = None,
+        detail: DetailView | None = None,
     ) -> None:
         self.featurizer = featurizer
         self.classifier = classifier
         self.layer = layer
         self.meta = meta
         self.text = text
+        self.detail = detail
         self.read_text = text is not None
+
+    @property
+    def crop_features(self):
+        """The detail view's featurizer (``CropFeatures`` on the pipeline's backbone)."""
+        from posterml.features.crops import CropFeatures
+
+        return CropFeatures(self.featurizer)
 
     @property
     def decision(self) -> DecisionLayer:
@@ -79,7 +99,8 @@ class PosterPipeline:
     def prepare_image(self, image) -> Prepared:
         """What the pipeline keeps of a decoded poster (a server keeps this, not the image)."""
         page = self.text.reader.page(image) if self.read_text else None
-        return Prepared(self.featurizer.prepare_image(image), page)
+        crops = self.crop_features.prepare_image(image) if self.detail is not None else None
+        return Prepared(self.featurizer.prepare_image(image), page, crops)
 
     def texts(self, images: list) -> list[str]:
         """What OCR reads on each poster (decoded images or ``Prepared``)."""
@@ -91,6 +112,14 @@ class PosterPipeline:
         pixels = [im.pixels if isinstance(im, Prepared) else im for im in images]
         return self.featurizer.transform_images(pixels) if pixels else None
 
+    def detail_features(self, images: list) -> np.ndarray:
+        """The detail view's inputs: mean crop features of each poster."""
+        crops = self.crop_features
+        prepared = [
+            im.crops if isinstance(im, Prepared) else crops.prepare_image(im) for im in images
+        ]
+        return crops.transform_prepared(prepared)
+
     def scores(
         self, images: list, features: np.ndarray | None = None, texts: list[str] | None = None
     ) -> np.ndarray:
@@ -101,6 +130,8 @@ class PosterPipeline:
         if features is None:
             return np.zeros((0, len(GENRES)))
         scores = self.classifier.predict_scores(features)
+        if self.detail is not None:
+            scores = self.detail.fused_scores(scores, self.detail_features(images))
         if self.read_text:
             texts = self.texts(images) if texts is None else texts
             scores = self.text.fused_scores(scores, texts)
@@ -135,6 +166,8 @@ class PosterPipeline:
         (directory / DECISION_RULE_FILE).write_text(rule)
         if self.text is not None:
             self.text.save(directory / TEXT_VIEW_DIR)
+        if self.detail is not None:
+            self.detail.save(directory / DETAIL_VIEW_DIR)
         (directory / "meta.json").write_text(
             json.dumps({**self.meta, "genres": list(GENRES)}, indent=2)
         )
@@ -154,6 +187,9 @@ class PosterPipeline:
             DecisionLayer.from_dict(json.loads(_decision_rule(directory).read_text())),
             meta,
             TextView.load(text_dir) if (text_dir := directory / TEXT_VIEW_DIR).exists() else None,
+            DetailView.load(crop_dir)
+            if (crop_dir := directory / DETAIL_VIEW_DIR).exists()
+            else None,
         )
 
 
