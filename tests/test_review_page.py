@@ -190,6 +190,29 @@ def test_the_page_refuses_bad_genres_foreign_posts_and_paths(tmp_path, server):
     assert ok.status_code == 200 and len(labels(shop)) == 1
 
 
+def test_the_page_shows_what_ocr_read_escaped(tmp_path, server):
+    """A `posterml predict` csv with a text column: each poster's page shows the words the
+    model read, as text (OCR output is untrusted: markup in it is never markup)."""
+    scans(tmp_path / "scans", 2)
+    words = ["THE HAUNTED <script>alert(1)</script>", ""]
+    table = pd.DataFrame(
+        {
+            "file": ["scans/p000.jpg", "scans/p001.jpg"],
+            "genres": ["Horror", "Drama"],
+            "maybe": ["", ""],
+            "year": ["", ""],
+            "review_priority": ["2", "1"],
+            "text": words,
+        }
+    )
+    table.to_csv(tmp_path / "genres.csv", index=False)
+    site = server("genres.csv", "--to", str(tmp_path / "shop"))
+    first = requests.get(site.url + "/poster/0").text
+    assert "Read on it: <q>THE HAUNTED &lt;script&gt;alert(1)&lt;/script&gt;</q>" in first
+    assert "<script>alert(1)" not in first
+    assert 'id="words"' not in requests.get(site.url + "/poster/1").text
+
+
 @pytest.mark.browser
 def test_beyond_loopback_needs_the_token(tmp_path, server):
     scans(tmp_path / "scans", 2)

@@ -23,7 +23,7 @@ from posterml.data.additions import AddReport, add_posters, undo_batch
 from posterml.data.candidates import LABELS, AddError, Candidate, parse_genre_list, parse_year
 from posterml.data.content import hash_files
 from posterml.data.dataset import DatasetError, load_folder, read_spreadsheet
-from posterml.names import PRIORITY_COLUMN
+from posterml.names import PRIORITY_COLUMN, TEXT_COLUMN
 
 if TYPE_CHECKING:
     from posterml.scoring.years import PosterYears
@@ -41,6 +41,7 @@ class Poster:
     year: int | None = None
     priority: float = 0.0
     sha256: str | None = None
+    text: str = ""  # what OCR read on it, for a model that reads the words
 
 
 @dataclass
@@ -152,8 +153,8 @@ def _inside(root: Path, path: Path) -> bool:
 
 
 def _posters(root: Path, table: pd.DataFrame) -> tuple[list[Poster], list[str]]:
-    """Posters from a table of file, genres, maybe, year, review_priority (file resolved
-    against ``root``); files outside ``root`` or unreadable are left out, with the reason."""
+    """Posters from a table of file, genres, maybe, year, review_priority and text (file
+    resolved against ``root``); files outside ``root`` or unreadable are left out, with the reason."""
     left_out, rows = [], []
     for row in table.to_dict("records"):
         path = (root / str(row["file"])).resolve()
@@ -172,9 +173,10 @@ def _posters(root: Path, table: pd.DataFrame) -> tuple[list[Poster], list[str]]:
         year = row.get("year")
         year = None if year == "" or pd.isna(year) else int(float(year))
         priority = float(row.get(PRIORITY_COLUMN) or 0.0)
-        posters.append(
-            Poster(0, path, str(path.relative_to(root)), genres, maybe, year, priority, sha)
-        )
+        text = row.get(TEXT_COLUMN)
+        text = "" if text is None or pd.isna(text) else str(text)
+        name = str(path.relative_to(root))
+        posters.append(Poster(0, path, name, genres, maybe, year, priority, sha, text))
     posters.sort(key=lambda p: -p.priority)  # stable: file order among equals
     for index, poster in enumerate(posters):
         poster.index = index
