@@ -121,7 +121,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--no-ocr",
         action="store_true",
         help="for a model that reads the words on posters: skip OCR (several times faster, "
-        "image-only answers decided by the picture's own thresholds; see the README)",
+        "answers from the picture and its detail, decided by their own thresholds; see the "
+        "README)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(handler=_handle_predict)

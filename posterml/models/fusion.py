@@ -125,7 +125,7 @@ class DetailView:
 
 @dataclass
 class TextView:
-    """The words view of a pipeline: reader, text classifier, fusion, image-only layer."""
+    """The words view of a pipeline: reader, text classifier, fusion, the picture's own layer."""
 
     reader: OcrReader
     classifier: GenreClassifier
@@ -158,7 +158,7 @@ class TextView:
             raise ValueError(f"{directory / READER_FILE}: expected the fields {sorted(fields)}")
         reader = OcrReader(**spec)
         layer = DecisionLayer.from_dict(
-            read_json_object(directory / IMAGE_LAYER_FILE, "no image-only decision rule")
+            read_json_object(directory / IMAGE_LAYER_FILE, "no decision rule for the picture alone")
         )
         return cls(
             reader,

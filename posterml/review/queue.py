@@ -154,7 +154,8 @@ def _inside(root: Path, path: Path) -> bool:
 
 def _posters(root: Path, table: pd.DataFrame) -> tuple[list[Poster], list[str]]:
     """Posters from a table of file, genres, maybe, year, review_priority and text (file
-    resolved against ``root``); files outside ``root`` or unreadable are left out, with the reason."""
+    resolved against ``root``); files outside ``root`` or unreadable are left out, with the
+    reason."""
     left_out, rows = [], []
     for row in table.to_dict("records"):
         path = (root / str(row["file"])).resolve()

@@ -13,9 +13,10 @@ most probable first), ``maybe`` (genres worth a look, same format, at most two, 
 ``genres``) and ``score_<genre>`` columns holding calibrated probabilities; a genre is in
 ``genres`` exactly when its probability clears its threshold, a cut whose out-of-fold
 precision cleared the layer's floor (at most five; at least one where one can be asserted).
-A model that reads the words (``views`` ``image+ocr``) also answers ``text``, what OCR read;
+A model that reads the words (``ocr`` in its ``views``) also answers ``text``, what OCR read;
 it needs the ``tesseract`` binary, checked when the model loads, unless ``POSTERML_OCR=off``
-switches the words off (image-only answers, decided by the picture's own thresholds).
+switches the words off (answers from the picture, with its detail when the model has it,
+decided by the picture's own thresholds).
 The model only ever decodes the bytes it is given: it never opens paths or URLs.
 """
 
@@ -42,20 +43,20 @@ from posterml.names import TEXT_COLUMN
 from posterml.serving.limits import Deadline, LimitExceeded, RequestSlots, ServingLimits
 from posterml.serving.rows import InvalidPosterInput, decode_images, request_years
 
-# Set to off to serve a model that reads the words without OCR (cheaper, image-only).
+# Set to off to serve a model that reads the words without OCR (cheaper: the picture alone).
 ENV_OCR = "POSTERML_OCR"
 OFF_VALUES = ("0", "off", "false", "no")
 
 
 def ocr_switched_off() -> bool:
-    """Whether ``POSTERML_OCR`` asks for image-only answers."""
+    """Whether ``POSTERML_OCR`` asks for answers without the words."""
     return os.environ.get(ENV_OCR, "").strip().lower() in OFF_VALUES
 
 
 def apply_ocr_switch(pipeline: PosterPipeline, read_text: bool | None = None) -> PosterPipeline:
     """Switch the pipeline's words view on or off (``None``: as ``POSTERML_OCR`` says) and,
     when on, check now that the OCR engine exists: a clear error at load, never an
-    image-only answer that pretends to have read the poster."""
+    answer that pretends to have read the poster."""
     if pipeline.text is None:
         return pipeline
     pipeline.read_text = (not ocr_switched_off()) if read_text is None else read_text
