@@ -289,7 +289,11 @@ def test_a_run_that_reads_the_words_serves_them(ocr_model, monkeypatch: pytest.M
         monkeypatch.setenv("POSTERML_OCR", "off")
         image_only = load_pipeline(run.data.tags["model_uri"])
         assert image_only.decision is image_only.text.image_layer
-        assert "text" not in image_only.predict_frame(decode_images(frame, preparer=image_only))
+        unread = decode_images(frame, preparer=image_only)
+        assert unread[0].page is None  # no page kept for OCR that will not run
+        assert "text" not in image_only.predict_frame(unread)
+        # Without the words the answer is still the picture with its detail.
+        np.testing.assert_allclose(image_only.scores(unread), picture, rtol=1e-5)
         # Without the engine, loading a model that reads the words fails; it says why.
         monkeypatch.delenv("POSTERML_OCR")
         ocr.engine_version.cache_clear()
