@@ -26,6 +26,7 @@ BEATS_BASELINE_TAG = "beats_baseline"  # "true"/"false": the run's loud baseline
 PREVIOUS_ALIAS = "previous"  # the champion before the current one (`posterml rollback`)
 CHALLENGER_ALIAS = "challenger"  # the latest version the reference check refused
 PREVIOUS_CHAMPION_TAG = "previous_champion"  # on a version: the champion it replaced
+REFERENCE_PREFIX = "reference"  # metrics of a version scored on the reference set
 # Columns of the csv files a dealer edits (predict, audit): a row is his label once
 # "reviewed" says yes; "review_priority" orders what to look at first.
 REVIEWED_COLUMN = "reviewed"

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import mlflow
+import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from posterml.genres import GENRES
 from posterml.names import ROLE_TAG
 from posterml.registry.champion import register_best
+from posterml.registry.rule import RULE, PromotionRule
 
 
 class _Constant(mlflow.pyfunc.PythonModel):
@@ -143,3 +146,49 @@ def test_register_finds_the_experiment_of_the_latest_run(tracking_uri, monkeypat
     mlflow.set_experiment("Default")
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     assert register_best("current").run_id == good
+
+
+@pytest.mark.slow
+def test_both_register_paths_pass_over_a_talkative_run_by_one_rule(experiment, tmp_path):
+    """`register` and `register --reference` pick their candidate in one place, by one rule:
+    a run asserting 30% more genres than the truth is passed over by both, with one reason,
+    and a rule allowing 35% lets it compete on both."""
+    from posterml.data.synthetic import write_synthetic
+    from posterml.registry.promotion import register_with_reference
+
+    reference = write_synthetic(tmp_path / "reference", n=12, seed=5)
+    talkative = _parent_run(
+        "talkative",
+        0.9,
+        balanced=True,
+        stats={"val_genres_per_poster": 3.12, "val_true_genres_per_poster": 2.4},
+    )
+    reason = f"run {talkative}: predicts 3.12 genres per poster against 2.40 true"
+    plain = register_best(experiment)
+    judged = register_with_reference(reference, experiment)
+    assert plain.version is None and reason in plain.message, plain.message
+    assert judged.version is None and reason in judged.message, judged.message
+    loose = PromotionRule(max_genres_excess=0.35)
+    assert register_best(experiment, rule=loose).run_id == talkative
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ratio, trusted", [(1.2, True), (1.3, False)])
+def test_validation_and_reference_share_the_genres_per_poster_limit(experiment, ratio, trusted):
+    """The limit on asserted genres per poster is one number in one unit: the validation
+    check (`register`) and the reference thresholds (`register --reference`) agree on it."""
+    from posterml.registry.reference import ReferenceScore, reference_metrics
+
+    y_true = np.zeros((10, len(GENRES)), dtype=int)
+    y_true[:, :2] = 1  # 2 genres per poster
+    y_pred = y_true.copy()
+    y_pred[: round(20 * (ratio - 1)), 2] = 1  # `ratio` times as many
+    score = ReferenceScore(reference_metrics(y_true, y_pred, np.full(10, 1990)))
+    assert score.get("genres_per_poster_ratio") == pytest.approx(ratio)
+    passed, failures, _ = RULE.judge(score, score)  # against itself: only the limit can fail
+    assert passed == trusted, failures
+    assert trusted or any("reference_genres_per_poster_excess" in f for f in failures)
+
+    stats = {"val_genres_per_poster": 2.0 * ratio, "val_true_genres_per_poster": 2.0}
+    run = MlflowClient().get_run(_parent_run("run", 0.6, balanced=True, stats=stats))
+    assert (RULE.trust_problems(run) == []) == trusted

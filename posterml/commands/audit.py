@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from posterml.evaluation.audit import DEFAULT_C, DEFAULT_GAMMA_SCALE, AuditSettings
+from posterml.evaluation.audit import AuditSettings
 
 DESCRIPTION = "list the posters whose genres look wrong, as a csv the review page opens"
 HELP = """Judge every poster of the folder dataset DATASET with the recipe's model trained
@@ -85,14 +85,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--top", type=int, default=0, help="write only the N worst posters (default: all flagged)"
     )
-    parser.add_argument("--folds", type=int, default=5, help="out-of-fold folds (default 5)")
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=AuditSettings.folds,
+        help=f"out-of-fold folds (default {AuditSettings.folds})",
+    )
     parser.add_argument("--backbone", default=AuditSettings.backbone)
-    parser.add_argument("--C", type=float, default=DEFAULT_C, help=f"SVM C (default {DEFAULT_C})")
+    parser.add_argument(
+        "--C", type=float, default=AuditSettings.C, help=f"SVM C (default {AuditSettings.C})"
+    )
     parser.add_argument(
         "--gamma-scale",
         type=float,
-        default=DEFAULT_GAMMA_SCALE,
-        help=f"RBF gamma as a multiple of sklearn's 'scale' (default {DEFAULT_GAMMA_SCALE})",
+        default=AuditSettings.gamma_scale,
+        help=f"RBF gamma as a multiple of sklearn's 'scale' (default {AuditSettings.gamma_scale})",
     )
     parser.add_argument("--seed", type=int, default=AuditSettings.seed)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -13,6 +13,7 @@ from posterml.cli_args import parse_positive
 from posterml.progress import hide_library_bars
 from posterml.registry.model_source import ModelSourceError
 from posterml.scoring.local import (
+    DEFAULT_BATCH_SIZE,
     DEFAULT_MODEL_URI,
     OUTPUT_FORMATS,
     PredictInputError,
@@ -99,7 +100,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "precision, as the scoring server returns them",
     )
     parser.add_argument(
-        "--batch-size", type=parse_positive, default=32, help="images per model call (default: 32)"
+        "--batch-size",
+        type=parse_positive,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"images per model call (default: {DEFAULT_BATCH_SIZE})",
     )
     parser.add_argument(
         "--years",

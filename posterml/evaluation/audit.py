@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from posterml.data.dataset import PosterDataset
+from posterml.evaluation.decision import DEFAULT_CV_FOLDS
 from posterml.genres import GENRES, MAX_GENRES_PER_MOVIE
 from posterml.io import atomic_write
 from posterml.names import PRIORITY_COLUMN, REVIEWED_COLUMN
@@ -81,7 +82,7 @@ class AuditSettings:
     backbone: str = "efficientnet_lite0"
     C: float = DEFAULT_C
     gamma_scale: float = DEFAULT_GAMMA_SCALE
-    folds: int = 5
+    folds: int = DEFAULT_CV_FOLDS
     seed: int = 42
 
     def family(self) -> Family:

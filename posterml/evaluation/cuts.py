@@ -13,6 +13,9 @@ import numpy as np
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_RATE_CAP = 1.3
+# A genre with fewer positives than this keeps DEFAULT_THRESHOLD: a cut tuned on a handful
+# of positives predicts it for everyone.
+DEFAULT_MIN_POSITIVES = 15
 # A genre's maybe cut never flags more than 2x its positives: a genre the model barely sees
 # (Music needs 10x for half its posters) would otherwise spend the whole budget.
 MAYBE_RATE_CAP = 2.0
@@ -107,7 +110,7 @@ def best_f1_threshold(
     y: np.ndarray,
     proba: np.ndarray,
     rate_cap: float = DEFAULT_RATE_CAP,
-    min_positives: int = 15,
+    min_positives: int = DEFAULT_MIN_POSITIVES,
     default: float = DEFAULT_THRESHOLD,
     precision_floor: float = 0.0,
 ) -> float:

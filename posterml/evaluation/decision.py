@@ -23,6 +23,7 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator, clone
 
 from posterml.evaluation.cuts import (
+    DEFAULT_MIN_POSITIVES,
     DEFAULT_RATE_CAP,
     DEFAULT_THRESHOLD,
     NEVER,
@@ -31,7 +32,7 @@ from posterml.evaluation.cuts import (
     maybe_cut,
     tunable,
 )
-from posterml.genres import GENRES
+from posterml.genres import GENRES, MAX_GENRES_PER_MOVIE
 
 # Asserted genres must be right at least 30% of the time out of fold (the issue's bar; the
 # README gives the measurements behind it). 0 turns the floor off.
@@ -39,6 +40,11 @@ DEFAULT_PRECISION_FLOOR = 0.3
 DEFAULT_MAX_MAYBE = 2
 # Maybe genres per poster on average: 0.9 keeps the measured test average under 1.0.
 DEFAULT_MAYBE_PER_POSTER = 0.9
+# Asserted genres per poster at most: as many as a poster's labels hold (TMDb's first five,
+# as the study kept).
+DEFAULT_MAX_GENRES = MAX_GENRES_PER_MOVIE
+# Folds of out-of-fold decisions (``cross_fit_predict``, the recipe's ``cv_folds``, audit).
+DEFAULT_CV_FOLDS = 5
 # The saved rule's format; 2 (no maybe tier, no precision floor) still loads.
 FORMAT_VERSION = 3
 _EPS = 1e-6
@@ -128,9 +134,9 @@ class DecisionLayer(BaseEstimator):
         calibrate: bool = True,
         tune_thresholds: bool = True,
         rate_cap: float = DEFAULT_RATE_CAP,
-        min_positives: int = 15,
+        min_positives: int = DEFAULT_MIN_POSITIVES,
         min_one_genre: bool = True,
-        max_genres: int = 5,
+        max_genres: int = DEFAULT_MAX_GENRES,
         precision_floor: float = DEFAULT_PRECISION_FLOOR,
         max_maybe: int = DEFAULT_MAX_MAYBE,
         maybe_per_poster: float = DEFAULT_MAYBE_PER_POSTER,
@@ -397,7 +403,7 @@ def cross_fit_predict(
     scores: np.ndarray,
     Y: np.ndarray,
     years: np.ndarray | None = None,
-    n_folds: int = 5,
+    n_folds: int = DEFAULT_CV_FOLDS,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Honest (probabilities, genres, maybe) for scored rows: each fold is decided by a layer

@@ -98,6 +98,16 @@ def decision_stats(y_true: np.ndarray, y_pred: np.ndarray, split: str) -> tuple[
     return metrics, GENRES[worst]
 
 
+def genres_excess(predicted: float, true: float) -> float:
+    """Asserted genres per poster above the truth, as a fraction of it (0 when not above)."""
+    return max(predicted / true - 1.0, 0.0)
+
+
+def genres_shortfall(predicted: float, true: float) -> float:
+    """Asserted genres per poster below the truth, as a fraction of it (0 when not below)."""
+    return max(1.0 - predicted / true, 0.0)
+
+
 def tier_metrics(
     y_true: np.ndarray, genres: np.ndarray, maybe: np.ndarray, split: str
 ) -> dict[str, float]:

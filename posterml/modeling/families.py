@@ -5,6 +5,28 @@ searches, how to build a classifier from them, and whether that classifier is "b
 (reweights rare genres). Everything else (splits, trials, metrics, logging) is shared.
 A family instance holds its options (``posterml.modeling.settings``), as an estimator holds
 its arguments; it is built by ``get_family(name, options)``.
+
+A new family touches these places, and nothing else needs to know its name (``compare``
+runs its own fixed four):
+
+1. its classifier in ``posterml/models/``: a ``GenreClassifier`` (``models/base.py``) whose
+   class carries ``@register_classifier("its_kind")``, the ``kind`` its saved files name;
+2. that module imported in ``posterml/models/loading.py``, so ``load_classifier`` (the
+   served model too) knows the kind before it reads a saved model of it;
+3. its options dataclass in ``posterml/modeling/settings.py``, a ``FamilyOptions`` subclass
+   holding only its own knobs (each field becomes a flag and an MLproject parameter); and,
+   if its entry point needs other shared defaults, a row of ``ENTRY_POINT_DEFAULTS``;
+4. a ``Family`` subclass here (``name``, ``options_class``, ``featurizer``, ``suggest``,
+   ``classifier``; ``early_stopping`` if ``fit`` holds out validation data; a featurizer of a
+   new kind is registered the same way, in ``posterml/features/loading.py``), added to the
+   tuple that builds ``FAMILIES``: the entry point ``python -m experiments.run NAME``
+   (``modeling.cli.ENTRY_POINTS``) follows from it;
+5. ``make mlproject`` to regenerate ``MLproject`` (``tests/test_packaging.py`` fails while it
+   is stale) and the family's entry point in that test's ``EXPERIMENTS``;
+6. a test: its kind in ``tests/test_model_files.py``'s list of registered kinds and a
+   fit/save/load round trip of its classifier (as ``tests/test_models.py`` and
+   ``tests/test_model_files.py`` have for the others); and a row in the README's table of
+   entry points.
 """
 
 from __future__ import annotations

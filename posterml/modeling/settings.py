@@ -11,8 +11,11 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from posterml.evaluation.decision import (
+    DEFAULT_CV_FOLDS,
+    DEFAULT_MAX_GENRES,
     DEFAULT_MAX_MAYBE,
     DEFAULT_MAYBE_PER_POSTER,
+    DEFAULT_MIN_POSITIVES,
     DEFAULT_PRECISION_FLOOR,
     DEFAULT_RATE_CAP,
 )
@@ -128,14 +131,16 @@ class ExperimentConfig:
     objective: str = DEFAULT_OBJECTIVE  # the val_ metric the search optimises
     tune_thresholds: bool = True  # false: the study's rule, raw scores cut at 0.5
     min_one_genre: bool = True
-    max_genres: int = 5  # TMDb's first five, as the study kept
+    max_genres: int = DEFAULT_MAX_GENRES  # TMDb's first five, as the study kept
     rate_cap: float = DEFAULT_RATE_CAP  # no genre predicted for more than 1.3x its rate
-    min_positives: int = 15  # fewer examples than this: a genre keeps the 0.5 cut
+    # Fewer examples than this: a genre keeps the 0.5 cut.
+    min_positives: int = DEFAULT_MIN_POSITIVES
     # A genre is asserted only where its out-of-fold precision clears this (0: off).
     precision_floor: float = DEFAULT_PRECISION_FLOOR
     max_maybe: int = DEFAULT_MAX_MAYBE  # maybe genres per poster at most (0: no maybe)
     maybe_per_poster: float = DEFAULT_MAYBE_PER_POSTER  # maybe genres per poster on average
-    cv_folds: int = 5  # out-of-fold scores over train+val; 0: decide from validation scores
+    # Out-of-fold scores over train+val; 0: decide from validation scores.
+    cv_folds: int = DEFAULT_CV_FOLDS
     max_posters: int = 0  # 0 = all; a cap for quick looks at big folders
     views: str = IMAGE_VIEW  # image, plus +ocr (the words) and/or +detail (crops) fused in
     experiment: str = ""  # empty: the active/default MLflow experiment

@@ -5,10 +5,15 @@ runs of an experiment tagged ``balanced=true`` we pick the best by a validation 
 register its logged model, move ``champion`` to it and keep the old champion as
 ``previous``. Rerunning when nothing better exists changes nothing.
 
-Only a model a dealer can trust qualifies (``trust_problems``): it beats the trivial
-baseline on validation, predicts about as many genres per poster as the truth has, and
-predicts no genre for far more posters than have it. A run that fails is skipped with its
-reason, however high its F1.
+Only a model a dealer can trust qualifies (``PromotionRule.trust_problems`` in
+``posterml.registry.rule``): it beats the trivial baseline on validation, predicts about as
+many genres per poster as the truth has, and predicts no genre for far more posters than
+have it. A run that fails is skipped with its reason, however high its F1.
+
+Both doors of ``posterml register`` share this module's two steps: ``pick_candidate`` (which
+run competes) and ``make_champion`` (the alias move). ``posterml register`` promotes the
+candidate when its validation metric beats the champion's; ``--reference``
+(``posterml.registry.promotion``) when it wins on the reference set.
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ from dataclasses import dataclass
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from posterml.names import (
     BACKBONE_TAG,
     BALANCED_TAG,
-    BEATS_BASELINE_TAG,
+    CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
     DATASET_HASH_TAG,
     DATASET_TAG,
@@ -36,6 +42,7 @@ from posterml.names import (
     PREVIOUS_CHAMPION_TAG,
     ROLE_TAG,
 )
+from posterml.registry.rule import RULE, PromotionRule
 from posterml.team.refusals import hides_absence, raise_if_refused
 
 DEFAULT_MODEL_NAME = MODEL_NAME
@@ -94,30 +101,6 @@ def resolve_experiment_id(client: MlflowClient, experiment: str | None) -> str:
     return found.experiment_id
 
 
-# Validation limits a registered model must keep: a model that says far more genres than
-# the truth, or one genre far beyond its rate, is not served.
-MAX_GENRES_PER_POSTER_RATIO = 1.25
-MAX_OVERPREDICTION = 2.0
-
-
-def trust_problems(run) -> list[str]:
-    """Why a run's model should not be served ([] when it may be). It judges the asserted
-    ``genres``, which the decision statistics describe; ``maybe`` is advice for a person."""
-    m, problems = run.data.metrics, []
-    if run.data.tags.get(BEATS_BASELINE_TAG) != "true":
-        problems.append("does not beat the 2-most-frequent-genres baseline")
-    predicted, true = m.get("val_genres_per_poster"), m.get("val_true_genres_per_poster")
-    if predicted is None or not true:
-        problems.append("has no decision statistics (logged before the decision layer)")
-    elif predicted > MAX_GENRES_PER_POSTER_RATIO * true:
-        problems.append(f"predicts {predicted:.2f} genres per poster against {true:.2f} true")
-    worst = m.get("val_max_overprediction")
-    if worst is not None and worst > MAX_OVERPREDICTION:
-        genre = run.data.tags.get("most_overpredicted_val", "a genre")
-        problems.append(f"predicts {genre} {worst:.1f}x as often as it occurs")
-    return problems
-
-
 FINISHED_EXPERIMENT_RUNS = (
     f"tags.`{ROLE_TAG}` = '{EXPERIMENT_ROLE}' and attributes.status = 'FINISHED'"
 )
@@ -155,9 +138,10 @@ def best_run(
     balanced_only: bool = True,
     skipped: list[str] | None = None,
     dataset_hash: str | None = None,
+    rule: PromotionRule = RULE,
 ):
     """The finished parent run with the highest ``metric`` that logged a model a dealer can
-    trust (``trust_problems``), or None; runs passed over are described in ``skipped``.
+    trust (``rule.trust_problems``), or None; runs passed over are described in ``skipped``.
     With ``dataset_hash``, only runs on that data compete."""
     filters = [FINISHED_EXPERIMENT_RUNS]
     if balanced_only:
@@ -173,12 +157,61 @@ def best_run(
     for run in runs:
         if metric not in run.data.metrics or not run.data.tags.get(MODEL_ID_TAG):
             continue
-        problems = trust_problems(run)
+        problems = rule.trust_problems(run)
         if not problems:
             return run
         if skipped is not None:
             skipped.append(f"run {run.info.run_id}: " + "; ".join(problems))
     return None
+
+
+@dataclass
+class Candidate:
+    """The run both doors of ``register`` judge, and how it was found."""
+
+    experiment_id: str
+    run: Run | None  # the best trustworthy run (an mlflow Run), None when there is none
+    dataset: tuple[str, str] | None  # (name, hash) of the data that competed; None: any
+    skipped: list[str]  # the runs passed over, each with its reasons
+
+    def passed_over(self, limit: int = 5) -> str:
+        """The first ``limit`` runs passed over, for a message ("" when none)."""
+        if not self.skipped:
+            return ""
+        more = "" if len(self.skipped) <= limit else " ..."
+        return " Passed over: " + " | ".join(self.skipped[:limit]) + more
+
+
+def pick_candidate(
+    client: MlflowClient,
+    experiment: str | None,
+    metric: str = DEFAULT_OBJECTIVE,
+    balanced_only: bool = True,
+    any_dataset: bool = False,
+    rule: PromotionRule = RULE,
+) -> Candidate:
+    """The best run ``rule`` trusts in ``experiment`` by ``metric``: only runs on the data of
+    the latest finished run compete, unless ``any_dataset``."""
+    experiment_id = resolve_experiment_id(client, experiment)
+    data = None if any_dataset else latest_dataset(client, experiment_id)
+    skipped: list[str] = []
+    run = best_run(client, experiment_id, metric, balanced_only, skipped, data and data[1], rule)
+    return Candidate(experiment_id, run, data, skipped)
+
+
+def make_champion(client: MlflowClient, model_name: str, version, champion) -> None:
+    """Point ``@champion`` at ``version``; the old ``champion`` (a version, or None) becomes
+    ``@previous`` and is named on the new version (``rollback`` steps back by it). A
+    ``@challenger`` on ``version`` goes: it serves now."""
+    if champion is not None:
+        client.set_registered_model_alias(model_name, PREVIOUS_ALIAS, champion.version)
+        client.set_model_version_tag(
+            model_name, version, PREVIOUS_CHAMPION_TAG, str(champion.version)
+        )
+    client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
+    challenger = version_by_alias(client, model_name, CHALLENGER_ALIAS)
+    if challenger is not None and str(challenger.version) == str(version):
+        client.delete_registered_model_alias(model_name, CHALLENGER_ALIAS)
 
 
 def register_best(
@@ -188,24 +221,18 @@ def register_best(
     balanced_only: bool = True,
     client: MlflowClient | None = None,
     any_dataset: bool = False,
+    rule: PromotionRule = RULE,
 ) -> RegistrationResult:
     """Register the best run's model as ``model_name`` and move ``champion`` to it.
 
     Only runs on the data of the latest finished run compete, unless ``any_dataset``."""
     client = client or MlflowClient()
-    experiment_id = resolve_experiment_id(client, experiment)
-    skipped: list[str] = []
-    data = None if any_dataset else latest_dataset(client, experiment_id)
-    run = best_run(client, experiment_id, metric, balanced_only, skipped, data and data[1])
+    candidate = pick_candidate(client, experiment, metric, balanced_only, any_dataset, rule)
+    run, data = candidate.run, candidate.dataset
     if run is None:
         kind = "balanced " if balanced_only else ""
         if data:
             kind += f"{data[0]!r} "
-        passed_over = (
-            " Passed over: " + " | ".join(skipped[:5]) + ("" if len(skipped) <= 5 else " ...")
-            if skipped
-            else ""
-        )
         return RegistrationResult(
             False,
             model_name,
@@ -213,7 +240,8 @@ def register_best(
             None,
             None,
             f"no finished {kind}run with metric {metric}, a logged model and trustworthy "
-            f"decisions in experiment {experiment_id}: nothing registered.{passed_over} Run "
+            f"decisions in experiment {candidate.experiment_id}: nothing registered."
+            f"{candidate.passed_over()} Run "
             "e.g. `mlflow run . -P data=FOLDER` (the recommended recipe) or `mlflow run . -e "
             "resnet_svm -P class_weight=balanced`, or register the best run of any kind with "
             "`-P balanced_only=false`.",
@@ -233,12 +261,7 @@ def register_best(
                 f"already at least as good: nothing changed",
             )
     version = register_run_model(client, run, model_name, metric)
-    if champion is not None:
-        client.set_registered_model_alias(model_name, PREVIOUS_ALIAS, champion.version)
-        client.set_model_version_tag(
-            model_name, version.version, PREVIOUS_CHAMPION_TAG, str(champion.version)
-        )
-    client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version.version)
+    make_champion(client, model_name, version.version, champion)
     return RegistrationResult(
         True,
         model_name,

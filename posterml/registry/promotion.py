@@ -4,9 +4,11 @@
 scores it and the current ``@champion`` on the dealer's reference posters the way the server
 scores (``posterml.registry.reference``), logs both scores to each model with the reference
 as an MLflow dataset, and lets ``mlflow.validate_evaluation_results`` judge the candidate
-against ``promotion_thresholds``. A winner becomes ``@champion`` and the old champion
-``@previous``; a loser stays a version with alias ``@challenger`` and says why.
-``rollback`` moves ``@champion`` back to ``@previous``.
+against the promotion rule's thresholds (``posterml.registry.rule``). The candidate is the
+one ``posterml register`` would pick (``champion.pick_candidate``); a winner becomes
+``@champion`` and the old champion ``@previous`` as there (``champion.make_champion``); a
+loser stays a version with alias ``@challenger`` and says why. ``rollback`` moves
+``@champion`` back to ``@previous``.
 """
 
 from __future__ import annotations
@@ -20,11 +22,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import MetricThreshold
-from mlflow.models.evaluation import EvaluationResult
-from mlflow.models.evaluation.validation import ModelValidationFailedException
 
 from posterml.data.dataset import PosterDataset, load_folder
-from posterml.evaluation.metrics import HEADLINE_AVERAGES
 from posterml.names import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
@@ -36,24 +35,15 @@ from posterml.names import (
 )
 from posterml.registry.champion import (
     RegistrationResult,
-    best_run,
     current_champion,
-    latest_dataset,
+    make_champion,
+    pick_candidate,
     register_run_model,
-    resolve_experiment_id,
     version_by_alias,
 )
 from posterml.registry.reference import PREFIX, ReferenceScore, reference_input, score_reference
+from posterml.registry.rule import RULE, PromotionRule
 from posterml.team.refusals import raise_if_refused
-
-# The rules, on the reference posters. F1 may dip by noise, never more; vintage F1 (the
-# dealer's stock) may not fall at all; a model must say about as many genres as the truth.
-F1_TOLERANCE = 0.01
-# Asserted genres per poster against the truth: a little more is noise, much more is a model
-# that labels everything; fewer is what the precision floor does (the rest goes to maybe).
-MAX_GENRES_EXCESS = 0.25  # predicted / true - 1
-MAX_GENRES_SHORTFALL = 0.40  # 1 - predicted / true
-BEAT_BASELINE_BY = 0.01  # the first champion against "Drama + Comedy for every poster"
 
 
 class PromotionError(RuntimeError):
@@ -61,47 +51,17 @@ class PromotionError(RuntimeError):
 
 
 def promotion_thresholds(
-    champion: ReferenceScore | None, reference: ReferenceScore
+    champion: ReferenceScore | None, reference: ReferenceScore, rule: PromotionRule = RULE
 ) -> dict[str, MetricThreshold]:
-    """``MetricThreshold``s on ``reference_*`` metrics the candidate must meet.
-
-    Against a champion: micro and samples F1 at most ``F1_TOLERANCE`` below it, pre-1980
-    micro F1 not below it (when the reference has vintage posters). Without one: micro and
-    samples F1 at least ``BEAT_BASELINE_BY`` above Drama + Comedy. Always: genres per poster
-    at most ``MAX_GENRES_EXCESS`` above the truth and ``MAX_GENRES_SHORTFALL`` below it.
-    ``reference`` holds the baseline."""
-    rules = {
-        f"{PREFIX}_genres_per_poster_excess": (MAX_GENRES_EXCESS, False),
-        f"{PREFIX}_genres_per_poster_shortfall": (MAX_GENRES_SHORTFALL, False),
-    }
-    if champion is None:
-        for average in HEADLINE_AVERAGES:
-            base = reference.get(f"baseline_f1_{average}")
-            rules[f"{PREFIX}_f1_{average}"] = (base + BEAT_BASELINE_BY, True)
-    else:
-        for average in HEADLINE_AVERAGES:
-            rules[f"{PREFIX}_f1_{average}"] = (champion.get(f"f1_{average}") - F1_TOLERANCE, True)
-        vintage = champion.get("f1_micro_pre1980")
-        if vintage is not None:
-            rules[f"{PREFIX}_f1_micro_pre1980"] = (vintage, True)
-    return {
-        name: MetricThreshold(threshold=round(float(value), 6), greater_is_better=better)
-        for name, (value, better) in rules.items()
-    }
+    """``rule``'s ``MetricThreshold``s on ``reference_*`` metrics (``PromotionRule.thresholds``)."""
+    return rule.thresholds(champion, reference)
 
 
 def judge(
-    candidate: ReferenceScore, champion: ReferenceScore | None
+    candidate: ReferenceScore, champion: ReferenceScore | None, rule: PromotionRule = RULE
 ) -> tuple[bool, list[str], dict[str, MetricThreshold]]:
     """(passed, MLflow's failure lines, the thresholds) for a candidate's reference score."""
-    thresholds = promotion_thresholds(champion, candidate)
-    metrics = {k: v for k, v in candidate.metrics.items() if v is not None}
-    try:
-        mlflow.validate_evaluation_results(thresholds, EvaluationResult(metrics, {}, run_id=""))
-    except ModelValidationFailedException as exc:
-        lines = [line.strip() for line in str(exc.message).splitlines() if line.strip()]
-        return False, lines, thresholds
-    return True, [], thresholds
+    return rule.judge(candidate, champion)
 
 
 def training_hashes(client: MlflowClient, run_id: str) -> set[str]:
@@ -179,18 +139,21 @@ def register_with_reference(
     balanced_only: bool = True,
     any_dataset: bool = False,
     client: MlflowClient | None = None,
+    rule: PromotionRule = RULE,
 ) -> RegistrationResult:
     """Register the best run's model and promote it only if it wins on the reference set."""
     client = client or MlflowClient()
     reference = load_folder(reference_folder)
-    experiment_id = resolve_experiment_id(client, experiment)
-    data = None if any_dataset else latest_dataset(client, experiment_id)
-    skipped: list[str] = []
-    run = best_run(client, experiment_id, metric, balanced_only, skipped, data and data[1])
+    candidate = pick_candidate(client, experiment, metric, balanced_only, any_dataset, rule)
+    run = candidate.run
     if run is None:
-        reasons = f" Passed over: {' | '.join(skipped[:5])}" if skipped else ""
         return RegistrationResult(
-            False, model_name, None, None, None, f"no run to judge: nothing registered.{reasons}"
+            False,
+            model_name,
+            None,
+            None,
+            None,
+            f"no run to judge: nothing registered.{candidate.passed_over()}",
         )
     check_no_reference_posters(client, run, reference)
     champion = current_champion(client, model_name)
@@ -213,7 +176,7 @@ def register_with_reference(
     if champion is not None:
         held = score_reference(f"models:/{model_name}/{champion.version}", reference)
         _log_score(client, champion, held, dataset)
-    passed, failures, thresholds = judge(score, held)
+    passed, failures, thresholds = rule.judge(score, held)
     against = f"champion v{champion.version}" if champion else "Drama + Comedy for every poster"
     summary = (
         f"on the reference set {reference.root} ({len(reference)} posters): "
@@ -221,13 +184,7 @@ def register_with_reference(
         + (f"; champion v{champion.version} {_lines(held)}" if held else "")
     )
     if passed:
-        if champion is not None:
-            client.set_registered_model_alias(model_name, PREVIOUS_ALIAS, champion.version)
-            client.set_model_version_tag(
-                model_name, version.version, PREVIOUS_CHAMPION_TAG, str(champion.version)
-            )
-        client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version.version)
-        _delete_alias_if_on(client, model_name, CHALLENGER_ALIAS, version.version)
+        make_champion(client, model_name, version.version, champion)
         client.set_model_version_tag(model_name, version.version, "promotion", "promoted")
         message = f"v{version.version} beat {against} and is now @{CHAMPION_ALIAS}: {summary}"
     else:
@@ -264,12 +221,6 @@ def _existing_version(client: MlflowClient, model_name: str, run_id: str):
         raise_if_refused(exc)
         return None
     return max(found, key=lambda v: int(v.version)) if found else None
-
-
-def _delete_alias_if_on(client: MlflowClient, model_name: str, alias: str, version) -> None:
-    found = version_by_alias(client, model_name, alias)
-    if found is not None and str(found.version) == str(version):
-        client.delete_registered_model_alias(model_name, alias)
 
 
 @dataclass

@@ -23,13 +23,16 @@ from posterml.evaluation.metrics import (
     classification_metrics,
     decade_metrics,
     decision_stats,
+    genres_excess,
+    genres_shortfall,
 )
 from posterml.genres import GENRE_INDEX, to_matrix
+from posterml.names import REFERENCE_PREFIX
 from posterml.serving.limits import RequestSlots, ServingLimits
 from posterml.serving.pyfunc import PosterGenreModel, encode_image_file, load_pipeline
 from posterml.tracking import poster_table
 
-PREFIX = "reference"
+PREFIX = REFERENCE_PREFIX
 BASELINE_GENRES = ("Drama", "Comedy")
 BATCH_ROWS = 32
 HEADLINE = (
@@ -134,12 +137,12 @@ def reference_metrics(y_true: np.ndarray, y_pred: np.ndarray, years: np.ndarray)
                 )[f"{PREFIX}_f1_{average}"]
     stats, _ = decision_stats(y_true, y_pred, PREFIX)
     metrics.update(stats)
-    true_rate = metrics[f"{PREFIX}_true_genres_per_poster"]
-    if true_rate:
-        ratio = metrics[f"{PREFIX}_genres_per_poster"] / true_rate
-        metrics[f"{PREFIX}_genres_per_poster_ratio"] = ratio
-        metrics[f"{PREFIX}_genres_per_poster_excess"] = max(ratio - 1.0, 0.0)
-        metrics[f"{PREFIX}_genres_per_poster_shortfall"] = max(1.0 - ratio, 0.0)
+    predicted = metrics[f"{PREFIX}_genres_per_poster"]
+    true = metrics[f"{PREFIX}_true_genres_per_poster"]
+    if true:  # in the unit of the promotion rule (posterml.registry.rule)
+        metrics[f"{PREFIX}_genres_per_poster_ratio"] = predicted / true
+        metrics[f"{PREFIX}_genres_per_poster_excess"] = genres_excess(predicted, true)
+        metrics[f"{PREFIX}_genres_per_poster_shortfall"] = genres_shortfall(predicted, true)
     return metrics
 
 

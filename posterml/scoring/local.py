@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")  # the decoder's ACCEPTED_FORMATS
 DEFAULT_MODEL_URI = CHAMPION_URI
+DEFAULT_BATCH_SIZE = 32  # images per model call
 OUTPUT_FORMATS = ("spreadsheet", "machine")
 # Uncertainty alone: the diversity term did not help the pooled recipe (README: vintage curve).
 REVIEW_DIVERSITY = 0.0
@@ -308,7 +309,7 @@ def predict_files(
     paths: Iterable[str | Path],
     model_uri: str,
     out: str | Path,
-    batch_size: int = 32,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     *,
     output_format: str = "spreadsheet",
     progress: bool = True,
