@@ -22,14 +22,13 @@ hundred test posters, differences under ~.01 are within that noise.
 from __future__ import annotations
 
 import argparse
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from benchmarks import _smoke
+from benchmarks._common import SHARED_POSTERS, cpu_model
 from posterml.evaluation.audit import (
     AuditSettings,
     find_suspects,
@@ -44,18 +43,6 @@ from posterml.modeling.fitting import decide_splits, fit_and_decide
 from posterml.modeling.inputs import FeatureSets, build_features, load_data
 
 AVERAGES = ("micro", "macro", "weighted")
-
-
-def cpu_kind() -> str:
-    """The CPU model and whether it has AVX-512 (timings depend on both)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown CPU"
-    model = next(
-        (line.split(":", 1)[1].strip() for line in info.splitlines() if "model name" in line), "?"
-    )
-    return f"{model}, {'AVX-512' if ' avx512f' in info else 'no AVX-512'}, {os.cpu_count()} cores"
 
 
 def retrain(features: FeatureSets, config, settings: AuditSettings, X, Y, years) -> dict:
@@ -91,7 +78,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", default="../shared/posters")
+    parser.add_argument("--data", default=str(SHARED_POSTERS))
     parser.add_argument("--backbone", default=AuditSettings.backbone)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--train-years", default="1990-2018")
@@ -161,7 +148,7 @@ def measure(args: argparse.Namespace) -> pd.DataFrame:
     print(
         f"\nTest F1 on {args.data} (seed {args.seed}; train/val/test {args.train_years}, "
         f"{len(features.Y['test'])} test posters; C {settings.C}, gamma_scale "
-        f"{settings.gamma_scale}, {args.folds} folds; {cpu_kind()}):"
+        f"{settings.gamma_scale}, {args.folds} folds; {cpu_model()}):"
     )
     print(markdown(table))
     spread = table[table["variant"] == "drop at random"].groupby("K %")[list(AVERAGES)]

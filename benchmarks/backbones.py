@@ -35,6 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks import _smoke
+from benchmarks._common import SHARED_POSTERS
 from posterml.data.sources import load_dataset
 from posterml.features.backbone_registry import (
     Backbone,
@@ -45,7 +46,7 @@ from posterml.features.backbone_registry import (
 from posterml.features.lite import architecture as lite
 from posterml.features.lite.model import build_efficientnet_lite
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "posters"
+DEFAULT_DATA = SHARED_POSTERS
 DEFAULT_BACKBONES = "efficientnet_lite0,efficientnet_lite1,efficientnet_lite2"
 AVERAGES = ("micro", "macro", "weighted", "samples")
 SPLITS = ("test", "cross_period")

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import _smoke
+from benchmarks._common import SHARED_POSTERS
 from posterml.scoring.local import predict_files
 from posterml.scoring.spark import batch_score, model_image_size, spark_session
 from posterml.scoring.spark_io import read_for_model
@@ -40,7 +41,7 @@ from posterml.serving.limits import ServingLimits
 from posterml.serving.pyfunc import SCORE_CHUNK_ROWS, SCORE_COLUMNS
 from posterml.tracking import configure_tracking
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "posters"
+DEFAULT_DATA = SHARED_POSTERS
 DEFAULT_MODEL = "models:/poster-genre-classifier@champion"
 
 

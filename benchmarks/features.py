@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import _smoke
+from benchmarks._common import SHARED_POSTERS
 from posterml.data.sources import load_dataset
 from posterml.features.extract import iter_image_batches
 
 STAGE_N = 512
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "posters"
+DEFAULT_DATA = SHARED_POSTERS
 
 
 @dataclass

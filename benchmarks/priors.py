@@ -23,6 +23,7 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from benchmarks import _smoke
+from benchmarks._common import SHARED_POSTERS
 from posterml.evaluation.decision import estimate_priors_em, shift_priors
 from posterml.evaluation.metrics import AVERAGES
 from posterml.genres import GENRES, to_matrix
@@ -35,7 +36,7 @@ SHOWN = ("Drama", "Comedy", "Documentary", "Horror", "Western")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", help="a parent run id with a logged model (required)")
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "posters")
+    parser.add_argument("--data", type=Path, default=SHARED_POSTERS)
     args = _smoke.parse_args(parser, argv)
     if args.smoke:  # the smoke model's run (split like benchmarks.quality's) and its posters
         args.run = _smoke.smoke_model().run_id

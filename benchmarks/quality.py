@@ -30,6 +30,7 @@ from functools import partial
 import pandas as pd
 
 from benchmarks import _smoke
+from benchmarks._common import SHARED_POSTERS
 from benchmarks._tiers import print_tiers
 from posterml.modeling.cli import experiment_config
 from posterml.modeling.compare import comparison_table
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", default="../shared/posters")
+    parser.add_argument("--data", default=str(SHARED_POSTERS))
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--train-years", default="1990-2018")

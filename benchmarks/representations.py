@@ -40,6 +40,7 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from benchmarks import _smoke
+from benchmarks._common import SHARED_POSTERS, SVM_GRID, cpu_kind
 from benchmarks._tiers import shown, verdicts
 from posterml.evaluation.decision import cross_fit_predict
 from posterml.evaluation.metrics import tier_report_frame
@@ -49,11 +50,11 @@ from posterml.modeling.fitting import decision_layer, fit_classifier, out_of_fol
 from posterml.modeling.inputs import FeatureSets, build_features, load_data
 from posterml.modeling.settings import ExperimentConfig
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "posters"
+DEFAULT_DATA = SHARED_POSTERS
 EXPERIMENT = "benchmark-representations"
 PARTS = ("concat", "knn", "finetune")  # the recipe's Lite0 SVM always runs
 CONCAT = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
-GRID = {"C": (0.25, 0.5, 1.0, 2.0), "gamma_scale": (0.25, 0.5, 1.0, 2.0)}
+GRID = dict(SVM_GRID)  # a smoke run narrows it
 BOOTSTRAP = 500  # resamples of the test posters for each difference from the recipe
 
 
@@ -350,11 +351,6 @@ def features_for(backbone: str, config: ExperimentConfig, dataset, splits) -> Fe
     ensure_registered(backbone)
     family = get_family("resnet_svm", config.replace(backbone=backbone).options)
     return build_features(family, dataset, splits)
-
-
-def cpu_kind() -> str:
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    return "AVX-512" if "avx512f" in flags else "AVX2 (no AVX-512)" if "avx2" in flags else "?"
 
 
 def run(args: argparse.Namespace) -> pd.DataFrame:

@@ -29,11 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import _smoke
+from benchmarks._common import SHARED_POSTERS
 from posterml.modeling.scale import EXACT_MAX_POSTERS, plan_head
 from posterml.models.nystroem import NystroemSVMClassifier
 from posterml.models.svm import RBFSVMClassifier
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "posters"
+DEFAULT_DATA = SHARED_POSTERS
 # The best of benchmarks.representations' grid on ../shared/posters (val weighted F1).
 PARAMS = {"C": 0.5, "gamma_scale": 0.5, "class_weight": "balanced"}
 

@@ -37,12 +37,13 @@ from PIL import Image
 from sklearn.metrics import f1_score
 
 from benchmarks import _smoke
+from benchmarks._common import SHARED_POSTERS
 from benchmarks._server import LocalModelServer
 from posterml.evaluation.metrics import VINTAGE_BEFORE
 from posterml.genres import GENRES, to_matrix
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_POSTERS = REPO.parent / "shared" / "posters"
+DEFAULT_POSTERS = SHARED_POSTERS
 BATCH = 32
 
 

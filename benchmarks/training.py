@@ -18,14 +18,14 @@ import argparse
 import math
 import os
 import time
-from pathlib import Path
 
 from benchmarks import _smoke
+from benchmarks._common import SHARED_POSTERS
 from posterml.data.sources import load_dataset
 from posterml.features.backbone import BackboneFeaturizer
 from posterml.models.svm import RBFSVMClassifier, squared_distances
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "posters"
+DEFAULT_DATA = SHARED_POSTERS
 PARAMS = {"C": 1.575, "gamma_scale": 15.70, "class_weight": "balanced"}
 
 

@@ -38,7 +38,8 @@ import pandas as pd
 from sklearn.metrics import average_precision_score
 
 from benchmarks import _smoke, representations
-from benchmarks.representations import DEFAULT_DATA, Result, cpu_kind, paired_difference
+from benchmarks._common import RECIPE_SVM, SHARED_POSTERS, cpu_kind
+from benchmarks.representations import Result, paired_difference
 from posterml.genres import GENRES
 from posterml.modeling.cli import experiment_config
 from posterml.modeling.families import get_family
@@ -56,7 +57,7 @@ from posterml.modeling.settings import views_name
 
 EXPERIMENT = "benchmark-views"
 VIEWS = ("ocr", "detail")  # the picture always runs
-SVM = {"C": 1.0, "gamma_scale": 1.0, "class_weight": "balanced"}
+SVM = RECIPE_SVM
 MIN_TEST_POSITIVES = 10  # genres judged for asserted precision
 PRECISION_BAR = 0.30
 
@@ -253,7 +254,7 @@ def log_to_mlflow(ap: pd.DataFrame, table: pd.DataFrame, args: argparse.Namespac
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--data", default=str(SHARED_POSTERS))
     parser.add_argument("--views", default=",".join(VIEWS), help=f"of {VIEWS}")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--train-years", default="all")

@@ -59,6 +59,7 @@ import pandas as pd
 from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 from sklearn.metrics import f1_score
 
+from benchmarks._common import RECIPE_SVM, SHARED_POSTERS, cpu_kind
 from posterml.data.sources import load_dataset
 from posterml.evaluation.decision import DecisionLayer, cross_fit_predict
 from posterml.evaluation.metrics import VINTAGE_BEFORE, top_k_baseline
@@ -74,7 +75,7 @@ EXPERIMENT = "benchmark-vintage-curve"
 # gamma_scale 1, .43 at gamma_scale 8. C 10 and 30 tie because no dual reaches C there (a
 # hard margin): a sample weight, which only scales C, then changes nothing (the first real
 # run's weighted models equalled the pooled ones to the last digit). So C 1, on the flat top.
-PARAMS = {"C": 1.0, "gamma_scale": 1.0, "class_weight": "balanced"}
+PARAMS = RECIPE_SVM
 GRID = {"C": (1.0, 3.0, 10.0, 30.0), "gamma_scale": (0.5, 1.0, 2.0, 4.0, 8.0)}
 WAYS = ("pooled", "weighted", "separate")
 METRICS = ("vintage_micro", "vintage_samples", "modern_micro", "modern_samples")
@@ -394,15 +395,6 @@ def figure(table: pd.DataFrame, baseline: dict[str, float], path: Path) -> None:
     fig.savefig(path)
 
 
-def cpu_kind() -> str:
-    """AVX-512 or AVX2 only, from /proc/cpuinfo (the timings depend on it)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    return "AVX-512" if "avx512f" in flags else "AVX2 only" if "avx2" in flags else "no AVX2"
-
-
 def log_to_mlflow(args, posters, params, table, baseline, paths, timing) -> str:
     import mlflow
 
@@ -439,7 +431,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", default="../shared/posters", help="a folder or 'synthetic'")
+    parser.add_argument("--data", default=str(SHARED_POSTERS), help="a folder or 'synthetic'")
     parser.add_argument("--features", default="efficientnet_lite0", help="a backbone, or pixels")
     parser.add_argument("--seeds", default="0,1,2,3,4", help="random-selection seeds")
     parser.add_argument("--steps", default="25,50,100,200,400,all")
