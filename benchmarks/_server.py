@@ -198,7 +198,8 @@ class LocalModelServer(LoopbackServer):
     With ``tracking_uri`` the server resolves ``models:/`` URIs in that store
     (``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI`` are set for it); without, it inherits
     this process's environment. ``cwd`` defaults to the caller's, so relative sqlite URIs
-    resolve as they do here.
+    resolve as they do here. ``workers`` is ``mlflow models serve --workers`` (uvicorn worker
+    processes, each with its own copy of the model; MLflow's default is 1).
     """
 
     what = "scoring server"
@@ -212,6 +213,7 @@ class LocalModelServer(LoopbackServer):
         timeout: float = 180.0,
         *,
         cwd: Path | str | None = None,
+        workers: int | None = None,
     ) -> None:
         env = {}
         if tracking_uri is not None:
@@ -219,6 +221,7 @@ class LocalModelServer(LoopbackServer):
         super().__init__(workdir, port, timeout, cwd=cwd, env=env)
         self.model_uri = model_uri
         self.tracking_uri = tracking_uri
+        self.workers = workers
 
     def command(self) -> list[str]:
         """The ``mlflow models serve`` command line, run with this interpreter."""
@@ -236,7 +239,7 @@ class LocalModelServer(LoopbackServer):
             HOST,
             "-p",
             str(self.port),
-        ]
+        ] + (["--workers", str(self.workers)] if self.workers else [])
 
 
 class TrackingServer(LoopbackServer):

@@ -2,6 +2,7 @@
 
     python -m benchmarks.load --model models:/poster-genre-classifier@champion
     python -m benchmarks.load --model runs:/RUN_ID/model --clients 4 --seconds 60 --rows 1
+    python -m benchmarks.load --clients 4 --workers 2   # two uvicorn processes, a model each
     python -m benchmarks.load --model models:/poster-genre-classifier@champion --bomb
     python -m benchmarks.load --bomb --bomb-side 3873 --bomb-rows 6   # allowed: 6 x 15 Mpx
     python -m benchmarks.load --smoke   # seconds of load, then a one-image bomb: smoke model
@@ -191,6 +192,7 @@ def load_table(args, results: LoadResults, rss: dict[str, int | None]) -> str:
     rows = [
         ("model", args.url or args.model),
         ("CPU", f"{cpu_model()}, cores {cores()}"),
+        ("server workers", str(args.workers or 1) if not args.url else "(running server)"),
         ("clients x duration", f"{args.clients} x {results.seconds:.1f} s"),
         ("images per request", str(args.rows)),
         ("requests (ok / all)", f"{n_ok} / {results.n_requests}"),
@@ -269,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-requests", type=int, default=100_000, help="cap on requests")
     parser.add_argument("--rows", type=int, default=1, help="posters per request")
     parser.add_argument("--warmup", type=int, default=5, help="warm-up requests")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="mlflow models serve --workers: uvicorn processes, a model each (MLflow: 1)",
+    )
     parser.add_argument("--bomb", action="store_true", help="send the pixel-bomb request")
     parser.add_argument("--bomb-rows", type=int, default=8, help="bomb images in the request")
     parser.add_argument(
@@ -315,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.url:
                 url, pgid = check_loopback(args.url), None
             else:
-                server = LocalModelServer(args.model, Path(tmp)).start()
+                server = LocalModelServer(args.model, Path(tmp), workers=args.workers).start()
                 url, pgid = server.url, server.process.pid  # its own session: pgid == pid
             if args.bomb:
                 print(run_bomb(url, pgid, args.bomb_rows, images[0], args.bomb_side, args.settle))

@@ -42,6 +42,7 @@ EXPECTED = {
     "load": "latency p50 / p95",
     "priors": "EM-estimated rates",
     "quality": "baseline: 2 most frequent genres",
+    "request_cost": "in-process request",
     "representations": "Differences from the SVM with the same decision data",
     "scale_training": "fit process:",
     "screenshots": "screenshots: all checks passed",
@@ -53,6 +54,7 @@ EXPECTED = {
 # The last line, for benchmarks whose last line is their figures (scripts read it).
 LAST_LINE = {
     "load": r"^clients=\d+ .*p50_ms=\S+ .*p50_ratio=\d+\.\d+ errors=0$",
+    "request_cost": r"^request_cpu_ms=\S+ forward_cpu_ms=\S+ .*cost_ratio=\S+ .*batch_ratio=\S+$",
     "scale_training": r"^n=\d+ fit_s=\d+\.\d peak_rss_gib=\d+\.\d\d$",
 }
 SMOKE_PARAMS = [

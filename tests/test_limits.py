@@ -69,8 +69,11 @@ def test_limits_come_from_the_environment_with_defaults() -> None:
 
 
 def test_the_model_reads_its_limits_when_it_loads(monkeypatch: pytest.MonkeyPatch) -> None:
-    image_only = SimpleNamespace(text=None)  # a pipeline that does not read the words
+    image_only = SimpleNamespace(  # a pipeline that does not read the words
+        text=None, featurizer=PixelFeaturizer((9, 6)), features=lambda images: None
+    )
     monkeypatch.setattr(PosterPipeline, "load", classmethod(lambda cls, directory: image_only))
+    monkeypatch.setenv("POSTERML_MODEL_THREADS", "0")  # this process keeps its threads
     monkeypatch.setenv("POSTERML_MAX_ROWS", "3")
     monkeypatch.setenv("POSTERML_MAX_CONCURRENT_REQUESTS", "4")
     model = PosterGenreModel()
@@ -181,7 +184,10 @@ class SlowPipeline:
         self.image_size = self.featurizer.image_size
         self.prepare_image = self.featurizer.prepare_image
 
-    def predict_frame(self, images: list, years=None) -> pd.DataFrame:
+    def features(self, images: list) -> None:
+        return None  # predict_frame makes them (as PosterPipeline does when given None)
+
+    def predict_frame(self, images: list, years=None, features=None) -> pd.DataFrame:
         self.calls.append(len(images))
         time.sleep(self.seconds)
         scores = np.full((len(images), len(GENRES)), 0.5)

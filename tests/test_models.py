@@ -35,6 +35,27 @@ def test_shared_kernel_svm_matches_sklearn_and_keeps_only_support_vectors():
     assert model.distance_cache is None  # the trial cache is not part of the fitted model
 
 
+def test_svm_keeps_support_norms_and_gives_the_same_numbers(tmp_path):
+    """The float64 support vectors and their norms are made once (not per request), and the
+    scores are bit-identical to computing them from the saved float32 vectors each time."""
+    from posterml.models.svm import squared_distances
+
+    X, Y = _toy()
+    X_new = np.random.default_rng(3).normal(size=(7, 16)).astype(np.float32)
+    model = RBFSVMClassifier(C=3.0, gamma_scale=0.7).fit(X, Y)
+    kernel = np.exp(-model.gamma_ * squared_distances(X_new, model.support_vectors_))
+    j = next(k for k, b in enumerate(model.intercepts_) if b is not None)
+    expected = kernel[:, model.support_index_[j]] @ model.duals_[j] + model.intercepts_[j]
+    assert np.array_equal(model.decision_function(X_new)[:, j], expected)
+    terms = model._support_terms()
+    assert model._support_terms() is terms  # kept, not recomputed
+    model.save(tmp_path / "svm")
+    loaded = load_classifier(tmp_path / "svm")
+    assert loaded._support64 is None  # not saved: derived again from the float32 vectors
+    assert np.array_equal(loaded.decision_function(X_new), model.decision_function(X_new))
+    assert loaded.support_vectors_.dtype == np.float32
+
+
 def test_svm_sample_weight_scales_c_per_poster():
     X, Y = _toy(n=120)
     X_new = np.random.default_rng(2).normal(size=(20, 16)).astype(np.float32)

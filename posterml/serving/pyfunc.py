@@ -26,6 +26,7 @@ import base64
 import os
 import tempfile
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mlflow
@@ -42,6 +43,7 @@ from posterml.models.pipeline import SCORE_COLUMNS, PosterPipeline
 from posterml.names import TEXT_COLUMN
 from posterml.serving.limits import Deadline, LimitExceeded, RequestSlots, ServingLimits
 from posterml.serving.rows import InvalidPosterInput, decode_images, request_years
+from posterml.serving.threads import ENV_MODEL_THREADS, ServingThreads
 
 # Set to off to serve a model that reads the words without OCR (cheaper: the picture alone).
 ENV_OCR = "POSTERML_OCR"
@@ -68,6 +70,9 @@ def apply_ocr_switch(pipeline: PosterPipeline, read_text: bool | None = None) ->
 # Rows per model call when scoring a request: features of one chunk exist at a time, and the
 # deadline is checked between chunks (64 EfficientNet-Lite0 posters: ~0.5 s on 2 cores).
 SCORE_CHUNK_ROWS = 64
+# A chunk is split over the cores (``ServingThreads.parts``) only into parts of at least this
+# many posters: smaller ones cost more to hand out than they gain.
+MIN_PART_ROWS = 4
 
 
 def encode_image_file(path: str | Path) -> str:
@@ -79,13 +84,36 @@ class PosterGenreModel(mlflow.pyfunc.PythonModel):
     """MLflow pyfunc wrapper around a saved ``PosterPipeline`` (artifact ``pipeline``).
 
     Requests are bounded by ``ServingLimits`` (rows, pixels, time, concurrency), read from
-    the environment when the model loads.
+    the environment when the model loads. Threads: one per TensorFlow op and BLAS call, a
+    request's posters split over the cores (``posterml.serving.threads``). The featurizer's
+    graph is traced when the model loads, not by the first request.
     """
 
+    # Until load_context: the libraries' threads, no splitting (a model built in a test).
+    threads = ServingThreads(per_op=None)
+    parts: ThreadPoolExecutor | None = None
+
     def load_context(self, context) -> None:
-        self.pipeline = apply_ocr_switch(PosterPipeline.load(Path(context.artifacts["pipeline"])))
+        self.threads = ServingThreads.from_env()
         self.limits = ServingLimits.from_env()
+        self.threads.apply()  # before the pipeline's load starts TensorFlow
+        self.pipeline = apply_ocr_switch(PosterPipeline.load(Path(context.artifacts["pipeline"])))
         self.slots = RequestSlots(self.limits.max_concurrent)
+        self.parts = (
+            ThreadPoolExecutor(self.threads.parts, thread_name_prefix="posterml-features")
+            if self.threads.parts > 1
+            else None
+        )
+        warm_up(self.pipeline)
+
+    def features(self, images: list) -> np.ndarray | None:
+        """The pipeline's features of ``images``, in parts run at once on the cores."""
+        n_parts = min(self.threads.parts, len(images) // MIN_PART_ROWS)
+        if self.parts is None or n_parts < 2:
+            return self.pipeline.features(images)
+        bounds = np.linspace(0, len(images), n_parts + 1).astype(int)
+        parts = [images[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        return np.concatenate(list(self.parts.map(self.pipeline.features, parts)))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         deadline = Deadline(self.limits.timeout_s)
@@ -97,8 +125,10 @@ class PosterGenreModel(mlflow.pyfunc.PythonModel):
                 for start in range(0, len(images), SCORE_CHUNK_ROWS):
                     deadline.check(f"scoring row {start}")
                     stop = start + SCORE_CHUNK_ROWS
+                    chunk = images[start:stop]
                     chunk_years = None if years is None else years[start:stop]
-                    frames.append(self.pipeline.predict_frame(images[start:stop], chunk_years))
+                    features = self.features(chunk)
+                    frames.append(self.pipeline.predict_frame(chunk, chunk_years, features))
         except InvalidPosterInput as exc:
             # INVALID_PARAMETER_VALUE makes the scoring server answer HTTP 400.
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
@@ -107,7 +137,14 @@ class PosterGenreModel(mlflow.pyfunc.PythonModel):
             raise MlflowException(str(exc), error_code=code) from None
         if not frames:
             return self.pipeline.predict_frame([])
-        return pd.concat(frames, ignore_index=True)
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def warm_up(pipeline: PosterPipeline) -> None:
+    """Run the featurizer once on a blank poster: its graph is traced (seconds for a
+    backbone) while the model loads, not while the first client waits."""
+    height, width = pipeline.featurizer.image_size
+    pipeline.features([np.zeros((height, width, 3), dtype=np.uint8)])
 
 
 def _signature(reads_text: bool = False):
@@ -171,8 +208,12 @@ def log_pipeline(pipeline: PosterPipeline, name: str = "model"):
     The input example is a base64 image (``example_poster``), not a decoded array, so the
     UI and the serving docs show what clients actually send.
     """
+    from posterml.tracking import environment
+
     example = pd.DataFrame({"image": [example_poster()]})
-    with tempfile.TemporaryDirectory() as tmp:
+    # MLflow loads the model here to check the example: in this (training) process, which
+    # keeps the libraries' threads (the serving threads are process-wide and would stay).
+    with environment({ENV_MODEL_THREADS: "0"}), tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "pipeline"
         pipeline.save(directory)
         with warnings.catch_warnings():  # schema hints about int columns: not ours to fix
