@@ -72,3 +72,27 @@ def test_a_batch_is_split_over_the_cores_in_order() -> None:
         few = list(range(2 * pyfunc.MIN_PART_ROWS - 1))
         assert model.features(few)[:, 0].tolist() == few
         assert [n for n, _ in model.pipeline.calls] == [len(few)]
+
+
+class DetailedPipeline(CountingPipeline):
+    """A pipeline with a detail view: its crops' features are computed in parts too."""
+
+    detail = object()
+
+    def detail_features(self, images: list) -> np.ndarray:
+        self.calls.append((len(images), "detail:" + threading.current_thread().name))
+        return -np.asarray(images, dtype=np.float32)[:, None]
+
+
+def test_the_detail_crops_are_split_over_the_cores_too() -> None:
+    model = PosterGenreModel()
+    model.pipeline, model.threads = DetailedPipeline(), ServingThreads(per_op=1, parts=2)
+    assert model.detail_features([1, 2]).ravel().tolist() == [-1, -2]  # no pool: one call
+    with ThreadPoolExecutor(2, thread_name_prefix="posterml-features") as pool:
+        model.parts = pool
+        rows = list(range(10))
+        assert model.detail_features(rows)[:, 0].tolist() == [-r for r in rows]
+        detail_calls = [n for n, name in model.pipeline.calls if "posterml-features" in name]
+        assert sorted(detail_calls) == [5, 5]
+    model.pipeline = CountingPipeline()
+    assert model.detail_features(rows) is None  # no detail view, nothing computed

@@ -121,17 +121,23 @@ class PosterPipeline:
         return crops.transform_prepared(prepared)
 
     def scores(
-        self, images: list, features: np.ndarray | None = None, texts: list[str] | None = None
+        self,
+        images: list,
+        features: np.ndarray | None = None,
+        texts: list[str] | None = None,
+        detail: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Raw scores before calibration: the classifier's, fused with the words' when the
-        pipeline reads them (``texts`` if already read); ``features`` if already made."""
+        """Raw scores before calibration: the classifier's, fused with the detail's and the
+        words' when the pipeline has those views; ``features``, ``texts`` and ``detail``
+        (``detail_features``) are used when already made."""
         if features is None:
             features = self.features(images)
         if features is None:
             return np.zeros((0, len(GENRES)))
         scores = self.classifier.predict_scores(features)
         if self.detail is not None:
-            scores = self.detail.fused_scores(scores, self.detail_features(images))
+            detail = self.detail_features(images) if detail is None else detail
+            scores = self.detail.fused_scores(scores, detail)
         if self.read_text:
             texts = self.texts(images) if texts is None else texts
             scores = self.text.fused_scores(scores, texts)
@@ -143,13 +149,14 @@ class PosterPipeline:
         years: np.ndarray | None = None,
         features: np.ndarray | None = None,
         texts: list[str] | None = None,
+        detail: np.ndarray | None = None,
     ) -> pd.DataFrame:
         """``genres`` (asserted) and ``maybe`` (worth a look; empty for a model saved before
         the tiers), most probable first, ``text`` (what OCR read) when the pipeline reads the
         words, and one calibrated probability per genre."""
         if self.read_text and texts is None:
             texts = self.texts(images)
-        scores = self.scores(images, features, texts)
+        scores = self.scores(images, features, texts, detail)
         proba, genres, maybe = self.decision.predict_tiers(scores, years)
         out = pd.DataFrame(proba, columns=SCORE_COLUMNS)
         out.insert(0, "genres", ranked_genres(proba, genres))

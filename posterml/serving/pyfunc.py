@@ -108,12 +108,24 @@ class PosterGenreModel(mlflow.pyfunc.PythonModel):
 
     def features(self, images: list) -> np.ndarray | None:
         """The pipeline's features of ``images``, in parts run at once on the cores."""
+        return self._in_parts(self.pipeline.features, images)
+
+    def detail_features(self, images: list) -> np.ndarray | None:
+        """The detail view's inputs (three crops a poster), in parts likewise; ``None`` for a
+        pipeline without a detail view."""
+        if getattr(self.pipeline, "detail", None) is None:
+            return None
+        return self._in_parts(self.pipeline.detail_features, images)
+
+    def _in_parts(self, compute, images: list) -> np.ndarray | None:
+        """``compute(images)``, split into parts of at least ``MIN_PART_ROWS`` run on the
+        feature threads, rows back in order."""
         n_parts = min(self.threads.parts, len(images) // MIN_PART_ROWS)
         if self.parts is None or n_parts < 2:
-            return self.pipeline.features(images)
+            return compute(images)
         bounds = np.linspace(0, len(images), n_parts + 1).astype(int)
         parts = [images[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        return np.concatenate(list(self.parts.map(self.pipeline.features, parts)))
+        return np.concatenate(list(self.parts.map(compute, parts)))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         deadline = Deadline(self.limits.timeout_s)
@@ -128,7 +140,10 @@ class PosterGenreModel(mlflow.pyfunc.PythonModel):
                     chunk = images[start:stop]
                     chunk_years = None if years is None else years[start:stop]
                     features = self.features(chunk)
-                    frames.append(self.pipeline.predict_frame(chunk, chunk_years, features))
+                    detail = self.detail_features(chunk)
+                    frames.append(
+                        self.pipeline.predict_frame(chunk, chunk_years, features, detail=detail)
+                    )
         except InvalidPosterInput as exc:
             # INVALID_PARAMETER_VALUE makes the scoring server answer HTTP 400.
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
