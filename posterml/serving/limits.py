@@ -18,8 +18,9 @@ reading and parsing the body come before it and are not counted.
 Concurrency: the scoring server runs up to min(32, cores + 4) requests at once (the default
 thread pool of ``asyncio.to_thread``), each holding its decoded images. At most
 ``POSTERML_MAX_CONCURRENT_REQUESTS`` are decoded and scored at once; the others wait for a
-slot (until their deadline, then 503). The CPU is shared anyway (TensorFlow and numpy use
-every core), so waiting costs little throughput and bounds memory.
+slot (until their deadline, then 503). The CPU is shared anyway (each request's posters are
+split over every core, ``posterml.serving.threads``), so waiting costs little throughput and
+bounds memory.
 """
 
 from __future__ import annotations
