@@ -34,9 +34,9 @@ import pandas as pd
 
 from benchmarks import _smoke
 from benchmarks._common import SHARED_POSTERS
-from posterml.scoring.local import predict_files
-from posterml.scoring.spark import batch_score, model_image_size, spark_session
-from posterml.scoring.spark_io import read_for_model
+from posterml.batch.local import predict_files
+from posterml.batch.spark import batch_score, model_image_size, spark_session
+from posterml.batch.spark_io import read_for_model
 from posterml.serving.limits import ServingLimits
 from posterml.serving.pyfunc import SCORE_CHUNK_ROWS, SCORE_COLUMNS
 from posterml.tracking import configure_tracking

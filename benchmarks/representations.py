@@ -286,7 +286,7 @@ def head_from_features(X: np.ndarray, Y: np.ndarray, seed: int) -> list[np.ndarr
     starts from a sensible head instead of a random one."""
     import keras
 
-    from posterml.models.finetune import asymmetric_loss
+    from posterml.classifiers.finetune import asymmetric_loss
 
     keras.utils.set_random_seed(seed)
     head = keras.Sequential([keras.Input((X.shape[1],)), keras.layers.Dense(Y.shape[1], "sigmoid")])
@@ -301,7 +301,7 @@ def finetune_scores(dataset, features: FeatureSets, args: argparse.Namespace) ->
     import keras
     import tensorflow as tf
 
-    from posterml.models.finetune import asymmetric_loss, best_cut_f1
+    from posterml.classifiers.finetune import asymmetric_loss, best_cut_f1
 
     Y_train, Y_val = features.Y["train"].astype(np.float32), features.Y["val"]
     model, size = whole_network(args.finetune_backbone, Y_train.shape[1], dropout=0.2)

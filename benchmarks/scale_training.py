@@ -30,9 +30,9 @@ import numpy as np
 
 from benchmarks import _smoke
 from benchmarks._common import SHARED_POSTERS
+from posterml.classifiers.nystroem import NystroemSVMClassifier
+from posterml.classifiers.svm import RBFSVMClassifier
 from posterml.modeling.scale import EXACT_MAX_POSTERS, plan_head
-from posterml.models.nystroem import NystroemSVMClassifier
-from posterml.models.svm import RBFSVMClassifier
 
 DEFAULT_DATA = SHARED_POSTERS
 # The best of benchmarks.representations' grid on ../shared/posters (val weighted F1).

@@ -21,9 +21,9 @@ import time
 
 from benchmarks import _smoke
 from benchmarks._common import SHARED_POSTERS
+from posterml.classifiers.svm import RBFSVMClassifier, squared_distances
 from posterml.data.sources import load_dataset
 from posterml.features.backbone import BackboneFeaturizer
-from posterml.models.svm import RBFSVMClassifier, squared_distances
 
 DEFAULT_DATA = SHARED_POSTERS
 PARAMS = {"C": 1.575, "gamma_scale": 15.70, "class_weight": "balanced"}

@@ -10,13 +10,13 @@ decade; ``--train-years``/``--test-years`` give the quality benchmark's split in
 * ``image``: the recipe's model, Lite0 features of the whole poster + balanced RBF SVMs
   (C 1, gamma_scale 1);
 * ``ocr``: the words Tesseract reads (``posterml.features.ocr``), TF-IDF n-grams + logistic
-  regression (``posterml.models.text``);
+  regression (``posterml.classifiers.text``);
 * ``detail``: Lite0 features of three square crops (top, middle, bottom: the poster at the
   backbone's full resolution instead of squashed), averaged (``posterml.features.crops``),
   + the same SVMs.
 
 Each view's out-of-fold scores over train+val feed the per-genre late fusion
-(``posterml.models.fusion``), then the recipe's decision layer, with the shipped mechanism of
+(``posterml.classifiers.fusion``), then the recipe's decision layer, with the shipped mechanism of
 ``posterml.modeling.fitting``: the detail is fused with the whole poster first (the picture),
 the words with the picture after. The tables:
 per-genre average precision on test for every view alone and fused (kept or not, every

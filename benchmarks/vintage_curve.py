@@ -21,7 +21,7 @@ at ``PARAMS`` instead of an Optuna search per fit, so the curve is affordable; `
 only re-runs the small grid that chose them (on modern train only, 80/20) and prints it.
 
 Which vintage posters come in: (a) **random**, one nested sequence per ``--seeds`` seed;
-(b) **priority D**: the top of ``posterml.evaluation.review.review_priority`` (diversity D,
+(b) **priority D**: the top of ``posterml.evaluation.priority.review_priority`` (diversity D,
 one sequence per ``--diversity`` value) on what is left of the pool, ranked with the current
 pooled model's probabilities and thresholds at every step.
 
@@ -60,14 +60,14 @@ from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 from sklearn.metrics import f1_score
 
 from benchmarks._common import RECIPE_SVM, SHARED_POSTERS, cpu_kind
+from posterml.classifiers.base import GenreClassifier
 from posterml.data.sources import load_dataset
 from posterml.evaluation.decision import DecisionLayer, cross_fit_predict
 from posterml.evaluation.metrics import VINTAGE_BEFORE, top_k_baseline
-from posterml.evaluation.review import review_priority
+from posterml.evaluation.priority import review_priority
 from posterml.modeling.families import get_family
 from posterml.modeling.fitting import decision_layer, fit_classifier, out_of_fold_scores
 from posterml.modeling.settings import BackboneSVMOptions, ExperimentConfig
-from posterml.models.base import GenreClassifier
 
 EXPERIMENT = "benchmark-vintage-curve"
 # From --tune on the real posters' modern train split (grid below, 80/20, objective val

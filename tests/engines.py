@@ -157,7 +157,7 @@ def spark():
     java_home = os.environ.get("JAVA_HOME")
     if not shutil.which("java") and not (java_home and Path(java_home, "bin", "java").exists()):
         pytest.skip("no Java runtime for Spark: apt-get install default-jre-headless")
-    from posterml.scoring.spark import spark_session
+    from posterml.batch.spark import spark_session
 
     session = spark_session("local[2]", app_name="posterml-tests")
     try:

@@ -12,10 +12,10 @@ import pytest
 from helpers import toy_features
 from mlflow import MlflowClient
 
+from posterml.classifiers.finetune import _f1_early_stopping
+from posterml.classifiers.keras_callbacks import epoch_metrics
+from posterml.classifiers.keras_models import MLPClassifier
 from posterml.io import Terminated, unwind_on_signals
-from posterml.models.finetune import _f1_early_stopping
-from posterml.models.keras_callbacks import epoch_metrics
-from posterml.models.keras_models import MLPClassifier
 
 pytestmark = pytest.mark.slow
 

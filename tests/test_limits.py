@@ -187,7 +187,7 @@ class SlowPipeline:
     def features(self, images: list) -> None:
         return None  # predict_frame makes them (as PosterPipeline does when given None)
 
-    def predict_frame(self, images: list, years=None, features=None) -> pd.DataFrame:
+    def predict_frame(self, images: list, years=None, features=None, detail=None) -> pd.DataFrame:
         self.calls.append(len(images))
         time.sleep(self.seconds)
         scores = np.full((len(images), len(GENRES)), 0.5)

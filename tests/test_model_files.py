@@ -19,12 +19,12 @@ from helpers import toy_features
 from model_fixture import CHAMPION_URI
 
 from posterml.arrays import load_arrays
-from posterml.models.base import ARRAYS_FILE, META_FILE
-from posterml.models.classic import ClassicClassifier, ForestArrays
-from posterml.models.keras_models import MLPClassifier, ScratchCNNClassifier
-from posterml.models.loading import load_classifier, registered_kinds
-from posterml.models.nystroem import NystroemSVMClassifier
-from posterml.models.svm import RBFSVMClassifier
+from posterml.classifiers.base import ARRAYS_FILE, META_FILE
+from posterml.classifiers.classic import ClassicClassifier, ForestArrays
+from posterml.classifiers.keras_models import MLPClassifier, ScratchCNNClassifier
+from posterml.classifiers.loading import load_classifier, registered_kinds
+from posterml.classifiers.nystroem import NystroemSVMClassifier
+from posterml.classifiers.svm import RBFSVMClassifier
 
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
 
@@ -183,7 +183,7 @@ def test_old_joblib_classifier_is_refused_unopened(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("name", ["os:system", "posterml.models.keras_models:MLPClassifier"])
+@pytest.mark.parametrize("name", ["os:system", "posterml.classifiers.keras_models:MLPClassifier"])
 def test_old_keras_state_naming_any_class_is_refused(name: str, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     (tmp_path / "state.joblib").write_bytes(_payload_bytes(marker))
@@ -195,7 +195,9 @@ def test_old_keras_state_naming_any_class_is_refused(name: str, tmp_path: Path) 
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("kind", ["os:system", "posterml.models.svm:RBFSVMClassifier", None, 3])
+@pytest.mark.parametrize(
+    "kind", ["os:system", "posterml.classifiers.svm:RBFSVMClassifier", None, 3]
+)
 def test_unknown_kind_is_refused(kind: object, tmp_path: Path) -> None:
     directory = _saved_svm(tmp_path)
     meta = json.loads((directory / META_FILE).read_text())
@@ -278,7 +280,7 @@ def test_forest_with_a_cycle_is_refused(tmp_path: Path) -> None:
 
 
 def test_ensemble_round_trips_with_its_members_as_plain_files(tmp_path: Path) -> None:
-    from posterml.models.ensemble import EnsembleClassifier
+    from posterml.classifiers.ensemble import EnsembleClassifier
 
     X, Y = _toy()
     X_new = np.random.default_rng(2).normal(size=(30, X.shape[1])).astype(np.float32)
@@ -324,7 +326,7 @@ def test_loading_a_kind_whose_module_was_not_imported_says_what_to_import(
     ClassicClassifier("logreg").fit(X, Y).save(tmp_path)
     code = (
         "import sys\n"
-        "from posterml.models.base import load_classifier\n"
+        "from posterml.classifiers.base import load_classifier\n"
         "try:\n    load_classifier(sys.argv[1])\n"
         "except ValueError as exc:\n    print(exc)\n"
     )
@@ -332,12 +334,12 @@ def test_loading_a_kind_whose_module_was_not_imported_says_what_to_import(
         [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
     )
     assert "unknown classifier kind 'classic'" in run.stdout
-    assert "posterml.models.loading" in run.stdout
+    assert "posterml.classifiers.loading" in run.stdout
     assert type(load_classifier(tmp_path)) is ClassicClassifier
 
 
 def test_models_package_neither_pickles_nor_imports_by_name() -> None:
-    root = Path(__file__).resolve().parents[1] / "posterml" / "models"
+    root = Path(__file__).resolve().parents[1] / "posterml" / "classifiers"
     banned = ("joblib", "import pickle", "allow_pickle=True", "import_module", "safe_mode=False")
     for path in root.glob("*.py"):
         text = path.read_text()
@@ -456,7 +458,7 @@ def test_the_input_example_is_generated_not_a_poster(tmp_path: Path) -> None:
 def test_finetuned_top_round_trips_as_plain_files(tmp_path: Path) -> None:
     """The fine-tuned top of Lite0 (a nested Keras model with augmentation layers) saves as
     a safe-mode .keras file and predicts the same after loading."""
-    from posterml.models.finetune import FineTunedTopClassifier
+    from posterml.classifiers.finetune import FineTunedTopClassifier
 
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 6, size=(48, 7, 7, 192)).astype(np.float32)

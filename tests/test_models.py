@@ -7,10 +7,10 @@ import pytest
 from helpers import toy_features
 from sklearn.svm import SVC
 
-from posterml.models.classic import ClassicClassifier
-from posterml.models.keras_models import MLPClassifier, ScratchCNNClassifier, positive_weights
-from posterml.models.loading import load_classifier
-from posterml.models.svm import DistanceCache, RBFSVMClassifier
+from posterml.classifiers.classic import ClassicClassifier
+from posterml.classifiers.keras_models import MLPClassifier, ScratchCNNClassifier, positive_weights
+from posterml.classifiers.loading import load_classifier
+from posterml.classifiers.svm import DistanceCache, RBFSVMClassifier
 
 
 def _toy(n=200, d=16, seed=0):
@@ -38,7 +38,7 @@ def test_shared_kernel_svm_matches_sklearn_and_keeps_only_support_vectors():
 def test_svm_keeps_support_norms_and_gives_the_same_numbers(tmp_path):
     """The float64 support vectors and their norms are made once (not per request), and the
     scores are bit-identical to computing them from the saved float32 vectors each time."""
-    from posterml.models.svm import squared_distances
+    from posterml.classifiers.svm import squared_distances
 
     X, Y = _toy()
     X_new = np.random.default_rng(3).normal(size=(7, 16)).astype(np.float32)

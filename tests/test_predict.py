@@ -16,9 +16,9 @@ from bad_inputs import BAD_IMAGES, ODD_GOOD_IMAGES, b64, bad_image, expected_wor
 from helpers import interrupt_when, write_image
 from model_fixture import tracking_store
 
+from posterml.batch.local import collect_files, predict_files, skipped_path
 from posterml.cli import main
 from posterml.genres import GENRES
-from posterml.scoring.local import collect_files, predict_files, skipped_path
 from posterml.serving.pyfunc import SCORE_COLUMNS, load_pipeline
 from posterml.serving.rows import decode_images
 

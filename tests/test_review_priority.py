@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posterml.evaluation import review
-from posterml.evaluation.review import decision_uncertainty, review_priority
+from posterml.evaluation import priority as priority_module
+from posterml.evaluation.priority import decision_uncertainty, review_priority
 
 N_GENRES = 19
 
@@ -94,7 +94,7 @@ def test_full_diversity_is_farthest_point_from_the_most_uncertain():
 def test_beyond_the_greedy_budget_the_rest_follow_the_same_score(monkeypatch):
     proba, cuts, features = _batch(n=30)
     full = review_priority(proba, cuts, features)
-    monkeypatch.setattr(review, "GREEDY_PICKS", 10)
+    monkeypatch.setattr(priority_module, "GREEDY_PICKS", 10)
     capped = review_priority(proba, cuts, features)
     top = np.argsort(-full)[:10]
     assert np.array_equal(np.argsort(-capped)[:10], top)

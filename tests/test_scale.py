@@ -17,9 +17,9 @@ import pytest
 from helpers import toy_features
 from sklearn.kernel_approximation import Nystroem
 
+from posterml.classifiers.nystroem import NystroemSVMClassifier, nystroem_features, nystroem_map
+from posterml.classifiers.svm import RBFSVMClassifier
 from posterml.modeling.scale import TooLargeError, plan_head
-from posterml.models.nystroem import NystroemSVMClassifier, nystroem_features, nystroem_map
-from posterml.models.svm import RBFSVMClassifier
 
 
 def test_nystroem_map_is_sklearns_kernel_approximation() -> None:

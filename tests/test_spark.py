@@ -90,7 +90,7 @@ def folder(tmp_path) -> tuple[Path, list[Path], dict[Path, str]]:
 def test_a_folder_with_bad_images_scores_every_good_one(
     spark, model_store, served, folder, tmp_path
 ):
-    from posterml.scoring.spark import batch_score
+    from posterml.batch.spark import batch_score
 
     root, good, bad = folder
     out = tmp_path / "scored.parquet"
@@ -118,7 +118,7 @@ def test_a_folder_with_bad_images_scores_every_good_one(
 def test_a_csv_of_paths_with_years_to_csv_replacing_the_old_output(
     spark, model_store, served, folder, tmp_path
 ):
-    from posterml.scoring.spark import batch_score
+    from posterml.batch.spark import batch_score
 
     root, good, bad = folder
     images = good[:3]
@@ -160,7 +160,7 @@ def test_a_failed_job_keeps_the_previous_output_and_leaves_no_temp(
     spark, model_store, folder, tmp_path
 ):
     """The job is cancelled once it writes (as a lost cluster would fail it)."""
-    from posterml.scoring.spark import batch_score
+    from posterml.batch.spark import batch_score
 
     root, _, _ = folder
     out = tmp_path / "scored.parquet"

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from helpers import toy_features
 
+from posterml.classifiers.classic import ClassicClassifier
 from posterml.evaluation.cuts import NEVER, best_f1_threshold
 from posterml.evaluation.decision import DecisionLayer, cross_fit_predict
 from posterml.evaluation.metrics import tier_metrics, tier_report_frame
 from posterml.genres import GENRES
-from posterml.models.classic import ClassicClassifier
 
 LEARNABLE, NOISE = (0, 6), 3  # toy_features: two learnable genres, one at random (10%)
 
@@ -166,9 +166,9 @@ def test_a_decision_file_from_before_the_tiers_decides_as_it_did(toy):
 def test_an_old_pipeline_serves_an_empty_maybe(tmp_path):
     from helpers import write_image
 
+    from posterml.classifiers.pipeline import PosterPipeline
     from posterml.data.images import load_image
     from posterml.features.pixels import PixelPCAFeaturizer
-    from posterml.models.pipeline import PosterPipeline
 
     paths = [str(write_image(tmp_path / "posters" / f"p{i}.jpg", seed=i)) for i in range(12)]
     Y = np.zeros((12, 19), np.uint8)
@@ -210,7 +210,7 @@ def test_batch_scoring_reads_from_the_signature_whether_a_model_has_maybe(tmp_pa
     from mlflow.models import Model, ModelSignature
     from mlflow.types.schema import Array, ColSpec, Schema
 
-    from posterml.scoring.spark import model_has_maybe
+    from posterml.batch.spark import model_has_maybe
     from posterml.serving.pyfunc import SCORE_COLUMNS, _signature
 
     old_outputs = Schema(

@@ -19,12 +19,12 @@ import requests
 from model_fixture import ScoringServer, tracking_store
 from PIL import Image, ImageDraw, ImageFont
 
+from posterml.classifiers.fusion import DetailView, LateFusion
+from posterml.classifiers.loading import load_classifier
+from posterml.classifiers.text import TfidfLogisticClassifier
 from posterml.features import ocr
 from posterml.features.ocr import OcrReader, OcrUnavailable, clean_text
 from posterml.genres import GENRES
-from posterml.models.fusion import DetailView, LateFusion
-from posterml.models.loading import load_classifier
-from posterml.models.text import TfidfLogisticClassifier
 
 WORDS = ("HAUNTED", "MIDNIGHT", "COWBOY", "GALAXY", "LOVERS", "BATTLE")
 
@@ -199,7 +199,7 @@ def test_crop_features_are_one_mean_vector_per_poster_and_cached(tmp_path: Path)
 
 
 def test_a_detail_view_round_trips_as_data_and_refuses_other_crops(tmp_path: Path) -> None:
-    from posterml.models.classic import ClassicClassifier
+    from posterml.classifiers.classic import ClassicClassifier
 
     rng = np.random.default_rng(0)
     X, Y = rng.normal(size=(80, 6)), (rng.random((80, len(GENRES))) < 0.3).astype(np.uint8)

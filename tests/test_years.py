@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from helpers import write_image
 
+from posterml.batch.local import expand_inputs, year_problems_path
+from posterml.batch.years import YearsError
 from posterml.cli import main
-from posterml.scoring.local import expand_inputs, year_problems_path
-from posterml.scoring.years import YearsError
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ appended to DATASET/additions.csv."""
 
 def gather(args: argparse.Namespace) -> tuple[list[Candidate], int, list[str]]:
     """Candidates from every SOURCE, posters not marked reviewed, and problems found."""
-    from posterml.scoring.local import collect_files
+    from posterml.batch.local import collect_files
 
     candidates: list[Candidate] = []
     problems: list[str] = []

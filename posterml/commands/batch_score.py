@@ -1,7 +1,7 @@
 """``posterml batch-score SOURCE... --out predictions.parquet``: the model on Spark.
 
 What is read and written, and how bad images are kept from failing the job:
-:mod:`posterml.scoring.spark`.
+:mod:`posterml.batch.spark`.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import argparse
 import sys
 from typing import Any
 
+from posterml.batch.spark import ENV_MANAGERS, batch_score, spark_session
+from posterml.batch.spark_io import TABLE_FORMATS
 from posterml.cli_args import parse_positive
 from posterml.names import CHAMPION_URI
-from posterml.scoring.spark import ENV_MANAGERS, batch_score, spark_session
-from posterml.scoring.spark_io import TABLE_FORMATS
 from posterml.serving.pyfunc import SCORE_CHUNK_ROWS
 
 

@@ -1,6 +1,6 @@
 """``posterml predict DIR_OR_FILES... --out genres.csv``: the shop's genres, in a csv.
 
-What the csv holds and how it is written: :mod:`posterml.scoring.local`.
+What the csv holds and how it is written: :mod:`posterml.batch.local`.
 """
 
 from __future__ import annotations
@@ -9,10 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-from posterml.cli_args import parse_positive
-from posterml.progress import hide_library_bars
-from posterml.registry.model_source import ModelSourceError
-from posterml.scoring.local import (
+from posterml.batch.local import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MODEL_URI,
     OUTPUT_FORMATS,
@@ -20,7 +17,10 @@ from posterml.scoring.local import (
     predict_files,
     review_path,
 )
-from posterml.scoring.years import YearsError
+from posterml.batch.years import YearsError
+from posterml.cli_args import parse_positive
+from posterml.progress import hide_library_bars
+from posterml.registry.model_source import ModelSourceError
 
 
 def _handle_predict(args: argparse.Namespace) -> int:

@@ -47,7 +47,7 @@ class BackboneFeaturizer(Featurizer):
 
     With ``cut`` (a layer name, e.g. ``"blocks_14_add"``) the output is that layer's feature
     map instead, (7, 7, 192) for Lite0: the frozen trunk under the top blocks that the
-    fine-tuning family (``posterml.models.finetune``) trains.
+    fine-tuning family (``posterml.classifiers.finetune``) trains.
 
     ``transform_paths`` hashes each file, reads the features of unchanged images from the
     ``FeatureCache`` and runs the model only on the rest, decoding the next batches in threads

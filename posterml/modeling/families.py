@@ -9,9 +9,9 @@ its arguments; it is built by ``get_family(name, options)``.
 A new family touches these places, and nothing else needs to know its name (``compare``
 runs its own fixed four):
 
-1. its classifier in ``posterml/models/``: a ``GenreClassifier`` (``models/base.py``) whose
+1. its classifier in ``posterml/classifiers/``: a ``GenreClassifier`` (``base.py`` there) whose
    class carries ``@register_classifier("its_kind")``, the ``kind`` its saved files name;
-2. that module imported in ``posterml/models/loading.py``, so ``load_classifier`` (the
+2. that module imported in ``posterml/classifiers/loading.py``, so ``load_classifier`` (the
    served model too) knows the kind before it reads a saved model of it;
 3. its options dataclass in ``posterml/modeling/settings.py``, a ``FamilyOptions`` subclass
    holding only its own knobs (each field becomes a flag and an MLproject parameter); and,
@@ -34,6 +34,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
+from posterml.classifiers.base import GenreClassifier
+from posterml.classifiers.classic import CLASSIC_KINDS, ClassicClassifier
+from posterml.classifiers.keras_models import (
+    POSITIVE_WEIGHTINGS,
+    MLPClassifier,
+    ScratchCNNClassifier,
+)
+from posterml.classifiers.nystroem import NystroemSVMClassifier
+from posterml.classifiers.svm import DistanceCache, RBFSVMClassifier
 from posterml.modeling.scale import HeadPlan, plan_head
 from posterml.modeling.settings import (
     SEARCHED,
@@ -45,11 +54,6 @@ from posterml.modeling.settings import (
     PixelPCAOptions,
     ScratchCNNOptions,
 )
-from posterml.models.base import GenreClassifier
-from posterml.models.classic import CLASSIC_KINDS, ClassicClassifier
-from posterml.models.keras_models import POSITIVE_WEIGHTINGS, MLPClassifier, ScratchCNNClassifier
-from posterml.models.nystroem import NystroemSVMClassifier
-from posterml.models.svm import DistanceCache, RBFSVMClassifier
 
 if TYPE_CHECKING:
     import optuna
@@ -243,7 +247,7 @@ class BackboneMLP(Family):
 
 class BackboneEnsemble(Family):
     """The SVM and the MLP on the same backbone features, their logits averaged with a
-    searched weight (``posterml.models.ensemble``); both members' knobs are searched too,
+    searched weight (``posterml.classifiers.ensemble``); both members' knobs are searched too,
     under ``svm_`` and ``mlp_`` prefixes."""
 
     name = "ensemble"
@@ -277,7 +281,7 @@ class BackboneEnsemble(Family):
         return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
 
     def classifier(self, params, seed):
-        from posterml.models.ensemble import EnsembleClassifier
+        from posterml.classifiers.ensemble import EnsembleClassifier
 
         weight = params["blend_weight"]  # the SVM's share of the blend
         members = [
@@ -297,7 +301,7 @@ FINETUNE_CUTS = {"efficientnet_lite0": "blocks_14_add", "resnet50": "conv5_block
 
 
 class FineTune(Family):
-    """The top of the pretrained backbone fine-tuned on posters (``posterml.models.finetune``):
+    """The top of the pretrained backbone fine-tuned on posters (``posterml.classifiers.finetune``):
     the frozen trunk's feature maps are the cached features, the top block is trained."""
 
     name = "finetune"
@@ -317,7 +321,7 @@ class FineTune(Family):
         return BackboneFeaturizer(self.options.backbone, cut=self.cut)
 
     def suggest(self, trial):
-        from posterml.models.finetune import LOSSES
+        from posterml.classifiers.finetune import LOSSES
 
         params = {
             "learning_rate": trial.suggest_float("learning_rate", 1e-4, 2e-3, log=True),
@@ -331,7 +335,7 @@ class FineTune(Family):
         return params
 
     def classifier(self, params, seed):
-        from posterml.models.finetune import FineTunedTopClassifier
+        from posterml.classifiers.finetune import FineTunedTopClassifier
 
         return FineTunedTopClassifier(
             backbone=self.options.backbone,

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from posterml.classifiers.base import GenreClassifier
+from posterml.classifiers.fusion import DetailView, LateFusion, TextView
 from posterml.evaluation.decision import DecisionLayer, cross_fit_predict
 from posterml.modeling.families import Family
 from posterml.modeling.inputs import FeatureSets
 from posterml.modeling.settings import ExperimentConfig
-from posterml.models.base import GenreClassifier
-from posterml.models.fusion import DetailView, LateFusion, TextView
 
 log = logging.getLogger("posterml")
 
@@ -149,8 +149,8 @@ def out_of_fold_scores(
 
 
 def text_classifier() -> GenreClassifier:
-    """The classifier of the words view (``posterml.models.text``)."""
-    from posterml.models.text import TfidfLogisticClassifier
+    """The classifier of the words view (``posterml.classifiers.text``)."""
+    from posterml.classifiers.text import TfidfLogisticClassifier
 
     return TfidfLogisticClassifier()
 

@@ -15,6 +15,7 @@ import time
 
 import mlflow
 
+from posterml.classifiers.pipeline import PosterPipeline
 from posterml.evaluation.metrics import AVERAGES
 from posterml.modeling.evaluate import check_against_baseline, headline, split_metrics
 from posterml.modeling.families import Family, get_family
@@ -34,7 +35,6 @@ from posterml.modeling.study import (
     log_best,
     trial_objective,
 )
-from posterml.models.pipeline import PosterPipeline
 from posterml.names import (
     BACKBONE_TAG,
     BEATS_BASELINE_TAG,

@@ -1,8 +1,8 @@
 """Which SVM head a run can afford, decided from the number of posters before any work.
 
-The exact RBF SVM (``posterml.models.svm``) is the recipe's head while its kernels fit in
+The exact RBF SVM (``posterml.classifiers.svm``) is the recipe's head while its kernels fit in
 memory; above ``max_exact_posters`` training posters a run switches to the Nystroem head
-(``posterml.models.nystroem``) and says so. When even that does not fit the memory at hand,
+(``posterml.classifiers.nystroem``) and says so. When even that does not fit the memory at hand,
 the run stops before feature extraction with one line saying what to do.
 
 The byte counts are the arrays a run holds at its peak, from the code (and checked against

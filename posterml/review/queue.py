@@ -26,7 +26,7 @@ from posterml.data.dataset import DatasetError, load_folder, read_spreadsheet
 from posterml.names import PRIORITY_COLUMN, TEXT_COLUMN
 
 if TYPE_CHECKING:
-    from posterml.scoring.years import PosterYears
+    from posterml.batch.years import PosterYears
 
 
 @dataclass
@@ -212,10 +212,10 @@ def queue_from_folder(
     no model reachable, queue every poster with no genre ticked and say so.
 
     ``years_csv`` is matched to the posters as ``posterml predict`` matches it
-    (``posterml.scoring.years``), before any model is looked for: its ``YearsError`` stops
+    (``posterml.batch.years``), before any model is looked for: its ``YearsError`` stops
     the page, and the match is left on the queue's ``years`` for the command to report.
     """
-    from posterml.scoring.local import collect_files, expand_inputs, predict_files
+    from posterml.batch.local import collect_files, expand_inputs, predict_files
     from posterml.team.refusals import refusal_reason
 
     root = folder.resolve()

@@ -39,7 +39,7 @@ from mlflow.protos.databricks_pb2 import (
     TEMPORARILY_UNAVAILABLE,
 )
 
-from posterml.models.pipeline import SCORE_COLUMNS, PosterPipeline
+from posterml.classifiers.pipeline import SCORE_COLUMNS, PosterPipeline
 from posterml.names import TEXT_COLUMN
 from posterml.serving.limits import Deadline, LimitExceeded, RequestSlots, ServingLimits
 from posterml.serving.rows import InvalidPosterInput, decode_images, request_years

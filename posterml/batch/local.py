@@ -24,10 +24,10 @@ Two output formats:
   server names them; readable files only.
 
 Release years (``--years``, or a ``year`` column of an input csv) reach the model as the
-server takes them, each ``--years`` row matched to its poster by ``posterml.scoring.years``;
+server takes them, each ``--years`` row matched to its poster by ``posterml.batch.years``;
 rows matching no poster, years that are no release year and posters left without one are
 counted in one line and listed in ``<out stem>.year-problems.csv``. ``review_priority``
-(``posterml.evaluation.review``) ranks all posters of a call together, so the csv is written
+(``posterml.evaluation.priority``) ranks all posters of a call together, so the csv is written
 once all are scored; ``--review N`` writes the N first to ``<out stem>.review.csv``.
 
 Either way an unreadable file (truncated JPEG, text named ``.jpg``, missing path) is never
@@ -56,7 +56,7 @@ from posterml.progress import progress_bar
 from posterml.registry.model_source import check_model_source
 
 if TYPE_CHECKING:
-    from posterml.scoring.years import PosterYears
+    from posterml.batch.years import PosterYears
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")  # the decoder's ACCEPTED_FORMATS
 DEFAULT_MODEL_URI = CHAMPION_URI
@@ -227,9 +227,9 @@ def expand_inputs(
     paths: Sequence[str | Path], years_csv: str | Path | None = None
 ) -> tuple[list[Path], PosterYears | None]:
     """The files to predict (a ``.csv`` input lists them) and their years, from csv inputs
-    and ``years_csv`` matched to them (``posterml.scoring.years.match_years``; its
+    and ``years_csv`` matched to them (``posterml.batch.years.match_years``; its
     ``YearsError`` when a row is ambiguous or none matches). No files: no years read."""
-    from posterml.scoring.years import match_years, read_listing
+    from posterml.batch.years import match_years, read_listing
 
     listed, rows = [], {}
     for path in map(Path, paths):
@@ -323,14 +323,14 @@ def predict_files(
     are printed and listed in ``<out stem>.skipped.csv``. Release years from a csv input or
     ``years_csv`` are used as the server uses them; the years not used are listed in
     ``<out stem>.year-problems.csv``. Each row carries its review priority
-    (``posterml.evaluation.review``); ``review`` > 0 also writes that many rows, highest
+    (``posterml.evaluation.priority``); ``review`` > 0 also writes that many rows, highest
     priority first, to ``<out stem>.review.csv``. ``read_text`` False scores a model that
     reads the words from the picture alone (``posterml.serving.pyfunc.apply_ocr_switch``).
     Tracking/registry URIs must already be configured for ``models:/`` and ``runs:/`` URIs
     (the CLI does it); a store that does not exist or lacks the model raises
     :class:`ModelSourceError` and is never created.
     """
-    from posterml.evaluation.review import review_priority
+    from posterml.evaluation.priority import review_priority
     from posterml.serving.pyfunc import load_pipeline
 
     if batch_size < 1:

@@ -34,14 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from posterml.names import CHAMPION_URI, TEXT_COLUMN
-from posterml.scoring.spark_io import (
+from posterml.batch.spark_io import (
     count_rows,
     output_format,
     read_sources,
     reader,
     write_atomically,
 )
+from posterml.names import CHAMPION_URI, TEXT_COLUMN
 from posterml.serving.limits import (
     ENV_MAX_IMAGE_PIXELS,
     ENV_MAX_REQUEST_PIXELS,

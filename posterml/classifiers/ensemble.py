@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import expit
 
+from posterml.classifiers.base import GenreClassifier, load_classifier, register_classifier
 from posterml.evaluation.decision import logit
-from posterml.models.base import GenreClassifier, load_classifier, register_classifier
 
 
 @register_classifier("ensemble", format_version=1)

@@ -18,7 +18,7 @@ import numpy as np
 from scipy.special import expit
 from sklearn.svm import SVC
 
-from posterml.models.base import (
+from posterml.classifiers.base import (
     GenreClassifier,
     constant_columns,
     flatten_ragged,

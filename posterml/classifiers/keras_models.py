@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from posterml.io import signals_deferred
-from posterml.models.base import GenreClassifier, register_classifier
-from posterml.models.keras_callbacks import (
+from posterml.classifiers.base import GenreClassifier, register_classifier
+from posterml.classifiers.keras_callbacks import (
     epoch_progress,
     mlflow_epoch_logger,
     stops_between_batches,
 )
+from posterml.io import signals_deferred
 
 POSITIVE_WEIGHTINGS = ("none", "sqrt", "balanced")
 

@@ -1,6 +1,6 @@
 """The deployable pipeline: featurizer + classifier + decision layer, saved as one folder.
 
-With a detail view (``posterml.models.fusion.DetailView``) the pipeline also scores three
+With a detail view (``posterml.classifiers.fusion.DetailView``) the pipeline also scores three
 square crops of each poster (``posterml.features.crops``) and fuses them with the whole
 poster's scores: that is "the picture" from then on. With a text view (``TextView``) it also
 reads the words on each poster and fuses their genre scores with the picture's;
@@ -22,9 +22,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from posterml.classifiers.fusion import DetailView, TextView
 from posterml.evaluation.decision import DecisionLayer
 from posterml.genres import GENRES, genre_slug
-from posterml.models.fusion import DetailView, TextView
 from posterml.names import DECISION_RULE_FILE, TEXT_COLUMN
 
 # The per-genre probability columns of a prediction, in GENRES order.
@@ -181,8 +181,8 @@ class PosterPipeline:
 
     @classmethod
     def load(cls, directory: Path) -> PosterPipeline:
+        from posterml.classifiers.loading import load_classifier
         from posterml.features.loading import load_featurizer
-        from posterml.models.loading import load_classifier
 
         directory = Path(directory)
         meta = json.loads((directory / "meta.json").read_text())

@@ -27,10 +27,10 @@ from scipy.special import expit, logit
 from sklearn.linear_model import LogisticRegression
 
 from posterml.arrays import load_arrays, read_json_object, save_arrays
+from posterml.classifiers.base import GenreClassifier
 from posterml.evaluation.decision import DecisionLayer
 from posterml.features.crops import CROPS_VERSION, N_CROPS
 from posterml.features.ocr import OcrReader
-from posterml.models.base import GenreClassifier
 
 # Scores are clipped before logit so a 0 or 1 from a view stays finite.
 _EPS = 1e-6
@@ -108,7 +108,7 @@ class DetailView:
 
     @classmethod
     def load(cls, directory: Path) -> DetailView:
-        from posterml.models.loading import load_classifier
+        from posterml.classifiers.loading import load_classifier
 
         directory = Path(directory)
         spec = read_json_object(directory / CROPS_FILE, "no saved detail view here")
@@ -149,7 +149,7 @@ class TextView:
 
     @classmethod
     def load(cls, directory: Path) -> TextView:
-        from posterml.models.loading import load_classifier
+        from posterml.classifiers.loading import load_classifier
 
         directory = Path(directory)
         spec = read_json_object(directory / READER_FILE, "no saved text view here")

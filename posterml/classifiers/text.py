@@ -24,7 +24,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
 
-from posterml.models.base import GenreClassifier, constant_columns, register_classifier
+from posterml.classifiers.base import GenreClassifier, constant_columns, register_classifier
 
 # (name, analyzer, n-gram range, min_df): the two vocabularies, in the order they are stacked.
 _VOCABULARIES = (

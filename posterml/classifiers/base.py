@@ -11,7 +11,7 @@ format version, the constructor's hyperparameters and fitted scalars) and ``arra
 deserialised and no class is looked up by a name read from disk: ``load_classifier``
 dispatches on the ``kind`` through a registry that the classifier classes fill themselves
 (``@register_classifier``), so a tampered model can at worst fail to load. This module never
-names its subclasses: ``posterml.models.loading`` imports every family, hence registers every
+names its subclasses: ``posterml.classifiers.loading`` imports every family, hence registers every
 kind, and is where callers get ``load_classifier`` from.
 """
 
@@ -164,7 +164,7 @@ def read_meta(directory: Path) -> dict[str, Any]:
     if kind not in kinds:
         raise ValueError(
             f"{path}: unknown classifier kind {kind!r}; known kinds: {kinds} "
-            "(posterml.models.loading registers every built-in kind)"
+            "(posterml.classifiers.loading registers every built-in kind)"
         )
     expected = _REGISTRY[kind].format_version
     version = meta.get("format_version")

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from posterml.models.base import register_classifier
-from posterml.models.keras_models import KerasGenreClassifier, _weighted_bce, positive_weights
+from posterml.classifiers.base import register_classifier
+from posterml.classifiers.keras_models import KerasGenreClassifier, _weighted_bce, positive_weights
 
 LOSSES = ("asymmetric", "weighted_bce")
 DEFAULT_CUT = "blocks_14_add"  # Lite0: the last MBConv block and the head conv are tuned

@@ -1,6 +1,6 @@
 """The RBF SVM's head for training sets whose kernel does not fit in memory.
 
-The exact head (``posterml.models.svm``) needs an n x n kernel: 8 n^2 bytes, 20 GB at 50,000
+The exact head (``posterml.classifiers.svm``) needs an n x n kernel: 8 n^2 bytes, 20 GB at 50,000
 posters. This one maps features through a Nystroem approximation of the same RBF kernel
 (``n_components`` landmark posters, as ``sklearn.kernel_approximation.Nystroem``) and fits
 one linear SVM per genre (squared hinge, liblinear) on the mapped features, so memory
@@ -21,8 +21,8 @@ import numpy as np
 from scipy.special import expit
 from sklearn.svm import LinearSVC
 
-from posterml.models.base import GenreClassifier, constant_columns, register_classifier
-from posterml.models.svm import squared_distances
+from posterml.classifiers.base import GenreClassifier, constant_columns, register_classifier
+from posterml.classifiers.svm import squared_distances
 
 CHUNK_ROWS = 4096  # rows mapped at a time: a float64 chunk x m kernel, not an n x m one
 

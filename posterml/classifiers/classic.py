@@ -22,7 +22,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from posterml.models.base import (
+from posterml.classifiers.base import (
     GenreClassifier,
     constant_columns,
     register_classifier,

@@ -1,4 +1,4 @@
-"""What Spark batch scoring reads and how its output is committed (``posterml.scoring.spark``).
+"""What Spark batch scoring reads and how its output is committed (``posterml.batch.spark``).
 
 Inputs: image files and folders are listed on the driver by ``collect_files`` (as ``posterml
 predict`` lists them); ``.parquet``/``.csv`` tables of image paths are read by Spark, their
@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from posterml.batch.local import collect_files
 from posterml.data.images import ImageDecodeError, decode_image, read_image_file
 from posterml.io import temp_name
-from posterml.scoring.local import collect_files
 from posterml.serving.limits import MAX_BASE64_CHARS
 from posterml.serving.rows import year_problem
 

@@ -6,7 +6,7 @@ members may be of any kind. The classifier modules never import this one: ``base
 needs to name its subclasses.
 """
 
-from posterml.models import (  # noqa: F401  (importing registers their kinds)
+from posterml.classifiers import (  # noqa: F401  (importing registers their kinds)
     classic,
     ensemble,
     finetune,
@@ -15,6 +15,6 @@ from posterml.models import (  # noqa: F401  (importing registers their kinds)
     svm,
     text,
 )
-from posterml.models.base import load_classifier, registered_kinds
+from posterml.classifiers.base import load_classifier, registered_kinds
 
 __all__ = ["load_classifier", "registered_kinds"]
