@@ -40,6 +40,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from benchmarks import _smoke
+from benchmarks._common import cpu_model
 from benchmarks._server import LocalModelServer, process_group_rss
 from benchmarks.serving import (
     DEFAULT_MODEL,
@@ -80,17 +81,6 @@ class PeakSampler:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
-
-
-def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (``lscpu``'s "Model name")."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def mb(n_bytes: int | None) -> str:
@@ -191,7 +181,7 @@ def load_table(args, results: LoadResults, rss: dict[str, int | None]) -> str:
     errors = ", ".join(f"{k}: {v}" for k, v in results.errors.items()) or "none"
     rows = [
         ("model", args.url or args.model),
-        ("CPU", f"{cpu_model()}, cores {cores()}"),
+        ("CPU", f"{cpu_model()}, {cores()} usable"),
         ("server workers", str(args.workers or 1) if not args.url else "(running server)"),
         ("clients x duration", f"{args.clients} x {results.seconds:.1f} s"),
         ("images per request", str(args.rows)),

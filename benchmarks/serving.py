@@ -27,10 +27,11 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import _smoke
+from benchmarks._common import SHARED_POSTERS
 from benchmarks._server import LocalModelServer
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_POSTERS = REPO.parent / "shared" / "posters"
+DEFAULT_POSTERS = SHARED_POSTERS
 DEFAULT_MODEL = "models:/poster-genre-classifier@champion"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 HEADERS = {"Content-Type": "application/json"}
