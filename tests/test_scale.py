@@ -70,6 +70,20 @@ def test_too_large_is_one_line_naming_a_size_that_fits() -> None:
     plan_head(int(fits * 0.8), fits, 1280, memory_gib=6.0)  # the advice does fit
 
 
+def test_the_detail_view_counts_twice_in_the_plan() -> None:
+    """A run with the detail view fits the head on the crops' features too: the estimate
+    counts both, and the size it advises fits with both."""
+    one = plan_head(8_000, 10_000, 1280, memory_gib=100.0)
+    two = plan_head(8_000, 10_000, 1280, memory_gib=100.0, feature_sets=2)
+    assert 1.5 * one.need_gib < two.need_gib < 2.0 * one.need_gib  # the base is counted once
+    budget = (one.need_gib + two.need_gib) / 2  # enough for the picture, not for its detail
+    plan_head(8_000, 10_000, 1280, memory_gib=budget)
+    with pytest.raises(TooLargeError) as caught:
+        plan_head(8_000, 10_000, 1280, memory_gib=budget, feature_sets=2)
+    fits = int(str(caught.value).split("max_posters=")[1].split()[0].replace(",", ""))
+    plan_head(int(fits * 0.8), fits, 1280, memory_gib=budget, feature_sets=2)
+
+
 def _synthetic(tmp_path: Path, seed: int) -> Path:
     from posterml.data.synthetic import write_synthetic
 

@@ -90,10 +90,11 @@ class Family(ABC):
     def classifier(self, params: dict, seed: int) -> GenreClassifier:
         """An unfitted classifier for these hyperparameters."""
 
-    def plan(self, n_dev: int, n_total: int) -> HeadPlan | None:
+    def plan(self, n_dev: int, n_total: int, feature_sets: int = 1) -> HeadPlan | None:
         """Check, before any feature is extracted, that ``n_dev`` train+val posters (of
-        ``n_total``) can be trained on here; a family that adapts its model to the size says
-        how in a ``HeadPlan``. Most families have nothing to plan."""
+        ``n_total``) can be trained on here, with ``feature_sets`` picture views (2 with the
+        detail view); a family that adapts its model to the size says how in a
+        ``HeadPlan``. Most families have nothing to plan."""
         return None
 
     def is_balanced(self, params: dict) -> bool:
@@ -187,7 +188,7 @@ class BackboneSVM(Family):
         # What ``plan`` chose for this run's size; unplanned (benchmarks): as pinned, or exact.
         self.head = "nystroem" if self.options.svm_head == "nystroem" else "exact"
 
-    def plan(self, n_dev: int, n_total: int) -> HeadPlan:
+    def plan(self, n_dev: int, n_total: int, feature_sets: int = 1) -> HeadPlan:
         from posterml.features.backbone_registry import get_backbone
 
         plan = plan_head(
@@ -197,6 +198,7 @@ class BackboneSVM(Family):
             head=self.options.svm_head,
             max_exact_posters=self.options.max_exact_posters,
             memory_gib=self.options.memory_gib,
+            feature_sets=feature_sets,
         )
         self.head = plan.head
         return plan

@@ -28,7 +28,7 @@ from posterml.modeling.report import (
     log_reports,
     run_description,
 )
-from posterml.modeling.settings import ExperimentConfig
+from posterml.modeling.settings import DETAIL_VIEW, ExperimentConfig, view_parts
 from posterml.modeling.study import (
     create_study,
     default_storage,
@@ -60,7 +60,10 @@ def run_experiment(config: ExperimentConfig, nested: bool = False) -> str:
     family = get_family(config.family, config.options)
     dataset, splits = load_data(config)
     # Before the hour of feature extraction: a data set too large for memory stops here.
-    plan = family.plan(len(splits.train) + len(splits.val), sum(len(i) for _, i in splits.items()))
+    # The detail view fits the same head a second time, on the crops' features.
+    feature_sets = 2 if DETAIL_VIEW in view_parts(config.views) else 1
+    n_dev, n_total = len(splits.train) + len(splits.val), sum(len(i) for _, i in splits.items())
+    plan = family.plan(n_dev, n_total, feature_sets)
 
     with mlflow.start_run(nested=nested) as parent:
         run_id = parent.info.run_id

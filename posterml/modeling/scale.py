@@ -50,15 +50,23 @@ class HeadPlan:
         return {"svm_head": self.head, "svm_head_reason": self.reason}
 
 
-def run_bytes(head: str, n_dev: int, n_total: int, n_features: int, n_components: int) -> int:
+def run_bytes(
+    head: str,
+    n_dev: int,
+    n_total: int,
+    n_features: int,
+    n_components: int,
+    feature_sets: int = 1,
+) -> int:
     """Estimated peak bytes of a run fitting ``head`` on ``n_dev`` train+val posters, with
-    ``n_total`` posters' ``n_features``-wide features in memory."""
+    ``n_total`` posters' ``n_features``-wide features in memory; ``feature_sets`` picture
+    views (2 with the detail view's crops), each with its own features and kernels."""
     features = FEATURE_COPIES * n_total * n_features * 4
     if head == "exact":
         model = EXACT_KERNELS_PER_POSTER2 * n_dev**2
     else:
         model = NYSTROEM_BYTES_PER_COMPONENT * n_dev * n_components
-    return int(BASE_BYTES + features + model)
+    return int(BASE_BYTES + feature_sets * (features + model))
 
 
 def available_memory_gib(meminfo: Path = Path("/proc/meminfo")) -> float:
@@ -81,10 +89,12 @@ def plan_head(
     max_exact_posters: int = EXACT_MAX_POSTERS,
     n_components: int = NYSTROEM_COMPONENTS,
     memory_gib: float = 0.0,
+    feature_sets: int = 1,
 ) -> HeadPlan:
     """The head for ``n_dev`` training posters (train+val): ``head`` if pinned, else exact
     up to ``max_exact_posters`` and Nystroem above. ``memory_gib`` (0: what is available
-    now) bounds the estimate; over it, ``TooLargeError`` with what to do."""
+    now) bounds the estimate, counting ``feature_sets`` picture views (``run_bytes``); over
+    it, ``TooLargeError`` with what to do."""
     if head not in HEADS:
         raise ValueError(f"svm_head={head!r}: use one of {HEADS}")
     switched = head == "auto" and n_dev > max_exact_posters
@@ -99,10 +109,12 @@ def plan_head(
         reason = f"{n_dev:,} training posters <= max_exact_posters={max_exact_posters:,}"
     else:
         reason = f"svm_head={head} (pinned)"
-    need = run_bytes(chosen, n_dev, n_total, n_features, n_components) / 2**30
+    need = run_bytes(chosen, n_dev, n_total, n_features, n_components, feature_sets) / 2**30
     budget = memory_gib or available_memory_gib()
     if need > budget:
-        fits = _posters_that_fit(chosen, n_dev, n_total, n_features, n_components, budget)
+        fits = _posters_that_fit(
+            chosen, n_dev, n_total, n_features, n_components, budget, feature_sets
+        )
         raise TooLargeError(
             f"{n_total:,} posters need ~{need:.1f} GiB to train the {chosen} head, "
             f"{budget:.1f} GiB available: pass max_posters={fits:,} (or fewer), or train on a "
@@ -113,13 +125,19 @@ def plan_head(
 
 
 def _posters_that_fit(
-    head: str, n_dev: int, n_total: int, n_features: int, n_components: int, budget_gib: float
+    head: str,
+    n_dev: int,
+    n_total: int,
+    n_features: int,
+    n_components: int,
+    budget_gib: float,
+    feature_sets: int = 1,
 ) -> int:
     """The largest ``max_posters`` whose estimate fits ``budget_gib`` (same dev share)."""
     share = n_dev / max(n_total, 1)
     low, high = 0, n_total
     while low < high:
         mid = (low + high + 1) // 2
-        need = run_bytes(head, int(mid * share), mid, n_features, n_components)
+        need = run_bytes(head, int(mid * share), mid, n_features, n_components, feature_sets)
         low, high = (mid, high) if need <= budget_gib * 2**30 else (low, mid - 1)
     return low
