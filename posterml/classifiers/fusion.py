@@ -85,6 +85,23 @@ class LateFusion:
         return fusion
 
 
+def _save_view(directory: Path, classifier: GenreClassifier, fusion: LateFusion) -> Path:
+    """A view's classifier (own folder) and fusion weights under ``directory``, created."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    classifier.save(directory / "classifier")
+    save_arrays(directory / FUSION_FILE, fusion.to_arrays())
+    return directory
+
+
+def _load_view(directory: Path) -> tuple[GenreClassifier, LateFusion]:
+    """What ``_save_view`` wrote: the classifier and the fusion."""
+    from posterml.classifiers.loading import load_classifier
+
+    classifier = load_classifier(directory / "classifier")
+    return classifier, LateFusion.from_arrays(load_arrays(directory / FUSION_FILE))
+
+
 @dataclass
 class DetailView:
     """The detail view of a pipeline: the crops' classifier and its fusion with the picture."""
@@ -98,17 +115,13 @@ class DetailView:
         return self.fusion.predict_scores([image_scores, detail_scores])
 
     def save(self, directory: Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.classifier.save(directory / "classifier")
-        save_arrays(directory / FUSION_FILE, self.fusion.to_arrays())
+        directory = _save_view(directory, self.classifier, self.fusion)
         # Written last: a folder with crops.json holds a whole detail view.
         spec = {"crops": N_CROPS, "version": CROPS_VERSION}
         (directory / CROPS_FILE).write_text(json.dumps(spec) + "\n")
 
     @classmethod
     def load(cls, directory: Path) -> DetailView:
-        from posterml.classifiers.loading import load_classifier
 
         directory = Path(directory)
         spec = read_json_object(directory / CROPS_FILE, "no saved detail view here")
@@ -117,10 +130,7 @@ class DetailView:
                 f"{directory / CROPS_FILE}: crops {spec} are not the ones this posterml cuts "
                 f"({N_CROPS} crops, version {CROPS_VERSION})"
             )
-        return cls(
-            load_classifier(directory / "classifier"),
-            LateFusion.from_arrays(load_arrays(directory / FUSION_FILE)),
-        )
+        return cls(*_load_view(directory))
 
 
 @dataclass
@@ -139,17 +149,13 @@ class TextView:
         return self.fusion.predict_scores([image_scores, text_scores])
 
     def save(self, directory: Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.classifier.save(directory / "classifier")
-        save_arrays(directory / FUSION_FILE, self.fusion.to_arrays())
+        directory = _save_view(directory, self.classifier, self.fusion)
         (directory / IMAGE_LAYER_FILE).write_text(json.dumps(self.image_layer.to_dict()))
         # Written last: a folder with reader.json holds a whole text view.
         (directory / READER_FILE).write_text(json.dumps(asdict(self.reader), indent=2) + "\n")
 
     @classmethod
     def load(cls, directory: Path) -> TextView:
-        from posterml.classifiers.loading import load_classifier
 
         directory = Path(directory)
         spec = read_json_object(directory / READER_FILE, "no saved text view here")
@@ -160,9 +166,4 @@ class TextView:
         layer = DecisionLayer.from_dict(
             read_json_object(directory / IMAGE_LAYER_FILE, "no decision rule for the picture alone")
         )
-        return cls(
-            reader,
-            load_classifier(directory / "classifier"),
-            LateFusion.from_arrays(load_arrays(directory / FUSION_FILE)),
-            layer,
-        )
+        return cls(reader, *_load_view(directory), layer)

@@ -102,7 +102,7 @@ def build_features(
             for name, kept in ids.items()
         }
     if DETAIL_VIEW in parts:
-        crops = _crop_features(featurizer, read_ids, read_paths, row_of, result.features, ids)
+        crops = _crop_features(featurizer, read_ids, read_paths, result.features, ids)
     return FeatureSets(
         X,
         Y,
@@ -117,14 +117,14 @@ def build_features(
     )
 
 
-def _crop_features(featurizer, read_ids, read_paths, row_of, whole, ids) -> dict[str, np.ndarray]:
+def _crop_features(featurizer, read_ids, read_paths, whole, ids) -> dict[str, np.ndarray]:
     """Mean crop features per split (``posterml.features.crops``). A poster whose crops
     cannot be read though its whole picture was (the file changed in between) keeps its
     whole-poster features, in the same space, with a warning."""
     from posterml.features.crops import CropFeatures
 
     found = CropFeatures(featurizer).transform_paths(read_paths)
-    vectors = whole[[row_of[i] for i in read_ids]].copy()
+    vectors = whole.copy()  # one row per read poster, in read_ids' order
     vectors[found.ok] = found.features
     for path, reason in found.failures:
         log.warning("detail view: %s kept its whole picture (%s)", path, reason)
