@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from posterml.names import ROLE_TAG
-from posterml.plots.palettes import hue_strip
+from posterml.studies.color_figures import hue_strip
 from posterml.studies.colors import decade_label, decade_order, run_color_study
 from posterml.studies.palettes import (
     aggregate_palette,

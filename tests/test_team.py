@@ -95,6 +95,18 @@ def test_team_config_is_private_and_sets_a_fresh_admin_password(tmp_path, monkey
     assert read.auth_cache_ttl_seconds == 60
 
 
+def test_the_hook_mlflow_loads_is_the_alias_guard_under_either_name():
+    """New configs name ``alias_guard``; configs written before keep naming ``champion_rule``
+    and must stay guarded. MLflow's own resolver turns both into the guard."""
+    from mlflow.server.auth import get_auth_func
+
+    from posterml.team.alias_guard import authenticate
+
+    assert AUTHORIZATION_FUNCTION == "posterml.team.alias_guard:authenticate"
+    assert get_auth_func(AUTHORIZATION_FUNCTION) is authenticate
+    assert get_auth_func("posterml.team.champion_rule:authenticate") is authenticate
+
+
 def test_admin_password_from_the_environment_is_not_written(tmp_path, monkeypatch):
     monkeypatch.setenv(ADMIN_PASSWORD_ENV, "from-the-env-0123456789")
     config = write_team_config(tmp_path / "team")
@@ -154,7 +166,7 @@ def test_artifact_refusals_name_the_experiment_from_the_path(as_sam):
     )
 
 
-def test_the_champion_rules_own_line_is_shown_as_the_server_said_it(as_sam):
+def test_the_alias_guards_own_line_is_shown_as_the_server_said_it(as_sam):
     said = "user 'sam' may not move @champion of shop-model (needs MANAGE on the registered model)"
     refusal = refusal_of(RestException({"error_code": "PERMISSION_DENIED", "message": said}))
     assert refusal_line(refusal, "shop-model") == said

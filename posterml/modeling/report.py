@@ -113,7 +113,7 @@ def log_reports(features: FeatureSets, decided: dict[str, Decided], metrics: dic
     """Classification reports per split (the asserted genres), the per-tier table (each
     genre's precision and recall in genres and in maybe, and the share found in either),
     the per-genre F1 chart and the F1-by-decade curve."""
-    from posterml.plots.evaluation import f1_by_decade_figure, per_genre_f1_figure
+    from posterml.modeling.figures import f1_by_decade_figure, per_genre_f1_figure
 
     for split, result in decided.items():
         mlflow.log_table(report_frame(result.Y, result.y_pred), f"reports/{split}_report.json")
@@ -197,7 +197,7 @@ def run_description(
 
 def log_figures(study, objective: str) -> None:
     """The Optuna history (integer trial ticks, the objective named) and importances."""
-    from posterml.plots.evaluation import optuna_figures
+    from posterml.modeling.figures import optuna_figures
 
     for name, figure in optuna_figures(study, objective).items():
         mlflow.log_figure(figure, f"figures/{name}")

@@ -19,7 +19,7 @@ from posterml.data.dataset import PosterDataset
 from posterml.data.sources import load_dataset
 from posterml.genres import GENRES
 from posterml.names import COLORS_ROLE, DATASET_HASH_TAG, DATASET_TAG, FAMILY_TAG, ROLE_TAG
-from posterml.plots.palettes import plot_colors_by_genre, plot_colors_by_genre_decade
+from posterml.studies.color_figures import plot_colors_by_genre, plot_colors_by_genre_decade
 from posterml.studies.palettes import (
     GRAY_TOLERANCE,
     THUMBNAIL_SIZE,

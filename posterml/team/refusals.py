@@ -14,7 +14,7 @@ refused, as MLflow's basic-auth validators map them (reads need READ, writes EDI
 MANAGE). Only ``registered-models/alias`` serves a read and a write under one path, and
 MLflow's message omits the method: there the server is asked whether the user may read the
 model (then it was a move). The
-champion rule's 403 says it in full (``champion_rule``) and is shown as it is.
+alias guard's 403 says it in full (``alias_guard``) and is shown as it is.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def refusal_line(refusal: Refusal, model: str | None = None, experiment: str | N
             f"no such user): {CREDENTIALS_HELP}"
         )
     if refusal.message and refusal.message != _MLFLOW_GENERIC:
-        return refusal.message  # the champion rule's own line
+        return refusal.message  # the alias guard's own line
     if re.search(r"/mlflow/(users|roles)/", refusal.endpoint):
         return f"user {user!r} may not manage accounts and rights (only an admin may)"
     what, level, kind = _needed(refusal, model)

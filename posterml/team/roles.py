@@ -5,7 +5,7 @@ an account holds nothing else), on the experiment the team trains in and on the 
 model:
 
 - scientist: trains (EDIT on the experiment) and promotes (MANAGE on the registered model,
-  which alone moves ``@champion``: ``champion_rule``);
+  which alone moves ``@champion``: ``alias_guard``);
 - assistant: labels with ``posterml review``, whose page ticks the champion's genres and
   orders posters by its review priority: it reads the champion. ``posterml add`` and the
   dataset folder are files, not MLflow: their guard is the folder's permissions;

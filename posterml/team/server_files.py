@@ -4,7 +4,7 @@
 admin password and refuses to start without one: the file holds a fresh random one, or
 none when ``MLFLOW_AUTH_ADMIN_PASSWORD`` gives it at the first start. Unlisted users get
 nothing (``NO_PERMISSIONS``): every right comes from a role (``posterml users add``). The
-champion rule rides on ``authorization_function``; checked passwords are cached a minute.
+alias guard rides on ``authorization_function``; checked passwords are cached a minute.
 
 ``server.env`` is what ``mlflow --env-file team/server.env server --app-name basic-auth``
 loads: where that config is, and the static Flask secret key the auth app requires (its
@@ -26,7 +26,7 @@ ENV_NAME = "server.env"
 USERS_DB_NAME = "basic_auth.db"
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD"  # MLflow's own: read at the first start
-AUTHORIZATION_FUNCTION = "posterml.team.champion_rule:authenticate"
+AUTHORIZATION_FUNCTION = "posterml.team.alias_guard:authenticate"
 DEFAULT_PERMISSION = "NO_PERMISSIONS"
 # Each request checks its password with PBKDF2: 309 ms median on this 2-core machine (load
 # 6), 8.5 ms with MLflow's cache; a model load is ~170 requests. The cost of the cache: a
@@ -47,7 +47,7 @@ class TeamConfig:
 
 def config_text(users_db: Path, admin_password: str | None) -> str:
     """The ini MLflow's auth app reads: users in ``users_db`` (sqlite), unlisted users get
-    nothing, the champion rule, and the admin's password unless it comes from the env."""
+    nothing, the alias guard, and the admin's password unless it comes from the env."""
     lines = [
         "[mlflow]",
         f"default_permission = {DEFAULT_PERMISSION}",

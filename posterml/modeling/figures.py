@@ -1,4 +1,4 @@
-"""Figures for experiment runs: per-genre F1 and the Optuna search history."""
+"""What a run logs as figures: per-genre F1, F1 by decade and the Optuna search history."""
 
 from __future__ import annotations
 
