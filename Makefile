@@ -45,12 +45,12 @@ test-all: install ocr-engine
 	$(BIN)/python -m pytest -q
 
 lint:
-	$(BIN)/ruff check posterml experiments benchmarks tests
-	$(BIN)/ruff format --check posterml experiments benchmarks tests
+	$(BIN)/ruff check posterml experiments benchmarks research tests
+	$(BIN)/ruff format --check posterml experiments benchmarks research tests
 
 format:
-	$(BIN)/ruff format posterml experiments benchmarks tests
-	$(BIN)/ruff check --fix posterml experiments benchmarks tests
+	$(BIN)/ruff format posterml experiments benchmarks research tests
+	$(BIN)/ruff check --fix posterml experiments benchmarks research tests
 
 # MLproject is generated from the settings dataclasses and the commands' parsers.
 mlproject: install

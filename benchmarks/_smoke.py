@@ -1,10 +1,12 @@
-"""What ``--smoke`` means for every benchmark: its real code path, end to end, in seconds.
+"""What ``--smoke`` means for every benchmark and research experiment: its real code path,
+end to end, in seconds.
 
 A smoke run uses the built-in synthetic set (``data="synthetic"``) and tiny budgets (one
 trial, a few posters, the bundled EfficientNet-Lite0 backbone), and prints its numbers as
 usual: they say the benchmark still runs, not how fast or how good anything is.
-``tests/test_benchmarks.py`` runs every module's ``--smoke``, so a benchmark whose imports or
-code path rot fails CI instead of the next person who needs its numbers.
+``tests/test_benchmarks.py`` runs every module's ``--smoke`` in ``benchmarks/`` and
+``research/``, so a script whose imports or code path rot fails CI instead of the next person
+who needs its numbers.
 
 Benchmarks that need a model (scoring servers, Spark, the UI) share one: the demo's recipe
 on the synthetic set, trained once into its own store under the posterml cache (never the
@@ -184,7 +186,7 @@ def _prune(current: Path) -> None:
 
 def _train_and_register(folder: Path, uri: str) -> str:
     """The demo's recipe (Lite0 features, balanced SVM) with one trial, split like
-    ``benchmarks.quality`` (train 1990-2018, cross-period before 1980); its run id."""
+    ``research.quality`` (train 1990-2018, cross-period before 1980); its run id."""
     import mlflow
 
     from posterml.modeling.cli import experiment_config

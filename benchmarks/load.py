@@ -52,7 +52,7 @@ from benchmarks.serving import (
     poster_files,
 )
 
-BOMB_SIDE = 6324  # 6324^2 = 39,992,976 pixels: just under the old 40 Mpx per-image limit
+BOMB_SIDE = 6324  # 6324^2 = 40 Mpx: ~12 kB as a one-bit PNG, far over the per-image limit
 SETTLE_S = 3.0  # wait after the last request before reading "after" memory
 SAMPLE_EVERY_S = 0.1
 

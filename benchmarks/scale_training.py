@@ -35,7 +35,7 @@ from posterml.classifiers.svm import RBFSVMClassifier
 from posterml.modeling.scale import EXACT_MAX_POSTERS, plan_head
 
 DEFAULT_DATA = SHARED_POSTERS
-# The best of benchmarks.representations' grid on ../shared/posters (val weighted F1).
+# The best of research.representations' grid on ../shared/posters (val weighted F1).
 PARAMS = {"C": 0.5, "gamma_scale": 0.5, "class_weight": "balanced"}
 
 

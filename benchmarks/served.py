@@ -6,7 +6,7 @@
 Starts ``mlflow models serve`` on 127.0.0.1 (or uses ``--url``), sends the posters the model's
 run held out (its ``test`` and ``cross_period`` ids, read from the run's ``data/split_ids.csv``, so
 no training poster is scored) in 32-image requests, without ``year`` and then with it, and
-prints what the issue that rebuilt the decision layer measured on the old champion: F1
+prints what says whether a dealer can trust its answers: F1
 (micro, weighted, samples) beside "Drama + Comedy for every poster", genres per poster
 against the truth, and the genres predicted far more often than they occur; for a model that
 reads the words, on how many posters its ``text`` holds a word. Before 1980 is reported

@@ -31,8 +31,7 @@ from PIL import Image, ImageDraw
 HUGE_JPEG_SIZE = (4096, 4097)
 # ... as is a 24 Mpx phone photo, which a baseline JPEG decodes at 1/4 scale for a model.
 PHONE_PHOTO_SIZE = (5712, 4284)
-# ... and the pixel bomb of the issue: under the old 40 Mpx limit, ~12 kB as a PNG, 160 MB
-# once decoded to RGB.
+# ... and a pixel bomb: 40 Mpx, ~12 kB as a PNG, 120 MB once decoded to RGB.
 BOMB_SIDE = 6324
 # Under the per-image limit but 7 of them (105 Mpx) are over the per-request one (100 Mpx).
 LARGE_SIDE = 3873

@@ -3,7 +3,7 @@
 The ImageNet checks prove the weight conversion end to end: a wrong transpose, padding or BN
 convention garbles the predictions. They need TensorFlow but stay within seconds. Lite1/Lite2
 are checked where their weight packages are installed (they are not dependencies:
-``python -m benchmarks.backbones`` measured no gain over Lite0 on real posters).
+``python -m research.backbones`` measured no gain over Lite0 on real posters).
 """
 
 from __future__ import annotations

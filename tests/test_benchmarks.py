@@ -1,8 +1,10 @@
-"""Every benchmark still runs: ``--help`` and ``--smoke`` of each module in ``benchmarks/``.
+"""Every script still runs: ``--help`` and ``--smoke`` of each module in ``benchmarks/`` (the
+performance benchmarks) and ``research/`` (the research experiments).
 
-Modules are found with pkgutil, so a benchmark added later is covered without touching this
+Modules are found with pkgutil, so a script added later is covered without touching this
 file, and an import that moved fails here instead of months later in someone's terminal.
-Each runs as a user runs it (``python -m benchmarks.NAME`` from the repository root) in a
+Each runs as a user runs it (``python -m benchmarks.NAME``, ``python -m research.NAME`` from
+the repository root) in a
 subprocess, with a throwaway tracking store; the session's posterml cache (``conftest``)
 holds what the smoke runs share: the synthetic set, its features and the smoke model.
 """
@@ -20,42 +22,47 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# The folder, not the package: the repository root need not be on sys.path under pytest.
-BENCHMARKS = sorted(
-    module.name
-    for module in pkgutil.iter_modules([str(REPO / "benchmarks")])
+FOLDERS = ("benchmarks", "research")
+# The folders, not the packages: the repository root need not be on sys.path under pytest.
+# Each script by its module path, "benchmarks.load" or "research.views".
+SCRIPTS = sorted(
+    f"{folder}.{module.name}"
+    for folder in FOLDERS
+    for module in pkgutil.iter_modules([str(REPO / folder)])
     if not module.name.startswith("_")
 )
 # Smoke runs quick enough for `make test` (a few seconds on 2 busy cores); every other one
 # trains models or starts a server, a tracking server or Spark (10-100 s each) and is slow.
-QUICK_SMOKE = {"training"}
-SPARK = {"batch"}
+QUICK_SMOKE = {"benchmarks.training"}
+SPARK = {"benchmarks.batch"}
 # Benchmarks whose smoke run has its own test, checking more than the output (files, runs).
-OWN_SMOKE_TEST = {"vintage_curve": "test_vintage_curve.py"}
+OWN_SMOKE_TEST = {"research.vintage_curve": "test_vintage_curve.py"}
 # A line each smoke run prints when it measured something; a new benchmark gets the
 # generic check (some output with a number in it) until it is listed here.
 EXPECTED = {
-    "audit": "| drop top suspects |",
-    "backbones": "F1 differences from",
-    "batch": "posterml predict:",
-    "features": "| backbone |",
-    "load": "latency p50 / p95",
-    "priors": "EM-estimated rates",
-    "quality": "baseline: 2 most frequent genres",
-    "request_cost": "in-process request",
-    "representations": "Differences from the SVM with the same decision data",
-    "scale_training": "fit process:",
-    "screenshots": "screenshots: all checks passed",
-    "served": "all, without year",
-    "serving": "throughput",
-    "training": "| training posters |",
-    "views": "CPU ms per poster",
+    "benchmarks.batch": "posterml predict:",
+    "benchmarks.features": "| backbone |",
+    "benchmarks.load": "latency p50 / p95",
+    "benchmarks.request_cost": "in-process request",
+    "benchmarks.scale_training": "fit process:",
+    "benchmarks.screenshots": "screenshots: all checks passed",
+    "benchmarks.served": "all, without year",
+    "benchmarks.serving": "throughput",
+    "benchmarks.training": "| training posters |",
+    "research.audit": "| drop top suspects |",
+    "research.backbones": "F1 differences from",
+    "research.priors": "EM-estimated rates",
+    "research.quality": "baseline: 2 most frequent genres",
+    "research.representations": "Differences from the SVM with the same decision data",
+    "research.views": "CPU ms per poster",
 }
 # The last line, for benchmarks whose last line is their figures (scripts read it).
 LAST_LINE = {
-    "load": r"^clients=\d+ .*p50_ms=\S+ .*p50_ratio=\d+\.\d+ errors=0$",
-    "request_cost": r"^request_cpu_ms=\S+ forward_cpu_ms=\S+ .*cost_ratio=\S+ .*batch_ratio=\S+$",
-    "scale_training": r"^n=\d+ fit_s=\d+\.\d peak_rss_gib=\d+\.\d\d$",
+    "benchmarks.load": r"^clients=\d+ .*p50_ms=\S+ .*p50_ratio=\d+\.\d+ errors=0$",
+    "benchmarks.request_cost": (
+        r"^request_cpu_ms=\S+ forward_cpu_ms=\S+ .*cost_ratio=\S+ .*batch_ratio=\S+$"
+    ),
+    "benchmarks.scale_training": r"^n=\d+ fit_s=\d+\.\d peak_rss_gib=\d+\.\d\d$",
 }
 SMOKE_PARAMS = [
     pytest.param(
@@ -63,7 +70,7 @@ SMOKE_PARAMS = [
         marks=[pytest.mark.slow] * (name not in QUICK_SMOKE)
         + [pytest.mark.spark] * (name in SPARK),
     )
-    for name in BENCHMARKS
+    for name in SCRIPTS
     if name not in OWN_SMOKE_TEST
 ]
 HELP_TIMEOUT_S = 120
@@ -72,15 +79,16 @@ INTERRUPT_GRACE_S = 30
 TAIL_CHARS = 4000
 
 
-def run_benchmark(name: str, tmp_path: Path, *args: str, timeout: float) -> str:
-    """``python -m benchmarks.NAME ARGS`` from the repository root with a throwaway tracking
-    store; its stdout, after checking it exited 0 (the output tails are the failure)."""
+def run_script(name: str, tmp_path: Path, *args: str, timeout: float) -> str:
+    """``python -m NAME ARGS`` (NAME: ``benchmarks.load``) from the repository root with a
+    throwaway tracking store; its stdout, after checking it exited 0 (the output tails are the
+    failure)."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
     for key in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
         env.pop(key, None)
     process = subprocess.Popen(
-        [sys.executable, "-m", f"benchmarks.{name}", *args],
+        [sys.executable, "-m", name, *args],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -102,30 +110,30 @@ def run_benchmark(name: str, tmp_path: Path, *args: str, timeout: float) -> str:
             out, err = process.communicate()
     status = f"did not finish in {timeout:.0f} s" if timed_out else f"exited {process.returncode}"
     assert not timed_out and process.returncode == 0, (
-        f"benchmarks.{name} {' '.join(args)} {status}\n"
+        f"{name} {' '.join(args)} {status}\n"
         f"--- stdout\n{out[-TAIL_CHARS:]}\n--- stderr\n{err[-TAIL_CHARS:]}"
     )
     return out
 
 
-def test_benchmarks_found() -> None:
+def test_scripts_found() -> None:
     """Discovery works (an empty list would make every other test here vacuous)."""
-    assert {"training", "batch", "serving"} <= set(BENCHMARKS)
+    assert {"benchmarks.training", "benchmarks.serving", "research.views"} <= set(SCRIPTS)
     for name, test_file in OWN_SMOKE_TEST.items():
-        assert name in BENCHMARKS and (REPO / "tests" / test_file).is_file(), name
+        assert name in SCRIPTS and (REPO / "tests" / test_file).is_file(), name
 
 
-@pytest.mark.parametrize("name", BENCHMARKS)
+@pytest.mark.parametrize("name", SCRIPTS)
 def test_help(name: str, tmp_path: Path) -> None:
-    out = run_benchmark(name, tmp_path, "--help", timeout=HELP_TIMEOUT_S)
+    out = run_script(name, tmp_path, "--help", timeout=HELP_TIMEOUT_S)
     assert out.startswith("usage:") and "--smoke" in out
 
 
 @pytest.mark.parametrize("name", SMOKE_PARAMS)
 def test_smoke(name: str, tmp_path: Path) -> None:
     before = set(REPO.iterdir())
-    out = run_benchmark(name, tmp_path, "--smoke", timeout=SMOKE_TIMEOUT_S)
-    assert re.search(r"\d", out), f"benchmarks.{name} --smoke printed no numbers:\n{out}"
+    out = run_script(name, tmp_path, "--smoke", timeout=SMOKE_TIMEOUT_S)
+    assert re.search(r"\d", out), f"{name} --smoke printed no numbers:\n{out}"
     if name in EXPECTED:
         assert EXPECTED[name] in out, f"no {EXPECTED[name]!r} in:\n{out[-TAIL_CHARS:]}"
     if name in LAST_LINE:

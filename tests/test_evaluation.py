@@ -65,7 +65,7 @@ def test_a_genre_with_one_positive_is_not_predicted_for_most_posters():
     y, scores, tv = _rare_genre_case()
     layer = DecisionLayer().fit(scores, y)
     pred = layer.predict(scores)
-    # The old per-split F1 cut went just under the single positive: ~80% of posters here.
+    # An F1 cut tuned on one positive goes just under it: ~80% of posters here.
     assert pred[:, tv].mean() < 0.01
     assert layer.thresholds_[tv] == 0.5  # too few positives to tune: the safe default
     # Unseen posters with the same score distribution fare the same.

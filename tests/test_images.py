@@ -92,7 +92,7 @@ def test_too_large_is_known_from_the_header() -> None:
 def test_16bit_gray_png_gives_its_8bit_twins_pixels() -> None:
     gray = np.asarray(poster_rgb().convert("L"))
     wide = Image.open(io.BytesIO(png16_twin(gray)))
-    assert wide.mode.startswith("I;16")  # what used to turn white with convert("RGB")
+    assert wide.mode.startswith("I;16")  # what convert("RGB") alone turns white
     got = np.asarray(decode_image(png16_twin(gray))).astype(int)
     want = np.asarray(decode_image(png8(gray))).astype(int)
     assert np.abs(got - want).max() <= 1

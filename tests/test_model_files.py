@@ -440,7 +440,7 @@ def test_registered_model_holds_no_pickle(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.usefixtures("model_store")
 def test_the_input_example_is_generated_not_a_poster(tmp_path: Path) -> None:
-    """No real poster in any artifact: every model used to carry 40 kB of one."""
+    """No real poster in any artifact: the input example is drawn, not read from data."""
     import mlflow
 
     from posterml.serving.pyfunc import example_poster

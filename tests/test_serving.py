@@ -282,7 +282,7 @@ def test_16bit_png_gets_the_scores_of_its_8bit_twin(server, image_files):
     assert response.status_code == 200, model_message(response)[:2000]
     scores = scores_of(response.json()["predictions"])
     # Same pixels; a CNN backbone may differ by float noise (~5e-8) with the batch position.
-    np.testing.assert_allclose(scores[1], scores[0], rtol=0, atol=1e-6)  # gray used to be white
+    np.testing.assert_allclose(scores[1], scores[0], rtol=0, atol=1e-6)  # gray, not white
     np.testing.assert_allclose(scores[3], scores[2], rtol=0, atol=1e-6)
 
 

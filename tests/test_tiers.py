@@ -42,7 +42,7 @@ def test_a_genre_no_cut_makes_precise_is_never_asserted(toy):
     assert genres[:, NOISE].sum() == 0 and maybe[:, NOISE].sum() == 0
     assert (genres.sum(axis=1) >= 1).all()
     assert maybe[:, list(LEARNABLE)].sum() > 0
-    # Without a floor the F1 cut asserts it (the old behaviour: precision ~ its 10% rate).
+    # Without a floor the F1 cut asserts it (at a precision near its 10% rate).
     assert DecisionLayer(precision_floor=0).fit(scores, Y).thresholds_[NOISE] < 1
 
 

@@ -1,4 +1,4 @@
-"""``python -m benchmarks.vintage_curve``: the smoke run end to end (test_benchmarks.py runs
+"""``python -m research.vintage_curve``: the smoke run end to end (test_benchmarks.py runs
 its ``--help`` and leaves its ``--smoke`` to this file), and its helpers."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from benchmarks.vintage_curve import parse_steps, priority_gain
+from research.vintage_curve import parse_steps, priority_gain
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
     return subprocess.run(
-        [sys.executable, "-m", "benchmarks.vintage_curve", *args],
+        [sys.executable, "-m", "research.vintage_curve", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -191,10 +191,10 @@ def shared_knobs() -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(ExperimentConfig) if f.name not in internal]
 
 
-# The recipe we ship: what `python -m benchmarks.quality` found best on ../shared/posters
+# The recipe we ship: what `python -m research.quality` found best on ../shared/posters
 # (EfficientNet-Lite0 features, which work offline, + balanced RBF SVMs behind the decision
 # layer), trained on every decade so the decision layer knows each decade's genre rates, and
-# every view `python -m benchmarks.views` found to beat the picture alone fused in.
+# every view `python -m research.views` found to beat the picture alone fused in.
 # `mlflow run . -P data=FOLDER` runs it (the MLproject's `main` entry point).
 RECOMMENDED = {
     "family": "resnet_svm",

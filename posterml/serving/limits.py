@@ -10,7 +10,7 @@ decoded; a request over a limit gets HTTP 400 naming the limit, its variable and
 
 Time: MLflow's scoring server answers 504 after ``MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT``
 seconds (default 60), but it runs the model in a worker thread (``asyncio.to_thread``) that
-nothing cancels, so a timed-out request used to keep computing (and a client that retries
+nothing cancels, so a timed-out request would keep computing (and a client that retries
 adds more). The model therefore checks a deadline of the same length between rows and
 between chunks of scoring, and stops there. The deadline starts when the model is called:
 reading and parsing the body come before it and are not counted.

@@ -1,6 +1,6 @@
-"""The two tiers of answer on a benchmark's test split, against issue 18's targets.
+"""The two tiers of answer on an experiment's test split, against the targets below.
 
-``python -m benchmarks.quality`` prints this for every run it made: for each genre with at
+``python -m research.quality`` prints this for every run it made: for each genre with at
 least ``MIN_POSITIVES`` test posters, how often an asserted genre is right ("never": not
 asserted, which counts as precise) and the share of its posters found in ``genres`` or ``maybe``;
 then maybe per poster and the macro and weighted F1 of ``genres``. Read from each run's
@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 MIN_POSITIVES = 10
-# Issue 18's done-when, on ../shared/posters with the recipe on its test split.
+# What the two tiers aim for on ../shared/posters with the recipe on its test split.
 MIN_PRECISION = 0.30
 MIN_FOUND = 0.5
 MAX_MAYBE_PER_POSTER = 1.0

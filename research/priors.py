@@ -1,9 +1,9 @@
 """Does knowing a period's genre rates help, and can they be estimated from unlabelled posters?
 
-    python -m benchmarks.priors --run RUN_ID --data ../shared/posters
-    python -m benchmarks.priors --smoke   # seconds: the smoke model on the synthetic set
+    python -m research.priors --run RUN_ID --data ../shared/posters
+    python -m research.priors --smoke   # seconds: the smoke model on the synthetic set
 
-For a logged run (a ``benchmarks.quality`` run: trained on 1990-2018, cross-period set before
+For a logged run (a ``research.quality`` run: trained on 1990-2018, cross-period set before
 1980), scores its held-out posters with the run's own model and decision layer, three ways:
 plain; with each split's genre rates estimated from the unlabelled posters by Saerens et
 al.'s EM (``estimate_priors_em``, what a dealer with a folder of unlabelled scans could do);
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run", help="a parent run id with a logged model (required)")
     parser.add_argument("--data", type=Path, default=SHARED_POSTERS)
     args = _smoke.parse_args(parser, argv)
-    if args.smoke:  # the smoke model's run (split like benchmarks.quality's) and its posters
+    if args.smoke:  # the smoke model's run (split like research.quality's) and its posters
         args.run = _smoke.smoke_model().run_id
         args.data = _smoke.synthetic_root()
     elif not args.run:

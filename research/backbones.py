@@ -1,8 +1,8 @@
 """Which backbone gives the best genre features, at what extraction cost?
 
-    python -m benchmarks.backbones [--data ../shared/posters] \\
+    python -m research.backbones [--data ../shared/posters] \\
         [--backbones efficientnet_lite0,efficientnet_lite1,efficientnet_lite2]
-    python -m benchmarks.backbones --smoke   # seconds: synthetic set, Lite0, one trial
+    python -m research.backbones --smoke   # seconds: synthetic set, Lite0, one trial
 
 For each backbone, first the extraction cost, then the same evaluation:
 
@@ -129,7 +129,7 @@ def evaluate(name: str, args: argparse.Namespace, storage: str) -> dict:
     for split in ("val", *SPLITS):
         for average in AVERAGES:
             row[f"{split}_{average}"] = metrics.get(f"{split}_f1_{average}")
-    # Split sizes from the run's split ids: runs no longer log n_<split> metrics.
+    # Split sizes from the run's split ids (runs log no n_<split> metrics).
     ids = pd.read_csv(
         mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="data/split_ids.csv"),
         dtype=str,

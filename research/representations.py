@@ -1,7 +1,7 @@
-"""Which representation should the recipe learn posters from? (issue 18, part 2)
+"""Which representation should the recipe learn posters from?
 
-    python -m benchmarks.representations --data ../shared/posters [--parts concat,knn,finetune]
-    python -m benchmarks.representations --smoke   # seconds: synthetic set, small pixels
+    python -m research.representations --data ../shared/posters [--parts concat,knn,finetune]
+    python -m research.representations --smoke   # seconds: synthetic set, small pixels
 
 Every variant is trained on the recipe's split (``main``'s: seed 42, 70/20/10 of every decade)
 and decides through the recipe's decision layer, so only the representation or head differs:
@@ -9,7 +9,7 @@ and decides through the recipe's decision layer, so only the representation or h
 * ``lite0``: the recipe's model, Lite0 features + balanced RBF SVM; C and gamma_scale from a
   small grid on val, then 5-fold out-of-fold scores over train+val for the decision layer;
 * ``concat``: the same on Lite0 + Lite1 + Lite2 features side by side (each block scaled to
-  unit variance; the Lite1/2 weight packages must be importable, see ``benchmarks.backbones``);
+  unit variance; the Lite1/2 weight packages must be importable, see ``research.backbones``);
 * ``knn``: a neighbours head on Lite0 features (cosine, similarity-weighted votes of the ``k``
   nearest train posters), alone, and in place of the SVM for the genres on fewer than
   ``--rare-share`` of the train posters;
@@ -18,7 +18,7 @@ and decides through the recipe's decision layer, so only the representation or h
   features), early stopping on val F1; its decision layer learns from val scores (5 folds
   would cost five trainings).
 
-Each row gives test micro/macro/weighted F1, the two tiers' verdicts (``benchmarks._tiers``),
+Each row gives test micro/macro/weighted F1, the two tiers' verdicts (``research._tiers``),
 CPU minutes (``time.process_time``, all threads) with the CPU kind, and its difference from
 the SVM decided from the same data (the recipe; for the fine-tune, the SVM whose decision
 layer also learns from val) with a 95% paired bootstrap interval over the test posters. Runs
@@ -41,7 +41,6 @@ from sklearn.metrics import f1_score
 
 from benchmarks import _smoke
 from benchmarks._common import SHARED_POSTERS, SVM_GRID, cpu_kind
-from benchmarks._tiers import shown, verdicts
 from posterml.evaluation.decision import cross_fit_predict
 from posterml.evaluation.metrics import tier_report_frame
 from posterml.modeling.cli import experiment_config
@@ -49,6 +48,7 @@ from posterml.modeling.families import get_family
 from posterml.modeling.fitting import decision_layer, fit_classifier, out_of_fold_scores
 from posterml.modeling.inputs import FeatureSets, build_features, load_data
 from posterml.modeling.settings import ExperimentConfig
+from research._tiers import shown, verdicts
 
 DEFAULT_DATA = SHARED_POSTERS
 EXPERIMENT = "benchmark-representations"
@@ -346,7 +346,7 @@ def finetune_scores(dataset, features: FeatureSets, args: argparse.Namespace) ->
 
 # --------------------------------------------------------------------------- the run
 def features_for(backbone: str, config: ExperimentConfig, dataset, splits) -> FeatureSets:
-    from benchmarks.backbones import ensure_registered
+    from research.backbones import ensure_registered
 
     ensure_registered(backbone)
     family = get_family("resnet_svm", config.replace(backbone=backbone).options)

@@ -1,7 +1,7 @@
 """Does training without the label audit's top suspects change test F1?
 
-    python -m benchmarks.audit --data ../shared/posters
-    python -m benchmarks.audit --smoke   # seconds: synthetic set, 2 folds, one fraction
+    python -m research.audit --data ../shared/posters
+    python -m research.audit --smoke   # seconds: synthetic set, 2 folds, one fraction
 
 The quality benchmark's split (train/val/test drawn from 1990-2018, seed 42) and the recipe
 with fixed hyperparameters (EfficientNet-Lite0 features, balanced RBF SVMs, C and

@@ -1,7 +1,7 @@
-"""Quality benchmark: every family on real posters, one table next to the baseline.
+"""Quality: every family on real posters, one table next to the baseline.
 
-    python -m benchmarks.quality --data ../shared/posters --backbone efficientnet_lite0
-    python -m benchmarks.quality --smoke   # seconds: synthetic set, one trial, one epoch
+    python -m research.quality --data ../shared/posters --backbone efficientnet_lite0
+    python -m research.quality --smoke   # seconds: synthetic set, one trial, one epoch
 
 One fixed-seed split: train/val/test drawn from 1990-2018 (in-period test), and every
 poster before 1980 as the cross-period test set (standing in for the study's 2010s -> 1970s).
@@ -14,8 +14,8 @@ shipped recipe (``main``) on a split drawn from every decade, so its test poster
 
 Besides F1 the table shows how much each model says: genres per poster against the truth,
 the worst genre's predicted/true ratio and maybe genres per poster. Then, per run, the two
-tiers on test (``benchmarks._tiers``): each genre's asserted precision and the share of its
-posters found in genres or maybe, against issue 18's targets. Trials and epochs are capped
+tiers on test (``research._tiers``): each genre's asserted precision and the share of its
+posters found in genres or maybe, against the tiers' targets. Trials and epochs are capped
 to fit 2 CPU cores; the budget is printed with the table. Runs land in $MLFLOW_TRACKING_URI (default
 sqlite:///mlflow.db) under the experiment ``benchmark-quality``.
 """
@@ -31,11 +31,11 @@ import pandas as pd
 
 from benchmarks import _smoke
 from benchmarks._common import SHARED_POSTERS
-from benchmarks._tiers import print_tiers
 from posterml.modeling.cli import experiment_config
 from posterml.modeling.compare import comparison_table
 from posterml.modeling.run import run_experiment
 from posterml.modeling.settings import RECOMMENDED, ExperimentConfig
+from research._tiers import print_tiers
 
 EXPERIMENT = "benchmark-quality"
 SMOKE_POSTERS = 150

@@ -1,9 +1,9 @@
 """The modern-to-vintage answer as a curve: how many labelled vintage posters a model trained
 on modern ones needs, which to label first, and how to train on them.
 
-    python -m benchmarks.vintage_curve --data ../shared/posters [--seeds 0,1,2,3,4] \\
+    python -m research.vintage_curve --data ../shared/posters [--seeds 0,1,2,3,4] \\
         [--steps 25,50,100,200,400,all] [--out outputs/vintage-curve]
-    python -m benchmarks.vintage_curve --smoke     # seconds, on the synthetic set
+    python -m research.vintage_curve --smoke     # seconds, on the synthetic set
 
 The posters are split once (``--split-seed``), multilabel-stratified:
 

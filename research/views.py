@@ -1,7 +1,7 @@
 """Which views of a poster should the recipe read: the picture, its words, its detail?
 
-    python -m benchmarks.views --data ../shared/posters [--views ocr,detail]
-    python -m benchmarks.views --smoke   # seconds: synthetic set, few posters
+    python -m research.views --data ../shared/posters [--views ocr,detail]
+    python -m research.views --smoke   # seconds: synthetic set, few posters
 
 Every view scores the 19 genres on its own, on the recipe's split (seed 42, 70/20/10 of every
 decade; ``--train-years``/``--test-years`` give the quality benchmark's split instead, and
@@ -37,9 +37,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
-from benchmarks import _smoke, representations
+from benchmarks import _smoke
 from benchmarks._common import RECIPE_SVM, SHARED_POSTERS, cpu_kind
-from benchmarks.representations import Result, paired_difference
 from posterml.genres import GENRES
 from posterml.modeling.cli import experiment_config
 from posterml.modeling.families import get_family
@@ -54,6 +53,8 @@ from posterml.modeling.fitting import (
 )
 from posterml.modeling.inputs import build_features, load_data
 from posterml.modeling.settings import views_name
+from research import representations
+from research.representations import Result, paired_difference
 
 EXPERIMENT = "benchmark-views"
 VIEWS = ("ocr", "detail")  # the picture always runs
