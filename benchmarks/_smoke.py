@@ -191,7 +191,7 @@ def _train_and_register(folder: Path, uri: str) -> str:
 
     from posterml.modeling.cli import experiment_config
     from posterml.modeling.run import run_experiment
-    from posterml.registry.champion import register_best
+    from posterml.registry.promotion import register_best
 
     use_store(uri)
     experiment_id = mlflow.MlflowClient().create_experiment(

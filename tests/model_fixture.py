@@ -64,7 +64,7 @@ def train_tiny_model(root: Path) -> TrainedModel:
     2-most-frequent-genres baseline on the synthetic set, so ``register`` rightly refuses it."""
     from posterml.modeling.cli import experiment_config
     from posterml.modeling.run import run_experiment
-    from posterml.registry.champion import register_best
+    from posterml.registry.promotion import register_best
 
     root.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{root / 'mlflow.db'}"

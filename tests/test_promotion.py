@@ -15,8 +15,9 @@ from mlflow.models import MetricThreshold
 from posterml.cli import main
 from posterml.data.synthetic import write_synthetic
 from posterml.names import MODEL_NAME
-from posterml.registry.promotion import judge, logged_model_id, promotion_thresholds
+from posterml.registry.promotion import judge, promotion_thresholds
 from posterml.registry.reference import ReferenceScore
+from posterml.registry.versions import logged_model_id
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 
 from posterml.genres import GENRES
 from posterml.names import ROLE_TAG
-from posterml.registry.champion import register_best
+from posterml.registry.promotion import register_best
 from posterml.registry.rule import RULE, PromotionRule
 
 

@@ -53,7 +53,7 @@ def run_register(args: argparse.Namespace) -> int:
     """Register, print what happened; 0 when a champion exists afterwards, else 1."""
     import mlflow
 
-    from posterml.registry.champion import register_best
+    from posterml.registry.promotion import register_best
     from posterml.tracking import configure_tracking
 
     configure_tracking()

@@ -13,7 +13,7 @@ DESCRIPTION = "move @champion back to @previous (the champion before the last pr
 
 def run_rollback(args: argparse.Namespace) -> int:
     """0 when @champion moved back, 1 when there is nothing to roll back to."""
-    from posterml.registry.promotion import rollback
+    from posterml.registry.versions import rollback
     from posterml.tracking import configure_tracking
 
     configure_tracking()

@@ -1,14 +1,16 @@
-"""Promotion through a fixed reference set: a new model serves only if it proves itself.
+"""Promotion: does the candidate replace ``@champion``? Both doors of ``posterml register``.
 
-``register_with_reference`` registers the best run on the latest data as a new version,
-scores it and the current ``@champion`` on the dealer's reference posters the way the server
-scores (``posterml.registry.reference``), logs both scores to each model with the reference
-as an MLflow dataset, and lets ``mlflow.validate_evaluation_results`` judge the candidate
-against the promotion rule's thresholds (``posterml.registry.rule``). The candidate is the
-one ``posterml register`` would pick (``champion.pick_candidate``); a winner becomes
-``@champion`` and the old champion ``@previous`` as there (``champion.make_champion``); a
-loser stays a version with alias ``@challenger`` and says why. ``rollback`` moves
-``@champion`` back to ``@previous``.
+* ``register_best`` (``posterml register``): the candidate serves when its validation
+  metric beats the champion's.
+* ``register_with_reference`` (``register --reference``): the candidate is registered as a
+  version, scored with the current champion on the dealer's reference posters the way the
+  server scores (``posterml.registry.reference``), both scores logged to each model with the
+  reference as an MLflow dataset, and ``mlflow.validate_evaluation_results`` judges it
+  against the rule's thresholds. A loser stays ``@challenger`` and says why.
+
+Both pick the same candidate (``candidate.pick_candidate``), keep to one rule
+(``rule.RULE``: every limit, declared once) and move the aliases one way
+(``versions.make_champion``).
 """
 
 from __future__ import annotations
@@ -27,27 +29,180 @@ from posterml.data.dataset import PosterDataset, load_folder
 from posterml.names import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
+    DATASET_TAG,
     DEFAULT_OBJECTIVE,
+    FAMILY_TAG,
     MODEL_NAME,
-    PREVIOUS_ALIAS,
-    PREVIOUS_CHAMPION_TAG,
     SPLIT_IDS_ARTIFACT,
 )
-from posterml.registry.champion import (
-    RegistrationResult,
-    current_champion,
-    make_champion,
-    pick_candidate,
-    register_run_model,
-    version_by_alias,
-)
+from posterml.registry.candidate import pick_candidate
 from posterml.registry.reference import PREFIX, ReferenceScore, reference_input, score_reference
 from posterml.registry.rule import RULE, PromotionRule
+from posterml.registry.versions import (
+    current_champion,
+    existing_version,
+    logged_model_id,
+    make_champion,
+    register_run_model,
+)
 from posterml.team.refusals import raise_if_refused
+
+
+@dataclass
+class RegistrationResult:
+    changed: bool
+    model_name: str
+    version: str | None  # registry versions are strings in the REST API; kept as such
+    run_id: str | None
+    metric_value: float | None
+    message: str
+    refused: bool = False  # registered, but not promoted: it lost on the reference set
 
 
 class PromotionError(RuntimeError):
     """Nothing was registered: the run cannot be judged (reference posters in its data)."""
+
+
+def register_best(
+    experiment: str | None = None,
+    model_name: str = MODEL_NAME,
+    metric: str = DEFAULT_OBJECTIVE,
+    balanced_only: bool = True,
+    client: MlflowClient | None = None,
+    any_dataset: bool = False,
+    rule: PromotionRule = RULE,
+) -> RegistrationResult:
+    """Register the best run's model as ``model_name`` and move ``champion`` to it.
+
+    Only runs on the data of the latest finished run compete, unless ``any_dataset``."""
+    client = client or MlflowClient()
+    candidate = pick_candidate(client, experiment, metric, balanced_only, any_dataset, rule)
+    run, data = candidate.run, candidate.dataset
+    if run is None:
+        kind = "balanced " if balanced_only else ""
+        if data:
+            kind += f"{data[0]!r} "
+        return RegistrationResult(
+            False,
+            model_name,
+            None,
+            None,
+            None,
+            f"no finished {kind}run with metric {metric}, a logged model and trustworthy "
+            f"decisions in experiment {candidate.experiment_id}: nothing registered."
+            f"{candidate.passed_over()} Run "
+            "e.g. `mlflow run . -P data=FOLDER` (the recommended recipe) or `mlflow run . -e "
+            "resnet_svm -P class_weight=balanced`, or register the best run of any kind with "
+            "`-P balanced_only=false`.",
+        )
+    value = run.data.metrics[metric]
+    champion = current_champion(client, model_name)
+    if champion is not None:
+        held = champion.tags.get(metric)
+        if champion.run_id == run.info.run_id or (held is not None and float(held) >= value):
+            return RegistrationResult(
+                False,
+                model_name,
+                str(champion.version),
+                champion.run_id,
+                float(held) if held else None,
+                f"champion v{champion.version} ({metric}={held}) is "
+                f"already at least as good: nothing changed",
+            )
+    version = register_run_model(client, run, model_name, metric)
+    make_champion(client, model_name, version.version, champion)
+    return RegistrationResult(
+        True,
+        model_name,
+        str(version.version),
+        run.info.run_id,
+        value,
+        f"registered {model_name} v{version.version} from run {run.info.run_id} "
+        f"({run.data.tags.get(FAMILY_TAG)} on {run.data.tags.get(DATASET_TAG)}, "
+        f"{metric}={value:.4f}) as @{CHAMPION_ALIAS}",
+    )
+
+
+def register_with_reference(
+    reference_folder: str | Path,
+    experiment: str | None = None,
+    model_name: str = MODEL_NAME,
+    metric: str = DEFAULT_OBJECTIVE,
+    balanced_only: bool = True,
+    any_dataset: bool = False,
+    client: MlflowClient | None = None,
+    rule: PromotionRule = RULE,
+) -> RegistrationResult:
+    """Register the best run's model and promote it only if it wins on the reference set."""
+    client = client or MlflowClient()
+    reference = load_folder(reference_folder)
+    candidate = pick_candidate(client, experiment, metric, balanced_only, any_dataset, rule)
+    run = candidate.run
+    if run is None:
+        return RegistrationResult(
+            False,
+            model_name,
+            None,
+            None,
+            None,
+            f"no run to judge: nothing registered.{candidate.passed_over()}",
+        )
+    check_no_reference_posters(client, run, reference)
+    champion = current_champion(client, model_name)
+    if champion is not None and champion.run_id == run.info.run_id:
+        return RegistrationResult(
+            False,
+            model_name,
+            str(champion.version),
+            run.info.run_id,
+            None,
+            f"the best run's model is already champion v{champion.version}: nothing changed",
+        )
+    version = existing_version(client, model_name, run.info.run_id) or register_run_model(
+        client, run, model_name, metric
+    )
+    dataset = reference_input(reference)
+    score = score_reference(f"models:/{model_name}/{version.version}", reference)
+    _log_score(client, version, score, dataset)
+    held = None
+    if champion is not None:
+        held = score_reference(f"models:/{model_name}/{champion.version}", reference)
+        _log_score(client, champion, held, dataset)
+    passed, failures, thresholds = rule.judge(score, held)
+    against = f"champion v{champion.version}" if champion else "Drama + Comedy for every poster"
+    summary = (
+        f"on the reference set {reference.root} ({len(reference)} posters): "
+        f"v{version.version} {_lines(score)}"
+        + (f"; champion v{champion.version} {_lines(held)}" if held else "")
+    )
+    if passed:
+        make_champion(client, model_name, version.version, champion)
+        client.set_model_version_tag(model_name, version.version, "promotion", "promoted")
+        message = f"v{version.version} beat {against} and is now @{CHAMPION_ALIAS}: {summary}"
+    else:
+        client.set_registered_model_alias(model_name, CHALLENGER_ALIAS, version.version)
+        client.set_model_version_tag(model_name, version.version, "promotion", "refused")
+        client.set_model_version_tag(
+            model_name, version.version, "refused_because", " ".join(failures)[:4900]
+        )
+        message = (
+            f"v{version.version} did not beat {against}; it stays @{CHALLENGER_ALIAS} and "
+            f"{'v' + str(champion.version) if champion else 'nothing'} serves. "
+            f"Failed: {' '.join(failures)} {summary}"
+        )
+    rules = "; ".join(f"{name} {t}" for name, t in thresholds.items())
+    client.update_model_version(
+        model_name, version.version, f"{message}\nRules (MetricThreshold): {rules}"[:5000]
+    )
+    return RegistrationResult(
+        passed,
+        model_name,
+        str(version.version),
+        run.info.run_id,
+        score.get("f1_micro"),
+        message,
+        refused=not passed,
+    )
 
 
 def promotion_thresholds(
@@ -110,15 +265,6 @@ def _log_score(client: MlflowClient, version, score: ReferenceScore, dataset) ->
     client.set_model_version_tag(version.name, version.version, "reference_digest", dataset.digest)
 
 
-def logged_model_id(version) -> str | None:
-    """The logged model (``m-...``) a registry version was made from; the sqlite registry
-    leaves ``ModelVersion.model_id`` empty, its ``source`` names the model."""
-    if version.model_id:
-        return version.model_id
-    source = version.source or ""
-    return source.removeprefix("models:/") if source.startswith("models:/m-") else None
-
-
 def _lines(score: ReferenceScore) -> str:
     def get(name: str) -> str:
         value = score.get(name)
@@ -128,128 +274,4 @@ def _lines(score: ReferenceScore) -> str:
         f"micro {get('f1_micro')}, samples {get('f1_samples')}, pre-1980 micro "
         f"{get('f1_micro_pre1980')} (baseline {get('baseline_f1_micro_pre1980')}), genres/poster "
         f"{get('genres_per_poster')} vs {get('true_genres_per_poster')} true"
-    )
-
-
-def register_with_reference(
-    reference_folder: str | Path,
-    experiment: str | None = None,
-    model_name: str = MODEL_NAME,
-    metric: str = DEFAULT_OBJECTIVE,
-    balanced_only: bool = True,
-    any_dataset: bool = False,
-    client: MlflowClient | None = None,
-    rule: PromotionRule = RULE,
-) -> RegistrationResult:
-    """Register the best run's model and promote it only if it wins on the reference set."""
-    client = client or MlflowClient()
-    reference = load_folder(reference_folder)
-    candidate = pick_candidate(client, experiment, metric, balanced_only, any_dataset, rule)
-    run = candidate.run
-    if run is None:
-        return RegistrationResult(
-            False,
-            model_name,
-            None,
-            None,
-            None,
-            f"no run to judge: nothing registered.{candidate.passed_over()}",
-        )
-    check_no_reference_posters(client, run, reference)
-    champion = current_champion(client, model_name)
-    if champion is not None and champion.run_id == run.info.run_id:
-        return RegistrationResult(
-            False,
-            model_name,
-            str(champion.version),
-            run.info.run_id,
-            None,
-            f"the best run's model is already champion v{champion.version}: nothing changed",
-        )
-    version = _existing_version(client, model_name, run.info.run_id) or register_run_model(
-        client, run, model_name, metric
-    )
-    dataset = reference_input(reference)
-    score = score_reference(f"models:/{model_name}/{version.version}", reference)
-    _log_score(client, version, score, dataset)
-    held = None
-    if champion is not None:
-        held = score_reference(f"models:/{model_name}/{champion.version}", reference)
-        _log_score(client, champion, held, dataset)
-    passed, failures, thresholds = rule.judge(score, held)
-    against = f"champion v{champion.version}" if champion else "Drama + Comedy for every poster"
-    summary = (
-        f"on the reference set {reference.root} ({len(reference)} posters): "
-        f"v{version.version} {_lines(score)}"
-        + (f"; champion v{champion.version} {_lines(held)}" if held else "")
-    )
-    if passed:
-        make_champion(client, model_name, version.version, champion)
-        client.set_model_version_tag(model_name, version.version, "promotion", "promoted")
-        message = f"v{version.version} beat {against} and is now @{CHAMPION_ALIAS}: {summary}"
-    else:
-        client.set_registered_model_alias(model_name, CHALLENGER_ALIAS, version.version)
-        client.set_model_version_tag(model_name, version.version, "promotion", "refused")
-        client.set_model_version_tag(
-            model_name, version.version, "refused_because", " ".join(failures)[:4900]
-        )
-        message = (
-            f"v{version.version} did not beat {against}; it stays @{CHALLENGER_ALIAS} and "
-            f"{'v' + str(champion.version) if champion else 'nothing'} serves. "
-            f"Failed: {' '.join(failures)} {summary}"
-        )
-    rules = "; ".join(f"{name} {t}" for name, t in thresholds.items())
-    client.update_model_version(
-        model_name, version.version, f"{message}\nRules (MetricThreshold): {rules}"[:5000]
-    )
-    return RegistrationResult(
-        passed,
-        model_name,
-        str(version.version),
-        run.info.run_id,
-        score.get("f1_micro"),
-        message,
-        refused=not passed,
-    )
-
-
-def _existing_version(client: MlflowClient, model_name: str, run_id: str):
-    """A version already registered from ``run_id`` (a challenger judged again), or None."""
-    try:
-        found = client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
-    except MlflowException as exc:
-        raise_if_refused(exc)
-        return None
-    return max(found, key=lambda v: int(v.version)) if found else None
-
-
-@dataclass
-class RollbackResult:
-    champion: str
-    replaced: str
-    message: str
-
-
-def rollback(model_name: str = MODEL_NAME, client: MlflowClient | None = None) -> RollbackResult:
-    """Move ``@champion`` back to ``@previous``; ``@previous`` steps one further back (the
-    champion that version had replaced), or goes away. Raises ``LookupError`` without one."""
-    client = client or MlflowClient()
-    champion = current_champion(client, model_name)
-    previous = version_by_alias(client, model_name, PREVIOUS_ALIAS)
-    if champion is None or previous is None:
-        raise LookupError(
-            f"{model_name} has no @{PREVIOUS_ALIAS} version to roll back to"
-            + ("" if champion else f" (and no @{CHAMPION_ALIAS})")
-        )
-    client.set_registered_model_alias(model_name, CHAMPION_ALIAS, previous.version)
-    before = previous.tags.get(PREVIOUS_CHAMPION_TAG)
-    if before and before != str(champion.version):
-        client.set_registered_model_alias(model_name, PREVIOUS_ALIAS, before)
-    else:
-        client.delete_registered_model_alias(model_name, PREVIOUS_ALIAS)
-    client.set_model_version_tag(model_name, champion.version, "promotion", "rolled back")
-    return RollbackResult(
-        str(previous.version),
-        str(champion.version),
-        f"@{CHAMPION_ALIAS} is v{previous.version} again (v{champion.version} rolled back)",
     )
