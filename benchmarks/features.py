@@ -26,7 +26,7 @@ import numpy as np
 from benchmarks import _smoke
 from benchmarks._common import SHARED_POSTERS
 from posterml.data.sources import load_dataset
-from posterml.features.extract import iter_image_batches
+from posterml.features.image_stream import iter_image_batches
 
 STAGE_N = 512
 DEFAULT_DATA = SHARED_POSTERS

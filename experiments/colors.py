@@ -4,8 +4,8 @@ mlflow run . -e colors -P data=../shared/posters --env-manager local
 python -m experiments.colors --data ../shared/posters --n-colors 5 --drop-grays true
 """
 
+from posterml.colors.command import main
 from posterml.io import run_interruptible
-from posterml.studies.command import main
 
 if __name__ == "__main__":
     # Ctrl-C/SIGTERM unwind the run (the MLflow run ends, temp files go) and exit 130/143.

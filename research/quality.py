@@ -14,7 +14,7 @@ shipped recipe (``main``) on a split drawn from every decade, so its test poster
 
 Besides F1 the table shows how much each model says: genres per poster against the truth,
 the worst genre's predicted/true ratio and maybe genres per poster. Then, per run, the two
-tiers on test (``research._tiers``): each genre's asserted precision and the share of its
+tiers on test (``research._tier_report``): each genre's asserted precision and the share of its
 posters found in genres or maybe, against the tiers' targets. Trials and epochs are capped
 to fit 2 CPU cores; the budget is printed with the table. Runs land in $MLFLOW_TRACKING_URI (default
 sqlite:///mlflow.db) under the experiment ``benchmark-quality``.
@@ -35,7 +35,7 @@ from posterml.modeling.cli import experiment_config
 from posterml.modeling.compare import comparison_table
 from posterml.modeling.run import run_experiment
 from posterml.modeling.settings import RECOMMENDED, ExperimentConfig
-from research._tiers import print_tiers
+from research._tier_report import print_tiers
 
 EXPERIMENT = "benchmark-quality"
 SMOKE_POSTERS = 150

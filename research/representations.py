@@ -18,7 +18,7 @@ and decides through the recipe's decision layer, so only the representation or h
   features), early stopping on val F1; its decision layer learns from val scores (5 folds
   would cost five trainings).
 
-Each row gives test micro/macro/weighted F1, the two tiers' verdicts (``research._tiers``),
+Each row gives test micro/macro/weighted F1, the two tiers' verdicts (``research._tier_report``),
 CPU minutes (``time.process_time``, all threads) with the CPU kind, and its difference from
 the SVM decided from the same data (the recipe; for the fine-tune, the SVM whose decision
 layer also learns from val) with a 95% paired bootstrap interval over the test posters. Runs
@@ -48,7 +48,7 @@ from posterml.modeling.families import get_family
 from posterml.modeling.fitting import decision_layer, fit_classifier, out_of_fold_scores
 from posterml.modeling.inputs import FeatureSets, build_features, load_data
 from posterml.modeling.settings import ExperimentConfig
-from research._tiers import shown, verdicts
+from research._tier_report import shown, verdicts
 
 DEFAULT_DATA = SHARED_POSTERS
 EXPERIMENT = "benchmark-representations"
@@ -243,7 +243,7 @@ def paired_difference(
 # --------------------------------------------------------------------------- fine-tuning
 def decoded(dataset, ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 (n, h, w, 3) posters of ``ids``, through the one decoder."""
-    from posterml.features.extract import iter_image_batches
+    from posterml.features.image_stream import iter_image_batches
 
     by_id = dataset.frame.set_index("poster_id")["image"]
     out = np.zeros((len(ids), *size, 3), np.uint8)

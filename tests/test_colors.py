@@ -11,16 +11,16 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from posterml.names import ROLE_TAG
-from posterml.studies.color_figures import hue_strip
-from posterml.studies.colors import decade_label, decade_order, run_color_study
-from posterml.studies.palettes import (
+from posterml.colors.figures import hue_strip
+from posterml.colors.palettes import (
     aggregate_palette,
     dominant_colors,
     is_gray,
     palettes,
     to_hex,
 )
+from posterml.colors.study import decade_label, decade_order, run_color_study
+from posterml.names import ROLE_TAG
 
 RED, BLUE, GRAY = (220, 20, 30), (20, 40, 210), (128, 128, 128)
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "colors.py"

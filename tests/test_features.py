@@ -32,8 +32,8 @@ from posterml.features.backbone_registry import (
     unregister_backbone,
 )
 from posterml.features.cache import FeatureCache, namespace_for
-from posterml.features.extract import iter_image_batches, map_decoded
 from posterml.features.folding import fold_batch_norms
+from posterml.features.image_stream import iter_image_batches, map_decoded
 from posterml.features.loading import load_featurizer
 from posterml.features.pixels import PixelFeaturizer, PixelPCAFeaturizer
 from posterml.features.preprocessing import Preprocessing

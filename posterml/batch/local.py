@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from posterml.features.extract import map_decoded
+from posterml.features.image_stream import map_decoded
 from posterml.genres import GENRES
 from posterml.io import atomic_write
 from posterml.names import CHAMPION_URI, PRIORITY_COLUMN, REVIEWED_COLUMN, TEXT_COLUMN
@@ -145,7 +145,7 @@ def iter_decoded(
     min_size: tuple[int, int] | None = None,
 ) -> Iterator[tuple[list[Path], list, list]]:
     """Yield ``(paths, images, skipped)`` per batch of ``batch_size`` input files, in input
-    order (``posterml.features.extract.map_decoded``: the one decode-on-a-thread-pool).
+    order (``posterml.features.image_stream.map_decoded``: the one decode-on-a-thread-pool).
 
     Only about one batch of images is held at a time, each decoded towards ``min_size`` (the
     model's input size, as the server and training do). ``skipped`` holds ``(path, reason)``

@@ -29,7 +29,7 @@ from posterml.features.base import (
     size_text,
 )
 from posterml.features.cache import FeatureCache, namespace_for
-from posterml.features.extract import ExtractionResult, iter_image_batches
+from posterml.features.image_stream import ExtractionResult, iter_image_batches
 from posterml.features.preprocessing import Preprocessing
 from posterml.io import signals_deferred
 

@@ -28,7 +28,7 @@ from PIL import Image
 
 from posterml.arrays import read_json_object
 from posterml.data.images import to_rgb
-from posterml.features.extract import ExtractionResult
+from posterml.features.image_stream import ExtractionResult
 
 SPEC_FILE = "featurizer.json"
 FORMAT_VERSION = 1

@@ -19,7 +19,7 @@ from PIL import Image
 from posterml.data.content import hash_files
 from posterml.features.base import ImageLike, as_rgb_image
 from posterml.features.cache import FeatureCache
-from posterml.features.extract import ExtractionResult, map_decoded
+from posterml.features.image_stream import ExtractionResult, map_decoded
 
 log = logging.getLogger(__name__)
 

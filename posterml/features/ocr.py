@@ -33,7 +33,7 @@ from posterml.cache_dir import cache_dir
 from posterml.data.content import hash_files
 from posterml.features.base import ImageLike, as_rgb_image
 from posterml.features.cache import FeatureCache
-from posterml.features.extract import map_decoded
+from posterml.features.image_stream import map_decoded
 
 log = logging.getLogger(__name__)
 

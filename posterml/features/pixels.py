@@ -24,7 +24,7 @@ from posterml.features.base import (
     register_featurizer,
     size_text,
 )
-from posterml.features.extract import ExtractionResult, iter_image_batches
+from posterml.features.image_stream import ExtractionResult, iter_image_batches
 
 PCA_FILE = "pca.npz"
 

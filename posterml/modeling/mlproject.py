@@ -68,7 +68,7 @@ def _fetch_tmdb_parser() -> argparse.ArgumentParser:
 
 
 def _colors_parser() -> argparse.ArgumentParser:
-    from posterml.studies.command import build_parser
+    from posterml.colors.command import build_parser
 
     return build_parser()
 

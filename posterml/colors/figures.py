@@ -15,8 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from posterml.colors.palettes import GRAY_TOLERANCE, RGB, hue, is_gray
 from posterml.genres import GENRES
-from posterml.studies.palettes import GRAY_TOLERANCE, RGB, hue, is_gray
 
 STRIP_WIDTH = 600  # samples per genre strip: enough for smooth hue bands at any n
 HUE_FAMILIES = 12  # hue bins: colours of one family sit together, ordered by lightness

@@ -15,12 +15,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from posterml.data.dataset import PosterDataset
-from posterml.data.sources import load_dataset
-from posterml.genres import GENRES
-from posterml.names import COLORS_ROLE, DATASET_HASH_TAG, DATASET_TAG, FAMILY_TAG, ROLE_TAG
-from posterml.studies.color_figures import plot_colors_by_genre, plot_colors_by_genre_decade
-from posterml.studies.palettes import (
+from posterml.colors.figures import plot_colors_by_genre, plot_colors_by_genre_decade
+from posterml.colors.palettes import (
     GRAY_TOLERANCE,
     THUMBNAIL_SIZE,
     Palette,
@@ -29,6 +25,10 @@ from posterml.studies.palettes import (
     palettes,
     to_hex,
 )
+from posterml.data.dataset import PosterDataset
+from posterml.data.sources import load_dataset
+from posterml.genres import GENRES
+from posterml.names import COLORS_ROLE, DATASET_HASH_TAG, DATASET_TAG, FAMILY_TAG, ROLE_TAG
 from posterml.tracking import log_new_params
 
 # Posters before 1970 are few (under 600 of 5,533 in ../shared/posters): one column keeps

@@ -1,6 +1,6 @@
 """The command line of the ``colors`` entry point: flags in, one colour-study run out.
 
-All logic lives in :func:`posterml.studies.colors.run_color_study`.
+All logic lives in :func:`posterml.colors.study.run_color_study`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import sys
 from collections.abc import Sequence
 
 from posterml.cli_args import parse_bool, parse_whole
+from posterml.colors.study import run_color_study
 from posterml.data.dataset import DatasetError
-from posterml.studies.colors import run_color_study
 from posterml.tracking import configure_tracking
 
 

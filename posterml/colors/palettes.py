@@ -21,7 +21,7 @@ from PIL import Image
 from sklearn.cluster import KMeans
 from threadpoolctl import ThreadpoolController
 
-from posterml.features.extract import map_decoded
+from posterml.features.image_stream import map_decoded
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def palettes(
 ) -> PaletteResult:
     """Palettes of many image files, decoded and quantised on a thread pool.
 
-    Decoding goes through :func:`posterml.features.extract.map_decoded` (threads: Pillow
+    Decoding goes through :func:`posterml.features.image_stream.map_decoded` (threads: Pillow
     releases the GIL while decoding and quantising). Unreadable images are logged, listed in
     ``skipped`` and get ``None``: one bad JPEG must not stop a study of thousands.
     """
