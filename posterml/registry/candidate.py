@@ -120,7 +120,7 @@ def best_run(
 
 
 @dataclass
-class Candidate:
+class ChampionCandidate:
     """The run both doors of ``register`` judge, and how it was found."""
 
     experiment_id: str
@@ -143,11 +143,11 @@ def pick_candidate(
     balanced_only: bool = True,
     any_dataset: bool = False,
     rule: PromotionRule = RULE,
-) -> Candidate:
+) -> ChampionCandidate:
     """The best run ``rule`` trusts in ``experiment`` by ``metric``: only runs on the data of
     the latest finished run compete, unless ``any_dataset``."""
     experiment_id = resolve_experiment_id(client, experiment)
     data = None if any_dataset else latest_dataset(client, experiment_id)
     skipped: list[str] = []
     run = best_run(client, experiment_id, metric, balanced_only, skipped, data and data[1], rule)
-    return Candidate(experiment_id, run, data, skipped)
+    return ChampionCandidate(experiment_id, run, data, skipped)
