@@ -31,29 +31,41 @@ class TrainedModel:
     model_uri: str = CHAMPION_URI
 
 
+# What MLflow keeps per process that only means something in one store: the store itself and
+# the active experiment's id (``set_experiment`` writes it into a module global and the env).
+STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")
+
+
 @contextmanager
 def tracking_store(uri: str, cwd: Path | None = None) -> Iterator[str]:
     """Point MLflow (env vars and globals) at ``uri``, optionally in ``cwd``; restore after.
 
     ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into ``os.environ``, so
-    both are saved and put back: the store never leaks into other tests.
+    both are saved and put back: the store never leaks into other tests. The block starts with
+    no active experiment (an experiment id set for another store names nothing, or the wrong
+    experiment, in this one) and the caller's is back afterwards, so an experiment set inside
+    (``set_experiment``, ``run_experiment(experiment=...)``) stays inside.
     """
     import mlflow
+    import mlflow.tracking.fluent as fluent
 
     from posterml.tracking import environment
 
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    saved = {key: os.environ.get(key) for key in STORE_VARIABLES}
+    saved_experiment = fluent._active_experiment_id
     old_cwd = Path.cwd()
     if cwd is not None:
         os.chdir(cwd)
-    # MLflow's setters write both variables: environment() puts them back after the finally.
-    with environment({**saved, "MLFLOW_TRACKING_URI": uri}):
+    # MLflow's setters write these variables: environment() puts them back after the finally.
+    with environment({**saved, "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_ID": None}):
+        fluent._active_experiment_id = None
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
         try:
             yield uri
         finally:
             os.chdir(old_cwd)
+            fluent._active_experiment_id = saved_experiment
             mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"])
             mlflow.set_registry_uri(saved["MLFLOW_REGISTRY_URI"])
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
@@ -184,18 +183,6 @@ def log_better_run(name: str = "stand-in") -> str:
     return run.info.run_id
 
 
-@contextmanager
-def _forgetting_experiment() -> Iterator[None]:
-    """``set_experiment`` leaves its id behind (env and a module global): not past here."""
-    import mlflow.tracking.fluent as fluent
-
-    try:
-        yield
-    finally:
-        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
-        fluent._active_experiment_id = None
-
-
 @pytest.fixture(scope="module")
 def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
     root = tmp_path_factory.mktemp("team")
@@ -213,7 +200,7 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
             env={"PYTHONPATH": str(SOURCE_ROOT)},
         )
         team = Team(server, root, config, admin_password(config.auth_config) or "", {})
-        with server, tracking_store(server.url, cwd=root), _forgetting_experiment():
+        with server, tracking_store(server.url, cwd=root):
             with recording(team):
                 with as_user("admin", team.admin_password):
                     for name, (role, password) in USERS.items():
