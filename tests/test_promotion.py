@@ -15,8 +15,8 @@ from mlflow.models import MetricThreshold
 from posterml.cli import main
 from posterml.data.synthetic import write_synthetic
 from posterml.names import MODEL_NAME
-from posterml.registry.promotion import judge, promotion_thresholds
 from posterml.registry.reference import ReferenceScore
+from posterml.registry.rule import RULE
 from posterml.registry.versions import logged_model_id
 
 pytestmark = pytest.mark.slow
@@ -123,20 +123,20 @@ GOOD = dict(
 
 def test_rules_tolerate_noise_but_not_a_vintage_drop_or_talkativeness():
     champion = _score(**GOOD)
-    assert judge(_score(**{**GOOD, "f1_micro": 0.495}), champion)[0]  # within tolerance
-    passed, failures, thresholds = judge(_score(**{**GOOD, "f1_micro": 0.48}), champion)
+    assert RULE.judge(_score(**{**GOOD, "f1_micro": 0.495}), champion)[0]  # within tolerance
+    passed, failures, thresholds = RULE.judge(_score(**{**GOOD, "f1_micro": 0.48}), champion)
     assert not passed and "reference_f1_micro value threshold check failed" in failures[0]
-    assert not judge(_score(**{**GOOD, "f1_micro_pre1980": 0.435}), champion)[0]
-    assert not judge(_score(**{**GOOD, "genres_per_poster_excess": 0.3}), champion)[0]
-    assert judge(_score(**{**GOOD, "genres_per_poster_shortfall": 0.3}), champion)[0]
-    assert not judge(_score(**{**GOOD, "genres_per_poster_shortfall": 0.45}), champion)[0]
+    assert not RULE.judge(_score(**{**GOOD, "f1_micro_pre1980": 0.435}), champion)[0]
+    assert not RULE.judge(_score(**{**GOOD, "genres_per_poster_excess": 0.3}), champion)[0]
+    assert RULE.judge(_score(**{**GOOD, "genres_per_poster_shortfall": 0.3}), champion)[0]
+    assert not RULE.judge(_score(**{**GOOD, "genres_per_poster_shortfall": 0.45}), champion)[0]
     assert all(isinstance(t, MetricThreshold) for t in thresholds.values())
 
 
 def test_without_a_champion_the_baseline_is_the_bar():
     baseline = dict(baseline_f1_micro=0.40, baseline_f1_samples=0.41)
     candidate = _score(**GOOD, **baseline)
-    rules = promotion_thresholds(None, candidate)
+    rules = RULE.thresholds(None, candidate)
     assert rules["reference_f1_micro"].threshold == pytest.approx(0.41)
-    assert judge(candidate, None)[0]
-    assert not judge(_score(**{**GOOD, "f1_samples": 0.415}, **baseline), None)[0]
+    assert RULE.judge(candidate, None)[0]
+    assert not RULE.judge(_score(**{**GOOD, "f1_samples": 0.415}, **baseline), None)[0]

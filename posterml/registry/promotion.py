@@ -23,7 +23,6 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.models import MetricThreshold
 
 from posterml.data.dataset import PosterDataset, load_folder
 from posterml.names import (
@@ -203,20 +202,6 @@ def register_with_reference(
         message,
         refused=not passed,
     )
-
-
-def promotion_thresholds(
-    champion: ReferenceScore | None, reference: ReferenceScore, rule: PromotionRule = RULE
-) -> dict[str, MetricThreshold]:
-    """``rule``'s ``MetricThreshold``s on ``reference_*`` metrics (``PromotionRule.thresholds``)."""
-    return rule.thresholds(champion, reference)
-
-
-def judge(
-    candidate: ReferenceScore, champion: ReferenceScore | None, rule: PromotionRule = RULE
-) -> tuple[bool, list[str], dict[str, MetricThreshold]]:
-    """(passed, MLflow's failure lines, the thresholds) for a candidate's reference score."""
-    return rule.judge(candidate, champion)
 
 
 def training_hashes(client: MlflowClient, run_id: str) -> set[str]:
